@@ -1,0 +1,25 @@
+"""Where depo keeps caches (tiny policies, embeddings) and the shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """`$DEPO_CACHE`, else `~/.cache/depo`. Created on first use."""
+    path = Path(os.environ.get("DEPO_CACHE", Path.home() / ".cache" / "depo"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def shared_data_dir() -> Path | None:
+    """`$DEPO_SHARED_DATA`, else `../shared/data` beside the project, when it exists."""
+    env = os.environ.get("DEPO_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
+    candidates.append(Path.cwd().parent / "shared" / "data")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
