@@ -66,6 +66,48 @@ class Selector(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+@dataclass(frozen=True)
+class Decisions:
+    """What a selector decided for one batch of candidates, aligned with it.
+
+    `keep[i]`: roll candidate i out. `explored[i]`: kept *only* because the selector explored a
+    prompt it would have rejected (so `explored` implies `keep`); such groups are unbiased labels
+    for the estimator and measure the false-skip rate. `priority[i]`: higher means more worth
+    rolling out; the refill stream uses it to force-fill a batch with the best-ranked rejected
+    prompts when its scan bound is hit (so a selector that rejects everything never stalls it).
+    """
+
+    keep: list[bool]
+    explored: list[bool]
+    priority: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.keep)
+        if len(self.explored) != n or len(self.priority) != n:
+            raise ValueError("Decisions: keep, explored and priority must have the same length")
+        if any(e and not k for k, e in zip(self.keep, self.explored)):
+            raise ValueError("Decisions: an explored candidate must be kept")
+
+
+def decide(selector: Selector, batch: Sequence[Candidate]) -> Decisions:
+    """Ask `selector` about `batch`, with exploration flags and a ranking when it offers them.
+
+    Selectors in this package implement `decide(batch) -> Decisions` (and `select` is its
+    `keep`); any other `Selector` (a user's own) is wrapped: nothing explored, and rejected
+    prompts rank in scan order (priority 0, a stable sort keeps the order).
+    """
+    own = getattr(selector, "decide", None)
+    if callable(own):
+        decisions = own(batch)
+        if len(decisions.keep) != len(batch):
+            raise ValueError(f"{type(selector).__name__}.decide returned {len(decisions.keep)} decisions for {len(batch)} candidates")
+        return decisions
+    keep = [bool(k) for k in selector.select(batch)]
+    if len(keep) != len(batch):
+        raise ValueError(f"{type(selector).__name__}.select returned {len(keep)} decisions for {len(batch)} candidates")
+    return Decisions(keep=keep, explored=[False] * len(keep), priority=np.zeros(len(keep)))
+
+
 @dataclass
 class Uniform:
     """GRPO's selection: keep every prompt."""
@@ -74,6 +116,10 @@ class Uniform:
 
     def select(self, batch: Sequence[Candidate]) -> list[bool]:
         return [True] * len(batch)
+
+    def decide(self, batch: Sequence[Candidate]) -> Decisions:
+        n = len(batch)
+        return Decisions(keep=[True] * n, explored=[False] * n, priority=np.zeros(n))
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         if not outcomes:
