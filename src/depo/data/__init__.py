@@ -1,0 +1,1 @@
+"""Reading prompt datasets: parquet / JSONL / JSON tables, dotted verl columns, stable splits."""
