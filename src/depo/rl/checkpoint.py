@@ -1,0 +1,99 @@
+"""Atomic checkpoints: a checkpoint directory is complete or absent, never half-written.
+
+Layout: `RUN/checkpoints/step_000040/{policy/, trainer_state.pt}`. Everything is written into
+`RUN/checkpoints/.tmp-step_000040-<pid>/` first and then renamed in one `os.rename`, which is
+atomic on POSIX within a file system; a crash mid-write leaves only a `.tmp-*` directory that
+the next save or resume deletes. `policy/` is a Hugging Face directory (`depo eval --model`
+reads it); `trainer_state.pt` holds the optimizer, every RNG state, the data position, the
+selector's state (with its estimator) and the run's counters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+STATE_FILE = "trainer_state.pt"
+POLICY_DIR = "policy"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def list_checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints (those with a state file), oldest first."""
+    if not ckpt_root.is_dir():
+        return []
+    found = []
+    for child in ckpt_root.iterdir():
+        m = _STEP_DIR.match(child.name)
+        if m and (child / STATE_FILE).is_file() and (child / POLICY_DIR).is_dir():
+            found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(ckpt_root: Path) -> tuple[int, Path] | None:
+    found = list_checkpoints(ckpt_root)
+    return found[-1] if found else None
+
+
+def clean_partial(ckpt_root: Path) -> None:
+    """Delete leftovers of interrupted saves."""
+    if ckpt_root.is_dir():
+        for child in ckpt_root.iterdir():
+            if child.name.startswith(".tmp-") or child.name.startswith(".old-"):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 0) -> Path:
+    """Write checkpoint `step` atomically; keep only the newest `keep` (0 = all). Returns its path."""
+    import torch
+
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    clean_partial(ckpt_root)
+    final = ckpt_root / checkpoint_name(step)
+    tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
+    tmp.mkdir()
+    model.save_pretrained(tmp / POLICY_DIR)
+    tokenizer.save_pretrained(tmp / POLICY_DIR)
+    with open(tmp / STATE_FILE, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if final.exists():  # the same step saved again (e.g. interrupted right after a save)
+        old = ckpt_root / f".old-{final.name}-{os.getpid()}"
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(ckpt_root)
+    if keep > 0:
+        for _, path in list_checkpoints(ckpt_root)[:-keep]:
+            shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    import torch
+
+    # Our own file holding RNG tuples and numpy states, hence weights_only=False.
+    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,139 @@
+"""`depo train`, `depo eval`, `depo demo`. Import-light: torch is imported inside `run`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from depo.errors import DepoError
+
+DEMO_CONFIG = "demo.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="GRPO/DAPO/DEPO training run (config YAML + overrides)")
+    train.add_argument("--config", help="YAML file of TrainConfig fields (see configs/)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set learning_rate=2e-4 (repeatable)")
+    train.add_argument("--selector", help="shortcut for --set selector=NAME (uniform, depo, depo-paper, history)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    train.set_defaults(func=run_train)
+
+    ev = subparsers.add_parser("eval", help="held-out Avg@k and pass@k of a policy")
+    ev.add_argument("--model", default="tiny", help="'tiny' (embedded policy for --preset) or a HF model directory")
+    ev.add_argument("--preset", default="mixed", help="task preset: mixed, easy, hard")
+    ev.add_argument("--k", type=int, default=8, help="samples per prompt (default 8)")
+    ev.add_argument("--n", type=int, default=200, help="held-out prompts (default 200)")
+    ev.add_argument("--max-completion-length", type=int, default=16)
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=run_eval)
+
+    demo = subparsers.add_parser("demo", help="the embedded default: train the tiny policy on 'mixed', print a summary")
+    demo.add_argument("--config", help=f"config YAML (default: configs/{DEMO_CONFIG} of this repository)")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument("--output-dir", help="run directory (default runs/demo-<timestamp>)")
+    demo.set_defaults(func=run_demo)
+
+
+def _configure_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="depo: %(levelname)s: %(message)s")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from depo.rl.config import load_config
+    from depo.rl.report import format_table, summary_rows
+    from depo.rl.trainer import Trainer, read_metrics
+
+    _configure_logging()
+    overrides = list(args.overrides)
+    if args.selector:
+        overrides.append(f"selector={args.selector}")
+    if args.resume:
+        if args.config:
+            raise DepoError("--resume takes the run's own config.yaml; drop --config")
+        trainer = Trainer.resume(args.resume, overrides)
+    else:
+        trainer = Trainer(load_config(args.config, overrides))
+    run_dir = trainer.train()
+    print(format_table(summary_rows(read_metrics(run_dir / "metrics.jsonl"), trainer.cfg, trainer.summary_extra())))
+    if trainer.interrupted:
+        print(f"interrupted at step {trainer.step}; checkpoint saved. Continue with: depo train --resume {run_dir}")
+        return 130
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from depo.policy import load_policy
+    from depo.rl.evaluation import evaluate
+    from depo.tasks.gym import preset_tasks
+
+    if args.k < 1 or args.n < 1:
+        raise DepoError("--k and --n must be >= 1")
+    if args.max_completion_length < 1:
+        raise DepoError("--max-completion-length must be >= 1")
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    if args.model == "tiny":
+        from depo.policy import build_tiny_policy
+
+        path = build_tiny_policy(args.preset)
+    else:
+        path = Path(args.model)
+    model, tokenizer = load_policy(path)
+    tasks = preset_tasks(args.preset, "heldout", args.n, seed=0)
+    start = time.perf_counter()
+    out = evaluate(model, tokenizer, tasks, k=args.k, max_new_tokens=args.max_completion_length,
+                   temperature=args.temperature, seed=args.seed, per_task=True)
+    print(f"model {path}, preset {args.preset}, {len(tasks)} held-out prompts, k={args.k} "
+          f"({time.perf_counter() - start:.1f} s)")
+    for key, value in out.items():
+        print(f"{key.removeprefix('eval/'):<32} {value:.4f}" if "errors" not in key else f"{key.removeprefix('eval/'):<32} {int(value)}")
+    return 0
+
+
+def _demo_config_path(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        path = root / "configs" / DEMO_CONFIG
+        if path.is_file():
+            return path
+    raise DepoError(f"configs/{DEMO_CONFIG} not found; run from the repository root or pass --config")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from depo.rl.config import load_config
+    from depo.rl.report import format_table, summary_rows
+    from depo.rl.trainer import Trainer, read_metrics, resolve_model_path
+
+    _configure_logging()
+    start = time.perf_counter()
+    out_dir = args.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = load_config(_demo_config_path(args.config), [*args.overrides, f"output_dir={out_dir}"])
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    print(f"depo demo: {cfg.selector} on preset '{cfg.preset}', {cfg.max_steps} steps x {cfg.batch_size} prompts "
+          f"x G={cfg.num_generations}; run directory {out_dir}")
+    warm = time.perf_counter()
+    resolve_model_path(cfg)  # builds (or reuses) the warm-started tiny policy
+    warm_s = time.perf_counter() - warm
+    trainer = Trainer(cfg)
+    run_dir = trainer.train()
+    rows = summary_rows(read_metrics(run_dir / "metrics.jsonl"), cfg, trainer.summary_extra())
+    rows.append(("warm start (tiny policy build)", f"{warm_s:.0f} s"))
+    rows.append(("demo wall time", f"{time.perf_counter() - start:.0f} s"))
+    print()
+    print(format_table(rows))
+    print(f"\nrun directory: {run_dir} (summary.md, metrics.jsonl, plots/heldout_accuracy.png)")
+    if trainer.interrupted:
+        print(f"interrupted; continue with: depo train --resume {run_dir}")
+        return 130
+    return 0

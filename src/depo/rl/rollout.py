@@ -1,0 +1,77 @@
+"""Rolled-out groups and their rewards: what one prompt's G responses carry into the update.
+
+Rewards are the verifier's, checked response by response: a verifier that raises or returns
+NaN/inf marks its whole group as failed. The trainer drops failed groups and counts them
+(`reward/errors`) instead of crashing the run or training on a made-up reward (issue 9).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from depo.selection.base import is_zero_variance
+from depo.tasks.base import Task
+
+
+@dataclass
+class Group:
+    """One prompt rolled out G times, with the verifier's rewards and the shaped rewards."""
+
+    index: int
+    """Dataset index of the prompt."""
+    prompt_ids: list[int]
+    response_ids: list[list[int]]
+    logprobs: list[list[float]]
+    """Per-token log-probs under the sampling policy (pi_old), one per response token."""
+    truncated: list[bool]
+    correct: np.ndarray
+    """(G,) verifier rewards in [0, 1]: the pass labels (effective rate, estimator targets)."""
+    rewards: np.ndarray
+    """(G,) rewards used for the advantage: `correct` plus any shaping (overlong penalty)."""
+    explored: bool = False
+    error: str | None = None
+    """First verifier failure in the group; a failed group is never trained on."""
+    texts: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def informative(self) -> bool:
+        """Non-zero variance of the verifier rewards: GRPO gets a gradient from this group.
+
+        Judged on `correct`, not on shaped rewards, as verl's DAPO recipe filters on accuracy:
+        an all-wrong group does not become informative because its lengths differ."""
+        return self.error is None and not is_zero_variance(self.correct)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(r) for r in self.response_ids)
+
+    def mean_logprobs(self) -> tuple[float, ...]:
+        """Per response, the mean token log-prob (the estimator's distill input, SPEC.md section 2)."""
+        return tuple(float(np.mean(lp)) if lp else 0.0 for lp in self.logprobs)
+
+
+def score_responses(task: Task, responses: Sequence[str]) -> tuple[list[float], str | None]:
+    """Verifier rewards clipped to [0, 1], and the first failure (exception or non-finite) if any.
+
+    Calls `task.verifier` directly rather than `Task.reward`, because clipping NaN with min/max
+    would silently turn it into 0.
+    """
+    rewards: list[float] = []
+    error: str | None = None
+    for text in responses:
+        try:
+            value = float(task.verifier(text, task.answer))
+        except Exception as exc:  # a user's reward function: any failure is counted, not fatal
+            error = error or f"{type(exc).__name__}: {exc}"
+            rewards.append(0.0)
+            continue
+        if not math.isfinite(value):
+            error = error or f"non-finite reward {value}"
+            rewards.append(0.0)
+            continue
+        rewards.append(min(1.0, max(0.0, value)))
+    return rewards, error

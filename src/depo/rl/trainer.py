@@ -1,0 +1,589 @@
+"""The built-in GRPO / DAPO engine. One training step reads like SPEC.md section 2:
+
+    1. select     the refill stream draws candidates and asks the Selector which to roll out
+    2. rollout    G responses per kept prompt (KV-cache sampling, per-token log-probs)
+    3. reward     verifier rewards (+ DAPO overlong shaping); failed reward calls drop the group
+       (DAPO dynamic sampling repeats 1-3 until the batch holds batch_size informative groups)
+    4. advantage  GRPO group-normalised advantages
+    5. update     clipped surrogate (clip-higher), token- or sequence-mean, optional KL; epochs
+                  and mini-batches as TRL's num_iterations / steps_per_generation
+    6. observe    the Selector (and its estimator) learns from the rolled-out groups' rewards
+
+Every rollout is counted, every phase is timed, and the run directory gets config.yaml,
+metrics.jsonl (one JSON object per step), checkpoints/, plots/ and summary.md. Checkpoints
+hold everything a bit-identical resume needs on CPU: policy, optimizer, the four RNG states
+(python, numpy, torch, the sampling generator), the data position and the selector's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import random
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from depo.errors import DepoError
+from depo.rl import checkpoint as ckpt
+from depo.rl.config import TrainConfig, dump_config, load_config
+from depo.rl.dynamic_sampling import collect_informative
+from depo.rl.evaluation import evaluate
+from depo.rl.losses import aggregate, clipped_surrogate, group_advantages, kl_k3, overlong_penalty
+from depo.rl.rollout import Group, score_responses
+from depo.selection import Candidate, DataOrder, GroupOutcome, RefillStream, make_selector
+from depo.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED_OFFSET = 10_007
+"""Held-out sampling uses seed + this, independent of the training random stream."""
+RESUME_OVERRIDABLE = {"max_steps", "eval_every", "save_every", "save_total_limit", "progress", "num_threads", "device"}
+"""Config keys that may change when a run is resumed; the rest would silently change the run."""
+
+COUNTED = ("select/scanned", "select/kept", "select/skipped", "select/explored", "select/forced")
+
+
+class _Timer:
+    """Wall time per named phase, summed over a step (dynamic sampling repeats phases)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+
+def default_tasks(cfg: TrainConfig) -> tuple[list[Task], list[Task]]:
+    """The preset's training pool and held-out set (data seed fixed at 0, so held-out numbers
+    are comparable across training seeds)."""
+    from depo.tasks.gym import preset_tasks
+
+    return (
+        preset_tasks(cfg.preset, "train", cfg.train_size, seed=0),
+        preset_tasks(cfg.preset, "heldout", cfg.heldout_size, seed=0) if cfg.heldout_size else [],
+    )
+
+
+def resolve_model_path(cfg: TrainConfig) -> Path:
+    if cfg.model == "tiny":
+        from depo.policy import build_tiny_policy
+
+        return Path(build_tiny_policy(cfg.preset))
+    return Path(cfg.model)
+
+
+class Trainer:
+    """GRPO/DAPO training of one policy with a pluggable prompt Selector.
+
+    `Trainer(cfg).train()` runs cfg.max_steps steps into cfg.output_dir;
+    `Trainer.resume(run_dir).train()` continues a run from its latest checkpoint.
+    `tasks=(train, heldout)` replaces the preset's tasks (tests, custom data).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        tasks: tuple[Sequence[Task], Sequence[Task]] | None = None,
+        _resume: bool = False,
+    ) -> None:
+        self.cfg = cfg = config
+        self.run_dir = Path(cfg.output_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.interrupted = False
+        self.step = 0
+        self.totals = {"prompts": 0, "responses": 0, "tokens": 0, "reward_errors": 0}
+        self.elapsed_s = 0.0
+        if not _resume:
+            self._claim_run_dir()
+
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+
+        train, heldout = tasks if tasks is not None else default_tasks(cfg)
+        self.train_tasks, self.heldout_tasks = list(train), list(heldout)
+        if not self.train_tasks:
+            raise DepoError("the training set is empty")
+
+        from depo.policy import load_policy
+
+        self.model_path = resolve_model_path(cfg)
+        latest = ckpt.latest_checkpoint(self.ckpt_root) if _resume else None
+        policy_dir = latest[1] / ckpt.POLICY_DIR if latest else self.model_path
+        self.model, self.tokenizer = load_policy(policy_dir, device=cfg.device)
+        self.model.eval()  # no dropout: the ratio pi/pi_old must be exactly 1 before the first update
+        self.ref_model = None
+        if cfg.beta > 0:
+            ref, _ = load_policy(self.model_path, device=cfg.device)
+            self.ref_model = ref.eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+        self.selector = make_selector(
+            cfg.selector, group_size=cfg.num_generations, seed=cfg.seed, options=copy.deepcopy(cfg.selector_options)
+        )
+        tasks_ = self.train_tasks
+        self.stream = RefillStream(
+            DataOrder(len(tasks_), seed=cfg.seed),
+            self.selector,
+            lambda i: Candidate(prompt_id=tasks_[i].prompt_id, text=tasks_[i].text),
+            batch_size=cfg.batch_size,
+            max_scan=max(cfg.scan_bound, cfg.batch_size),
+        )
+        if latest:
+            self._load(latest[1])
+        elif _resume:
+            log.warning("no checkpoint in %s: starting the run from step 0", self.run_dir)
+            self._truncate_metrics(0, keep_step0=False)
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        overrides: list[str] | None = None,
+        *,
+        tasks: tuple[Sequence[Task], Sequence[Task]] | None = None,
+    ) -> Trainer:
+        """Continue the run in `run_dir` from its latest complete checkpoint."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.yaml").is_file():
+            raise DepoError(f"not a run directory (no config.yaml): {run_dir}")
+        bad = sorted({o.split("=", 1)[0].strip() for o in overrides or []} - RESUME_OVERRIDABLE)
+        if bad:
+            raise DepoError(
+                f"cannot change {', '.join(bad)} when resuming; changeable: {', '.join(sorted(RESUME_OVERRIDABLE))}"
+            )
+        cfg = load_config(run_dir / "config.yaml", list(overrides or []) + [f"output_dir={run_dir}"])
+        dump_config(cfg, run_dir / "config.yaml")
+        return cls(cfg, tasks=tasks, _resume=True)
+
+    def _claim_run_dir(self) -> None:
+        if self.metrics_path.exists() or ckpt.list_checkpoints(self.ckpt_root):
+            raise DepoError(
+                f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
+                "or pick another output_dir"
+            )
+        for sub in ("", "checkpoints", "plots"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        cfg = copy.deepcopy(self.cfg)
+        cfg.output_dir = str(self.run_dir)
+        dump_config(cfg, self.run_dir / "config.yaml")
+
+    # ------------------------------------------------------------------ one training step
+    def train_step(self) -> dict[str, float]:
+        """One RL step (SPEC.md section 2); returns its metrics."""
+        cfg = self.cfg
+        timer = _Timer()
+        select_stats: dict[str, float] = defaultdict(float)
+        estimator_s = 0.0
+
+        def generate() -> list[Group]:
+            nonlocal estimator_s
+            # 1. select: which prompts are worth a rollout (the Selector, via the refill stream).
+            with timer("select"):
+                indices, stats = self.stream.next_batch()
+                explored = list(self.stream.last_explored)
+            estimator_s += stats.pop("time/select_s", 0.0)  # the selector's own scoring time
+            for key, value in stats.items():
+                select_stats[key] = select_stats[key] + value if key in COUNTED else value
+            # 2. rollout: G responses per prompt.
+            with timer("rollout"):
+                rollouts = self._rollout(indices)
+            # 3. reward: verifier + overlong shaping; a failing reward call drops its group.
+            with timer("reward"):
+                return self._reward(indices, rollouts, explored)
+
+        if cfg.dynamic_sampling:
+            groups, rolled, dynamic_stats = collect_informative(generate, cfg.batch_size, cfg.max_num_gen_batches)
+        else:
+            rolled = generate()
+            groups, dynamic_stats = [g for g in rolled if g.error is None], {}
+
+        # 4. advantage: GRPO, normalised within each group.
+        with timer("advantage"):
+            batch = self._advantages(groups) if groups else None
+        # 5. update the policy.
+        with timer("update"):
+            update_stats = self._update(batch) if batch is not None else {"update/skipped": 1.0}
+        # 6. observe: the selector learns from every rolled-out group that has valid rewards.
+        with timer("observe"):
+            outcomes = [
+                GroupOutcome(
+                    prompt_id=self.train_tasks[g.index].prompt_id,
+                    text=self.train_tasks[g.index].text,
+                    rewards=tuple(float(r) for r in g.correct),
+                    mean_logprobs=g.mean_logprobs(),
+                    explored=g.explored,
+                )
+                for g in rolled
+                if g.error is None
+            ]
+            observe_stats = self.selector.observe(outcomes) if outcomes else {}
+        estimator_s += timer.seconds["observe"]
+        self.step += 1
+        return self._step_metrics(rolled, groups, select_stats, dynamic_stats, update_stats, observe_stats, timer, estimator_s)
+
+    # ------------------------------------------------------------------ phases
+    def _rollout(self, indices: list[int]):
+        from depo.policy import sample
+
+        cfg = self.cfg
+        return sample(
+            self.model,
+            self.tokenizer,
+            [self.train_tasks[i].prompt for i in indices],
+            cfg.num_generations,
+            max_new_tokens=cfg.max_completion_length,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            generator=self.generator,
+            batch_size=cfg.generation_batch_size,
+        )
+
+    def _reward(self, indices: list[int], rollouts, explored: list[bool]) -> list[Group]:
+        cfg, G = self.cfg, self.cfg.num_generations
+        groups = []
+        for j, index in enumerate(indices):
+            sl = slice(j * G, (j + 1) * G)
+            texts = rollouts.response_text[sl]
+            correct, error = score_responses(self.train_tasks[index], texts)
+            lengths = torch.tensor([len(r) for r in rollouts.response_ids[sl]])
+            shaped = np.asarray(correct, dtype=np.float64) + overlong_penalty(
+                lengths, cfg.max_completion_length, cfg.overlong_buffer_len, cfg.overlong_penalty_factor
+            ).double().numpy()
+            if error is not None:
+                if self.totals["reward_errors"] == 0:
+                    log.warning("reward function failed on prompt %s (%s); group dropped", self.train_tasks[index].prompt_id, error)
+                self.totals["reward_errors"] += 1
+            groups.append(
+                Group(
+                    index=index,
+                    prompt_ids=rollouts.prompt_ids[j],
+                    response_ids=rollouts.response_ids[sl],
+                    logprobs=rollouts.logprobs[sl],
+                    truncated=rollouts.truncated[sl],
+                    correct=np.asarray(correct, dtype=np.float64),
+                    rewards=shaped,
+                    explored=bool(explored[j]) if j < len(explored) else False,
+                    error=error,
+                    texts=list(texts),
+                )
+            )
+        failed = sum(g.error is not None for g in groups)
+        if groups and failed / len(groups) > cfg.max_reward_error_rate:
+            first = next(g.error for g in groups if g.error is not None)
+            raise DepoError(
+                f"the reward function failed on {failed} of {len(groups)} groups this step "
+                f"(max_reward_error_rate={cfg.max_reward_error_rate}); first failure: {first}"
+            )
+        return groups
+
+    def _advantages(self, groups: list[Group]) -> dict[str, torch.Tensor]:
+        """Token tensors for the update and one GRPO advantage per response.
+
+        Rows are prompt + response, right-padded. `mask[b, p] = 1` where position p predicts a
+        response token (logits at p score token p + 1).
+        """
+        cfg = self.cfg
+        rewards = torch.tensor(np.stack([g.rewards for g in groups]), dtype=torch.float32)
+        advantages = group_advantages(rewards, cfg.scale_rewards).reshape(-1)
+        rows, starts, truncated = [], [], []
+        for g in groups:
+            for resp, trunc in zip(g.response_ids, g.truncated):
+                rows.append(g.prompt_ids + resp)
+                starts.append(len(g.prompt_ids))
+                truncated.append(trunc)
+        width = max(len(r) for r in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width - 1), dtype=torch.float32)
+        for b, (row, start) in enumerate(zip(rows, starts)):
+            ids[b, : len(row)] = torch.tensor(row, dtype=torch.long)
+            attention[b, : len(row)] = 1
+            if not (cfg.mask_truncated_completions and truncated[b]):
+                mask[b, start - 1 : len(row) - 1] = 1.0
+        return {"ids": ids, "attention": attention, "mask": mask, "advantages": advantages, "rewards": rewards}
+
+    def _token_logprobs(self, model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """log pi_T(token_{p+1} | tokens_<=p) for every position p, at the sampling temperature."""
+        device = next(model.parameters()).device
+        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits[:, :-1].float()
+        logp = torch.log_softmax(logits / self.cfg.temperature, dim=-1)
+        return logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
+
+    def _update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        ids, attention, mask, adv = batch["ids"], batch["attention"], batch["mask"], batch["advantages"]
+        G = cfg.num_generations
+        n_groups = ids.shape[0] // G
+        chunks = [c for c in np.array_split(np.arange(n_groups), cfg.steps_per_generation) if len(c)]
+        row_chunks = [torch.as_tensor(np.concatenate([np.arange(g * G, (g + 1) * G) for g in c])) for c in chunks]
+        # pi_old: with one epoch and one mini-batch the policy has not moved, so logp.detach() is
+        # pi_old exactly (TRL); otherwise recompute it once before the first update (verl).
+        reuse = cfg.num_iterations == 1 and len(row_chunks) == 1
+        old_all = None
+        if not reuse:
+            with torch.no_grad():
+                old_all = torch.cat([self._token_logprobs(self.model, ids[r], attention[r]) for r in row_chunks])
+                order = torch.cat(row_chunks)
+                old_all = old_all[torch.argsort(order)]
+        ref_all = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref_all = self._token_logprobs(self.ref_model, ids, attention)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        sums: dict[str, float] = defaultdict(float)
+        n = 0
+        for _ in range(cfg.num_iterations):
+            for rows in row_chunks:
+                m = mask[rows]
+                logp = self._token_logprobs(self.model, ids[rows], attention[rows])
+                old = logp.detach() if old_all is None else old_all[rows]
+                per_token, clipped = clipped_surrogate(logp, old, adv[rows], cfg.epsilon, cfg.epsilon_high)
+                kl = None
+                if ref_all is not None:
+                    kl = kl_k3(logp, ref_all[rows])
+                    per_token = per_token + cfg.beta * kl
+                loss = aggregate(per_token, m, cfg.loss_type, max_len=cfg.max_completion_length)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                else:
+                    grad_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
+                self.optimizer.step()
+                tokens = m.sum().clamp(min=1.0)
+                sums["loss/policy"] += float(loss.detach())
+                sums["loss/clip_frac"] += float((clipped * m).sum() / tokens)
+                sums["loss/grad_norm"] += float(grad_norm)
+                if kl is not None:
+                    sums["loss/kl"] += float((kl.detach() * m).sum() / tokens)
+                n += 1
+        out = {k: v / n for k, v in sums.items()}
+        out["update/optimizer_steps"] = float(n)
+        return out
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _step_metrics(
+        self,
+        rolled: list[Group],
+        groups: list[Group],
+        select_stats: dict[str, float],
+        dynamic_stats: dict[str, float],
+        update_stats: dict[str, float],
+        observe_stats: dict[str, float],
+        timer: _Timer,
+        estimator_s: float,
+    ) -> dict[str, float]:
+        valid = [g for g in rolled if g.error is None]
+        responses = sum(len(g.response_ids) for g in rolled)
+        tokens = sum(g.num_tokens for g in rolled)
+        self.totals["prompts"] += len(rolled)
+        self.totals["responses"] += responses
+        self.totals["tokens"] += tokens
+        m: dict[str, float] = {"step": float(self.step)}
+        m["reward/mean"] = float(np.mean([g.rewards.mean() for g in valid])) if valid else float("nan")
+        m["reward/accuracy"] = float(np.mean([g.correct.mean() for g in valid])) if valid else float("nan")
+        m["reward/errors"] = float(len(rolled) - len(valid))
+        m["rollout/prompts"] = float(len(rolled))
+        m["rollout/responses"] = float(responses)
+        m["rollout/tokens"] = float(tokens)
+        m["rollout/total_prompts"] = float(self.totals["prompts"])
+        m["rollout/total_responses"] = float(self.totals["responses"])
+        m["rollout/total_tokens"] = float(self.totals["tokens"])
+        m["rollout/mean_length"] = tokens / responses if responses else 0.0
+        m["rollout/truncated"] = float(np.mean([t for g in rolled for t in g.truncated])) if rolled else 0.0
+        m["train/groups"] = float(len(groups))
+        m.update({k: float(v) for k, v in observe_stats.items()})
+        m.update(dict(select_stats))
+        if select_stats.get("select/scanned"):
+            m["select/survival_rate"] = select_stats["select/kept"] / select_stats["select/scanned"]
+        # Effective rate: share of rolled-out groups that carry a gradient (non-zero variance).
+        m["select/effective_rate"] = sum(g.informative for g in valid) / len(valid) if valid else float("nan")
+        m.update(dynamic_stats)
+        m.update(update_stats)
+        for phase in ("select", "rollout", "reward", "advantage", "update"):
+            m[f"time/{phase}_s"] = timer.seconds[phase]
+        m["time/estimator_s"] = estimator_s
+        m["time/total_s"] = sum(timer.seconds.values())
+        return m
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, allow_nan=True) + "\n")
+            fh.flush()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        return read_metrics(self.metrics_path)
+
+    def _truncate_metrics(self, step: int, keep_step0: bool = True) -> None:
+        """Drop records past the checkpoint (they will be logged again) and any torn last line."""
+        kept = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= step and (keep_step0 or step > 0)]
+        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        tmp.replace(self.metrics_path)
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out Avg@k and pass@k with a fixed seed (same draws at every evaluation)."""
+        cfg = self.cfg
+        if not self.heldout_tasks:
+            return {}
+        start = time.perf_counter()
+        out = evaluate(
+            self.model,
+            self.tokenizer,
+            self.heldout_tasks,
+            k=cfg.eval_k,
+            max_new_tokens=cfg.max_completion_length,
+            temperature=cfg.eval_temperature,
+            seed=cfg.seed + EVAL_SEED_OFFSET,
+            batch_size=cfg.generation_batch_size,
+        )
+        out["time/eval_s"] = time.perf_counter() - start
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "totals": dict(self.totals),
+            "elapsed_s": self.elapsed_s,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "sampling": self.generator.get_state(),
+            },
+            "stream": self.stream.state_dict(),
+            "selector": self.selector.state_dict(),
+        }
+
+    def save(self) -> Path:
+        return ckpt.save_checkpoint(
+            self.ckpt_root, self.step, self.model, self.tokenizer, self._state(), keep=self.cfg.save_total_limit
+        )
+
+    def _load(self, path: Path) -> None:
+        state = ckpt.load_state(path)
+        self.step = int(state["step"])
+        self.totals.update(state["totals"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self.optimizer.load_state_dict(state["optimizer"])
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.generator.set_state(rng["sampling"])
+        self.stream.load_state_dict(state["stream"])
+        self.selector.load_state_dict(state["selector"])
+        ckpt.clean_partial(self.ckpt_root)
+        self._truncate_metrics(self.step)
+
+    # ------------------------------------------------------------------ the loop
+    @contextlib.contextmanager
+    def _sigint_saves(self) -> Iterator[None]:
+        """First Ctrl-C: finish the current step, save, stop. Second Ctrl-C: stop at once."""
+
+        def handler(signum, frame):  # noqa: ARG001
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            log.warning("interrupt: finishing step %d, saving a checkpoint, then stopping", self.step + 1)
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _due(self, every: int) -> bool:
+        return self.step == self.cfg.max_steps or (every > 0 and self.step % every == 0)
+
+    def train(self) -> Path:
+        """Run until max_steps (or Ctrl-C); returns the run directory."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        start = time.perf_counter()
+        elapsed0 = self.elapsed_s
+        if self.step == 0 and not self.read_metrics():
+            self._log({"step": 0, **self.evaluate()})
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress, desc="depo train", dynamic_ncols=True)
+        last_saved = None
+        with self._sigint_saves():
+            while self.step < cfg.max_steps and not self.interrupted:
+                metrics = self.train_step()
+                if self._due(cfg.eval_every):
+                    metrics.update(self.evaluate())
+                self.elapsed_s = elapsed0 + time.perf_counter() - start
+                metrics["time/elapsed_s"] = self.elapsed_s
+                self._log(metrics)
+                if self._due(cfg.save_every) or self.interrupted:
+                    self.save()
+                    last_saved = self.step
+                bar.update(1)
+                post = {"reward": f"{metrics['reward/accuracy']:.3f}", "eff": f"{metrics['select/effective_rate']:.2f}"}
+                if f"eval/avg@{cfg.eval_k}" in metrics:
+                    post[f"avg@{cfg.eval_k}"] = f"{metrics[f'eval/avg@{cfg.eval_k}']:.3f}"
+                bar.set_postfix(post)
+        bar.close()
+        if last_saved != self.step and self.step > 0:
+            self.save()
+        from depo.rl.report import write_plots, write_summary
+
+        records = self.read_metrics()
+        write_plots(self.run_dir, records, cfg)
+        write_summary(self.run_dir, records, cfg, self.summary_extra())
+        return self.run_dir
+
+    def summary_extra(self) -> dict[str, Any]:
+        """What the summary needs from the live objects (the selector's warm-up length)."""
+        warmup = None
+        config = getattr(self.selector, "config", None)
+        for name in ("warmup_steps", "warmup"):
+            if config is not None and isinstance(getattr(config, name, None), int):
+                warmup = getattr(config, name)
+                break
+        return {"warmup_steps": warmup, "selector": self.cfg.selector}
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl records, skipping a torn last line (a crash mid-write)."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
