@@ -18,6 +18,7 @@ Beyond the paper (each off by default, so the defaults are the paper's):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -416,7 +417,8 @@ class OnlineEstimator:
             "format": FORMAT,
             "config": asdict(self.config),
             "head": {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            # a snapshot, not live references: torch's optimizer state_dict shares the moment tensors
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "steps": self.steps,
             "replay": [asdict(o) for o in self.replay],
         }
@@ -438,7 +440,8 @@ class OnlineEstimator:
         if "encoder" in state:
             self.encoder.model.load_state_dict(state["encoder"])
             self._cache.clear()
-        self.optimizer.load_state_dict(state["optimizer"])
+        # deep copy: torch would otherwise alias the caller's tensors and mutate them on the next step
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.steps = int(state.get("steps", 0))
         self.replay.clear()
         for item in state.get("replay", []):
