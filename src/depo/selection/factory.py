@@ -60,7 +60,7 @@ def make_selector(
     if name == "history":
         from depo.selection.history import History
 
-        _check_options(name, options, {"p_min", "initial_p", "step_p", "target_zero_var"})
+        _check_options(name, options, {"p_easy", "p_hard", "target_zero_variance", "delta_p", "p_min"})
         return History(seed=seed, **options)
     if name == "oracle":
         from depo.selection.oracle import Oracle

@@ -1,0 +1,136 @@
+"""GRESO: skip prompts whose recent groups were all zero-variance (a history-only baseline).
+
+Zheng et al., "Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via
+Selective Rollouts" (GRESO, arXiv 2506.02177; code github.com/Infini-AI-Lab/GRESO). Rule:
+  - z_i = number of consecutive most recent rollouts (one per epoch) in which prompt i gave a
+    zero-variance group; a prompt with z_i = 0 (or never seen) is always rolled out;
+  - otherwise it is rolled out with exploration probability p^z_i and skipped with
+    probability 1 - p^z_i; here floored, skip probability 1 - max(p^z_i, p_min), p_min = 0.01,
+    so no prompt is dropped for good;
+  - p is p_easy for prompts whose last zero-variance group was all-correct and p_hard for
+    all-wrong ones (the streak counts both kinds), and
+    both adapt every step towards a target zero-variance share of the rolled-out batch:
+    if the step's share of easy zero-variance groups exceeds alpha_easy, p_easy -= delta_p
+    (skip more), else p_easy += delta_p (and likewise for hard), clipped to [p_min, 1].
+Defaults from the release's training scripts: p_easy = p_hard = 0.5 initially, target
+zero-variance share 0.25 split as alpha_easy = 0.25 / 3 and alpha_hard = 2 * 0.25 / 3 (hard
+prompts get the larger share), delta_p = 0.01.
+Graded rewards: a zero-variance group counts as "easy" when its mean reward is >= 0.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from depo.errors import DepoError
+from depo.selection.base import Candidate, Decisions, GroupOutcome
+from depo.selection.metrics import share
+
+
+def explore_probability(p: float, streak: int, p_min: float = 0.01) -> float:
+    """GRESO's probability of rolling out a prompt with `streak` zero-variance epochs in a row."""
+    if streak <= 0:
+        return 1.0
+    return max(p**streak, p_min)
+
+
+class History:
+    """GRESO-style per-prompt selector (knows nothing about unseen prompts)."""
+
+    name = "history"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        p_easy: float = 0.5,
+        p_hard: float = 0.5,
+        target_zero_variance: float = 0.25,
+        delta_p: float = 0.01,
+        p_min: float = 0.01,
+    ) -> None:
+        for label, v in (("p_easy", p_easy), ("p_hard", p_hard), ("target_zero_variance", target_zero_variance), ("p_min", p_min)):
+            if not 0.0 <= v <= 1.0:
+                raise DepoError(f"history selector: {label} must be in [0, 1], got {v}")
+        if delta_p < 0:
+            raise DepoError(f"history selector: delta_p must be >= 0, got {delta_p}")
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.p_easy, self.p_hard = float(p_easy), float(p_hard)
+        self.alpha_easy = target_zero_variance / 3.0
+        self.alpha_hard = 2.0 * target_zero_variance / 3.0
+        self.delta_p, self.p_min = float(delta_p), float(p_min)
+        self.streak: dict[str, int] = {}
+        self.easy: dict[str, bool] = {}  # kind of the last zero-variance group: all-correct (True) or not
+
+    def _explore_probs(self, batch: Sequence[Candidate]) -> np.ndarray:
+        probs = np.ones(len(batch))
+        for i, c in enumerate(batch):
+            z = self.streak.get(c.prompt_id, 0)
+            if z > 0:
+                p = self.p_easy if self.easy.get(c.prompt_id, False) else self.p_hard
+                probs[i] = explore_probability(p, z, self.p_min)
+        return probs
+
+    def decide(self, batch: Sequence[Candidate]) -> Decisions:
+        probs = self._explore_probs(batch)
+        u = self.rng.random(len(batch))
+        keep = u < probs
+        # A prompt on a zero-variance streak that is rolled out anyway is GRESO's exploration.
+        explored = keep & (probs < 1.0)
+        return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=probs)
+
+    def select(self, batch: Sequence[Candidate]) -> list[bool]:
+        return self.decide(batch).keep
+
+    def priority(self, batch: Sequence[Candidate]) -> np.ndarray:
+        """Higher = more worth rolling out: the exploration probability."""
+        return self._explore_probs(batch)
+
+    def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
+        outcomes = list(outcomes)
+        if not outcomes:
+            return {}
+        n_easy = n_hard = 0
+        for o in outcomes:
+            if o.is_zero_variance:
+                easy = o.mean_reward >= 0.5
+                n_easy += easy
+                n_hard += not easy
+                self.streak[o.prompt_id] = self.streak.get(o.prompt_id, 0) + 1
+                self.easy[o.prompt_id] = easy
+            else:
+                self.streak[o.prompt_id] = 0
+        easy_share, hard_share = n_easy / len(outcomes), n_hard / len(outcomes)
+        self.p_easy = self._adapt(self.p_easy, easy_share, self.alpha_easy)
+        self.p_hard = self._adapt(self.p_hard, hard_share, self.alpha_hard)
+        return {
+            "select/effective_rate": share([not o.is_zero_variance for o in outcomes]),
+            "select/explored": float(sum(o.explored for o in outcomes)),
+            "history/zero_var_easy_share": easy_share,
+            "history/zero_var_hard_share": hard_share,
+            "history/p_easy": self.p_easy,
+            "history/p_hard": self.p_hard,
+            "history/tracked": float(len(self.streak)),
+        }
+
+    def _adapt(self, p: float, observed: float, target: float) -> float:
+        p = p - self.delta_p if observed > target else p + self.delta_p
+        return float(min(1.0, max(self.p_min, p)))
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "p_easy": self.p_easy,
+            "p_hard": self.p_hard,
+            "streak": dict(self.streak),
+            "easy": dict(self.easy),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.p_easy, self.p_hard = float(state["p_easy"]), float(state["p_hard"])
+        self.streak = {k: int(v) for k, v in state["streak"].items()}
+        self.easy = {k: bool(v) for k, v in state["easy"].items()}

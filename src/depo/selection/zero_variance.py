@@ -1,0 +1,29 @@
+"""The probability that a group of G responses is zero-variance (all right or all wrong).
+
+For a prompt with pass rate p, the G rewards are i.i.d. Bernoulli(p), so
+    P(zero-variance) = p^G + (1 - p)^G                                  (SPEC.md section 4)
+When p itself is uncertain, p ~ Beta(a, b), the count of successes is Beta-binomial and
+    P(K = 0) = B(a, b + G) / B(a, b),   P(K = G) = B(a + G, b) / B(a, b)
+(B the Beta function), so P(zero-variance) = P(K = 0) + P(K = G). Uncertainty moves mass to
+the extremes: a Beta(1, 1) prompt (mean 0.5) is zero-variance with probability 2/(G+1), far
+above the plug-in 2 * 0.5^G.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import betaln
+
+
+def zero_var_probability(p: np.ndarray | float, group_size: int) -> np.ndarray:
+    """Plug-in P(zero-variance group) = p^G + (1 - p)^G for a known pass rate p."""
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    return p**group_size + (1.0 - p) ** group_size
+
+
+def beta_binomial_zero_var(a: np.ndarray | float, b: np.ndarray | float, group_size: int) -> np.ndarray:
+    """P(0 or G successes out of G) when the pass rate is Beta(a, b) distributed (a, b > 0)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    base = betaln(a, b)
+    return np.exp(betaln(a, b + group_size) - base) + np.exp(betaln(a + group_size, b) - base)

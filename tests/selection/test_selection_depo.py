@@ -1,0 +1,187 @@
+"""The DEPO selector (both modes) with a fake estimator, alone and inside the refill stream."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from selection_fakes import FakeEstimator
+
+from depo.errors import DepoError
+from depo.selection import Candidate, DataOrder, GroupOutcome, RefillStream, make_selector
+from depo.selection.depo import DEPO, DEPOConfig
+from depo.selection.zero_variance import beta_binomial_zero_var
+
+QUICK = settings(max_examples=50, deadline=None)
+
+
+def cands(texts: Sequence[str]) -> list[Candidate]:
+    return [Candidate(prompt_id=t, text=t) for t in texts]
+
+
+def group(text: str, rewards: Sequence[float], explored: bool = False) -> GroupOutcome:
+    return GroupOutcome(prompt_id=text, text=text, rewards=tuple(float(r) for r in rewards), explored=explored)
+
+
+def test_paper_mode_warmup_then_window() -> None:
+    est = FakeEstimator({"low": 0.1, "edge_lo": 0.15, "mid": 0.5, "edge_hi": 0.85, "high": 0.9})
+    sel = DEPO(est, DEPOConfig(mode="paper", warmup_steps=2), seed=0)
+    batch = cands(["low", "edge_lo", "mid", "edge_hi", "high"])
+    for _ in range(2):
+        assert sel.select(batch) == [True] * 5  # warm-up keeps everything
+        m = sel.observe([])
+        assert m["select/warmup"] == 1.0
+    assert est.updates == 0  # nothing observed, nothing to learn from
+    assert sel.select(batch) == [False, True, True, True, False]  # window [0.15, 0.85], inclusive
+    assert DEPOConfig(mode="paper").warmup_steps == 100 and DEPOConfig(mode="paper").explore == 0.0
+
+
+def test_default_rule_follows_group_size() -> None:
+    est = FakeEstimator({"hard": 0.12})
+    keep = {}
+    for g in (4, 16):
+        sel = DEPO(est, DEPOConfig(group_size=g, warmup_steps=0, explore=0.0, memory=False), seed=0)
+        keep[g] = sel.select(cands(["hard"]))[0]
+        expected = beta_binomial_zero_var(4 * 0.12, 4 * 0.88, g) <= 0.5
+        assert keep[g] == bool(expected)
+    # a 12%-pass prompt is hopeless for 4 samples but worth rolling out with 16
+    assert keep == {4: False, 16: True}
+
+
+def test_untrained_estimator_keeps_everything() -> None:
+    sel = DEPO(FakeEstimator(default=0.5), DEPOConfig(warmup_steps=0, explore=0.0), seed=0)
+    assert all(sel.select(cands([f"q{i}" for i in range(20)])))
+
+
+def test_memory_combines_history_and_text() -> None:
+    est = FakeEstimator({"easy_seen": 0.8, "easy_unseen": 0.8, "mid_seen": 0.5})
+    # an estimator that does not learn isolates the memory's effect
+    est.update = lambda outcomes: {}  # type: ignore[method-assign]
+    sel = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0), seed=0)
+    sel.select(cands(["easy_seen", "mid_seen"]))
+    sel.observe([group("easy_seen", [1] * 8), group("mid_seen", [1] * 8)])
+    # posterior Beta(3.2 + 8 * w, 0.8), w = 0.5^(1/100): P(zero-var) ~ 0.65 > 0.5 -> skip;
+    # the unseen twin (prior only, P ~ 0.36) and the mid-range prompt (P ~ 0.32) are kept.
+    assert sel.select(cands(["easy_seen", "easy_unseen", "mid_seen"])) == [False, True, True]
+    off = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0, memory=False), seed=0)
+    off.observe([group("easy_seen", [1] * 8)])
+    assert off.select(cands(["easy_seen"])) == [True]
+
+
+@settings(max_examples=15, deadline=None)
+@given(eps=st.floats(0.0, 0.5), seed=st.integers(0, 10_000))
+def test_exploration_rate_within_tolerance(eps: float, seed: int) -> None:
+    sel = DEPO(FakeEstimator(default=0.01), DEPOConfig(warmup_steps=0, explore=eps), seed=seed)
+    n = 3000
+    d = sel.decide(cands([f"q{i}" for i in range(n)]))
+    rate = float(np.mean(d.keep))
+    assert abs(rate - eps) <= 5 * np.sqrt(eps * (1 - eps) / n) + 1e-9
+    assert d.explored == d.keep  # every kept prompt here was rejected by the rule
+
+
+def test_observe_metrics_hand_worked() -> None:
+    est = FakeEstimator({"a": 0.3, "b": 0.8, "c": 0.01, "d": 0.5})
+    sel = DEPO(est, DEPOConfig(warmup_steps=0, explore=1.0, memory=False), seed=0)
+    d = sel.decide(cands(["a", "b", "c", "d"]))
+    assert d.keep == [True] * 4 and d.explored == [False, False, True, False]
+    m = sel.observe(
+        [
+            group("a", [0, 0, 0, 1]),  # y = 0.25, informative
+            group("b", [1, 1, 1, 1]),  # y = 1, zero-variance
+            group("c", [0, 0, 0, 0]),  # y = 0, zero-variance, explored
+            group("d", [0.5, 0.5, 0.5, 0.5]),  # graded, y = 0.5, zero-variance (std 0)
+        ]
+    )
+    assert est.updates == 1
+    assert m["select/effective_rate"] == pytest.approx(0.25)
+    assert m["select/explored"] == 1.0
+    assert m["estimator/pred_mean"] == pytest.approx((0.3 + 0.8 + 0.01 + 0.5) / 4)
+    assert m["estimator/target_mean"] == pytest.approx(0.4375)
+    assert m["estimator/calib_mae"] == pytest.approx((0.05 + 0.2 + 0.01 + 0.0) / 4)
+    # P(zero-var) (n0 = 4, G = 8) ranks c (p 0.01) > b (0.8) > a (0.3) > d (0.5); zero-variance: b, c, d; informative: a.
+    # AUC = share of (zero-var, informative) pairs ranked right = (b>a, c>a, d<a) = 2/3
+    assert m["estimator/auc_zero_var"] == pytest.approx(2 / 3)
+    assert m["estimator/false_skip_rate"] == 0.0 and m["estimator/false_skip_n"] == 1.0
+    assert m["estimator/loss"] == 0.25 and m["estimator/score_bce"] == 0.5
+    assert m["time/estimator_predict_s"] >= 0.0 and m["time/estimator_update_s"] >= 0.0
+    assert m["select/warmup"] == 0.0
+
+
+def test_warmup_groups_the_rule_rejects_measure_false_skips() -> None:
+    sel = DEPO(FakeEstimator({"x": 0.02, "y": 0.5}), DEPOConfig(warmup_steps=1), seed=0)
+    assert sel.select(cands(["x", "y"])) == [True, True]
+    m = sel.observe([group("x", [0, 1, 0, 0, 0, 0, 0, 0]), group("y", [0] * 8)])
+    assert m["estimator/false_skip_rate"] == 1.0 and m["estimator/false_skip_n"] == 1.0
+
+
+def _run(sel: DEPO, steps: int, seed: int) -> list:
+    """Decide on random batches and feed back random binary groups; return all decisions."""
+    rng = np.random.default_rng(seed)
+    log = []
+    for _ in range(steps):
+        texts = [f"q{i}" for i in rng.integers(0, 30, size=8)]
+        d = sel.decide(cands(texts))
+        log.append((d.keep, d.explored, np.round(d.priority, 12).tolist()))
+        out = [group(t, rng.integers(0, 2, size=4)) for t, k in zip(texts, d.keep) if k]
+        sel.observe(out)
+    return log
+
+
+@QUICK
+@given(seed=st.integers(0, 10_000), warmup=st.integers(0, 3), eps=st.floats(0.0, 0.5), mode=st.sampled_from(["default", "paper"]))
+def test_same_seed_same_decisions_and_resume(seed, warmup, eps, mode) -> None:
+    def build(s: int) -> DEPO:
+        rates = {f"q{i}": float(v) for i, v in enumerate(np.linspace(0.0, 1.0, 30))}
+        return DEPO(FakeEstimator(rates), DEPOConfig(mode=mode, group_size=4, warmup_steps=warmup, explore=eps), seed=s)
+
+    assert _run(build(seed), 6, seed) == _run(build(seed), 6, seed)
+    a = build(seed)
+    _run(a, 3, seed + 1)
+    saved = copy.deepcopy(a.state_dict())
+    b = build(seed + 7)  # another seed: everything must come from the state
+    b.load_state_dict(saved)
+    assert _run(a, 4, seed + 2) == _run(b, 4, seed + 2)
+
+
+def test_state_mode_mismatch_is_an_error() -> None:
+    a = DEPO(FakeEstimator(), DEPOConfig(mode="paper"))
+    with pytest.raises(DepoError, match="mode"):
+        DEPO(FakeEstimator(), DEPOConfig()).load_state_dict(a.state_dict())
+
+
+@pytest.mark.parametrize("bad", [{"lo": 0.9, "hi": 0.1}, {"threshold": 1.5}, {"explore": -0.1}, {"group_size": 1}, {"mode": "x"}])
+def test_bad_config_is_a_clear_error(bad: dict) -> None:
+    with pytest.raises(DepoError):
+        DEPOConfig(**bad)
+
+
+def test_stream_with_depo_rejecting_everything_forces_least_bad() -> None:
+    rates = {f"q{i}": 0.001 * i for i in range(50)}  # all hopeless; q49 is the least hopeless
+    sel = DEPO(FakeEstimator(rates), DEPOConfig(warmup_steps=0, explore=0.0), seed=0)
+    stream = RefillStream(DataOrder(50, seed=0), sel, lambda i: Candidate(f"q{i}", f"q{i}"), batch_size=4, max_scan=50)
+    idx, s = stream.next_batch()
+    assert s["select/kept"] == 0 and s["select/forced"] == 4 and s["select/scanned"] == 50
+    assert sorted(idx) == [46, 47, 48, 49]
+    m = sel.observe([group(f"q{i}", [0] * 8) for i in idx])
+    assert "estimator/false_skip_rate" not in m  # forced prompts are not an unbiased sample
+
+
+@QUICK
+@given(seed=st.integers(0, 1000), eps=st.floats(0.0, 0.6), steps=st.integers(1, 6))
+def test_stream_accounting_with_depo(seed: int, eps: float, steps: int) -> None:
+    rng = np.random.default_rng(seed)
+    rates = {f"q{i}": float(p) for i, p in enumerate(rng.random(40))}
+    sel = make_selector("depo", group_size=8, seed=seed, options={"warmup_steps": 1, "explore": eps}, estimator=FakeEstimator(rates))
+    stream = RefillStream(DataOrder(40, seed), sel, lambda i: Candidate(f"q{i}", f"q{i}"), batch_size=6, max_scan=18)
+    for _ in range(steps):
+        idx, s = stream.next_batch()
+        assert len(idx) == 6
+        assert s["select/kept"] + s["select/skipped"] == s["select/scanned"]
+        assert s["select/explored"] <= s["select/kept"]
+        out = [group(f"q{i}", rng.random(8) < rates[f"q{i}"], explored=e) for i, e in zip(idx, stream.last_explored)]
+        m = sel.observe(out)
+        assert m["select/explored"] == s["select/explored"]

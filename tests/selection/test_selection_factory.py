@@ -1,0 +1,81 @@
+"""make_selector for every name, the oracle selector, and option validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from selection_fakes import FakeEstimator
+
+from depo.errors import DepoError
+from depo.selection import SELECTORS, Candidate, GroupOutcome, Selector, make_selector
+from depo.selection.depo import DEPO
+from depo.selection.history import History
+from depo.selection.oracle import Oracle
+
+
+def test_every_name_builds_a_selector() -> None:
+    rates = {"a": 0.5}
+    for name in SELECTORS:
+        opts = {"pass_rates": rates} if name == "oracle" else None
+        sel = make_selector(name, group_size=8, seed=1, options=opts, estimator=FakeEstimator())
+        assert isinstance(sel, Selector)
+        assert sel.select([Candidate("a", "a")]) == [True]
+    paper = make_selector("depo-paper", group_size=4, seed=0, estimator=FakeEstimator())
+    assert isinstance(paper, DEPO) and paper.config.mode == "paper" and paper.config.group_size == 4
+    depo = make_selector("depo", group_size=16, seed=0, options={"threshold": 0.3, "explore": 0.1}, estimator=FakeEstimator())
+    assert depo.config.threshold == 0.3 and depo.config.explore == 0.1 and depo.config.group_size == 16
+    hist = make_selector("history", group_size=8, seed=0, options={"p_easy": 0.7})
+    assert isinstance(hist, History) and hist.p_easy == 0.7
+
+
+def test_default_estimator_is_built_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    import depo.estimator
+
+    built = []
+
+    class Cfg:
+        pass
+
+    class Est(FakeEstimator):
+        def __init__(self, config):
+            super().__init__()
+            built.append(config)
+
+    monkeypatch.setattr(depo.estimator, "OnlineEstimator", Est, raising=False)
+    monkeypatch.setattr(depo.estimator, "EstimatorConfig", Cfg, raising=False)
+    make_selector("uniform", group_size=8, seed=0)
+    make_selector("history", group_size=8, seed=0)
+    assert built == []
+    sel = make_selector("depo", group_size=8, seed=0)
+    assert isinstance(sel.estimator, Est) and isinstance(built[0], Cfg)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        ("depo", {"nope": 1}, "unknown option"),
+        ("depo", {"mode": "paper"}, "unknown option"),  # the name picks the mode
+        ("history", {"threshold": 0.5}, "unknown option"),
+        ("oracle", {}, "pass_rates"),
+        ("oracle", {"pass_rates": {}, "threshold": 2.0}, "threshold"),
+        ("depo", {"threshold": -1.0}, "threshold"),
+        ("history", {"p_easy": 1.5}, "p_easy"),
+    ],
+)
+def test_bad_options_are_clear_errors(name: str, options: dict, match: str) -> None:
+    with pytest.raises(DepoError, match=match):
+        make_selector(name, group_size=8, seed=0, options=options, estimator=FakeEstimator())
+
+
+def test_oracle_keeps_iff_true_zero_variance_probability_is_low() -> None:
+    rates = {"easy": 0.97, "hard": 0.02, "mid": 0.5, "edge": 0.1}
+    sel = Oracle(rates, group_size=8)
+    # p^8 + (1-p)^8: easy 0.78, hard 0.85, mid 0.008, edge 0.43
+    assert sel.select([Candidate(k, "") for k in rates]) == [False, False, True, True]
+    assert Oracle(rates, group_size=8, threshold=0.4).select([Candidate("edge", "")]) == [False]
+    assert Oracle(lambda pid: 0.5, group_size=8).select([Candidate("any", "")]) == [True]
+    np.testing.assert_allclose(sel.priority([Candidate("mid", ""), Candidate("hard", "")]), [-(2 * 0.5**8), -(0.02**8 + 0.98**8)])
+    with pytest.raises(DepoError, match="no true pass rate"):
+        sel.select([Candidate("unknown", "")])
+    m = sel.observe([GroupOutcome("mid", "", (1.0, 0.0)), GroupOutcome("easy", "", (1.0, 1.0))])
+    assert m == {"select/effective_rate": 0.5}
