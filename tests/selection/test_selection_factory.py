@@ -34,12 +34,22 @@ def test_default_estimator_is_built_lazily(monkeypatch: pytest.MonkeyPatch) -> N
     built = []
 
     class Cfg:
-        pass
+        @classmethod
+        def from_dict(cls, data):
+            cfg = cls()
+            cfg.data = data
+            return cfg
 
     class Est(FakeEstimator):
         def __init__(self, config):
             super().__init__()
             built.append(config)
+
+        @classmethod
+        def load(cls, path):
+            est = cls(None)
+            est.path = path
+            return est
 
     monkeypatch.setattr(depo.estimator, "OnlineEstimator", Est, raising=False)
     monkeypatch.setattr(depo.estimator, "EstimatorConfig", Cfg, raising=False)
@@ -48,6 +58,10 @@ def test_default_estimator_is_built_lazily(monkeypatch: pytest.MonkeyPatch) -> N
     assert built == []
     sel = make_selector("depo", group_size=8, seed=0)
     assert isinstance(sel.estimator, Est) and isinstance(built[0], Cfg)
+    sel = make_selector("depo", group_size=8, seed=0, options={"estimator_config": {"freeze_encoder": True}})
+    assert built[1].data == {"freeze_encoder": True}
+    sel = make_selector("depo-paper", group_size=8, seed=0, options={"estimator_init": "/some/dir"})
+    assert sel.estimator.path == "/some/dir"
 
 
 @pytest.mark.parametrize(

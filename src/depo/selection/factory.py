@@ -16,11 +16,17 @@ def _check_options(name: str, options: dict[str, Any], allowed: set[str]) -> Non
         raise DepoError(f"unknown option(s) for selector {name!r}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed)) or 'none'}")
 
 
-def _default_estimator(options: dict[str, Any]) -> Any:
-    """The project's online estimator with the paper's defaults (heavy import, done lazily)."""
+def _default_estimator(config: Any, init: str | None) -> Any:
+    """The project's online estimator (heavy import, done lazily): loaded from `init` (a
+    directory written by OnlineEstimator.save, for a warm start), else built from `config`
+    (an EstimatorConfig, a dict of its fields, or None for the paper's defaults)."""
     from depo.estimator import EstimatorConfig, OnlineEstimator
 
-    return OnlineEstimator(options.pop("estimator_config", None) or EstimatorConfig())
+    if init is not None:
+        return OnlineEstimator.load(init)
+    if isinstance(config, dict):
+        config = EstimatorConfig.from_dict(config)
+    return OnlineEstimator(config or EstimatorConfig())
 
 
 def make_selector(
@@ -36,7 +42,9 @@ def make_selector(
     `options` are the selector's own keyword arguments (see each class: `DEPOConfig` fields for
     depo / depo-paper, `History`, `Oracle`); unknown keys are a DepoError. `estimator` (anything
     with predict/update/state_dict/load_state_dict) is used by depo and depo-paper; when None a
-    default `depo.estimator.OnlineEstimator` is built. `oracle` needs `options["pass_rates"]`
+    `depo.estimator.OnlineEstimator` is built from `options["estimator_config"]` (dict or
+    EstimatorConfig) or loaded from `options["estimator_init"]` (a saved estimator directory).
+    `oracle` needs `options["pass_rates"]`
     (a mapping prompt_id -> true pass rate, or a callable).
     """
     options = dict(options or {})
@@ -51,10 +59,10 @@ def make_selector(
         from depo.selection.depo import DEPO, DEPOConfig
 
         allowed = {f.name for f in fields(DEPOConfig)} - {"mode", "group_size"}
-        _check_options(name, options, allowed | {"estimator_config"})
+        _check_options(name, options, allowed | {"estimator_config", "estimator_init"})
+        config, init = options.pop("estimator_config", None), options.pop("estimator_init", None)
         if estimator is None:
-            estimator = _default_estimator(options)
-        options.pop("estimator_config", None)
+            estimator = _default_estimator(config, init)
         mode = "paper" if name == "depo-paper" else "default"
         return DEPO(estimator, DEPOConfig(mode=mode, group_size=group_size, **options), seed=seed)
     if name == "history":
