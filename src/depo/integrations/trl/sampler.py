@@ -1,0 +1,64 @@
+"""A sampler with `trl.trainer.utils.RepeatSampler`'s contract whose prompts DEPO chose.
+
+RepeatSampler (TRL 1.16) yields, for each generation batch of `batch_size` distinct prompts,
+the batch `repeat_count` (= num_iterations x steps_per_generation) times, and within it each
+prompt `mini_repeat_count` (= num_generations) times in a row; GRPOTrainer relies on exactly
+that layout to group completions and to reuse one generation for several optimizer passes.
+`DEPORepeatSampler` keeps the layout and only changes *which* prompts fill each batch: it asks
+`next_chunk()` (a `SelectionFeed`) lazily, one generation batch at a time, so the selector
+decides with the freshest estimator the dataloader's prefetching allows.
+
+Its length is RepeatSampler's for the same dataset (`len(dataset) // batch_size` batches per
+trainer epoch), so `num_train_epochs` and `max_steps` mean the same number of optimizer steps
+as with plain GRPO; the data order behind it is endless (a skipped prompt does not end an
+epoch early), and the feed's `select/epoch*` metrics count real passes over the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from torch.utils.data import Sampler
+
+from depo.errors import DepoError
+
+
+class DEPORepeatSampler(Sampler[int]):
+    """Yields `chunks_per_epoch` DEPO-chosen generation batches in RepeatSampler's layout."""
+
+    def __init__(
+        self,
+        next_chunk: Callable[[], list[int]],
+        *,
+        chunks_per_epoch: int,
+        batch_size: int,
+        mini_repeat_count: int,
+        repeat_count: int = 1,
+    ) -> None:
+        if chunks_per_epoch < 1:
+            raise DepoError(
+                f"the training set holds fewer prompts than one generation batch ({batch_size} distinct prompts)"
+            )
+        self.next_chunk = next_chunk
+        self.chunks_per_epoch = int(chunks_per_epoch)
+        self.batch_size = int(batch_size)
+        self.mini_repeat_count = int(mini_repeat_count)
+        self.repeat_count = int(repeat_count)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Trainer calls this every epoch; the DEPO data order is a continuous stream, so it only records it."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        for _ in range(self.chunks_per_epoch):
+            chunk = self.next_chunk()
+            if len(chunk) != self.batch_size:
+                raise DepoError(f"the DEPO feed returned {len(chunk)} prompts, expected {self.batch_size}")
+            for _ in range(self.repeat_count):
+                for index in chunk:
+                    for _ in range(self.mini_repeat_count):
+                        yield index
+
+    def __len__(self) -> int:
+        return self.chunks_per_epoch * self.batch_size * self.mini_repeat_count * self.repeat_count

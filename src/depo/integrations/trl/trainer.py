@@ -1,0 +1,247 @@
+"""DEPO inside TRL's `GRPOTrainer`: pre-rollout prompt selection, single- and multi-process.
+
+Where it plugs in (SPEC.md section 6; TRL 1.16 `trl/trainer/grpo_trainer.py`):
+
+- `_get_train_sampler` returns a `DEPORepeatSampler` (RepeatSampler's layout, DEPO's prompts)
+  instead of `RepeatSampler`; each generation batch is drawn lazily by a `SelectionFeed`.
+- `_calculate_rewards` (already gathered across processes by TRL) is where the per-completion
+  total reward (sum of reward functions times `reward_weights`, as TRL sums them) and the
+  prompts' dataset indices are captured; `_generate_and_score_completions` then adds the
+  responses' mean token log-probs when TRL computed them (or always, with `logprobs="always"`)
+  and calls `selector.observe` once per generation batch, on every process with the same data.
+- `_save_checkpoint` writes `depo_selector.pt` beside TRL's files; `_load_optimizer_and_scheduler`
+  (TRL's own hook for its extra state) restores it on `resume_from_checkpoint`.
+- `select/*` and `estimator/*` metrics go into TRL's `_metrics["train"]`, so they are logged
+  (averaged over `logging_steps`, as TRL does) next to `frac_reward_zero_std`.
+
+The dataset gets one extra column, `depo_index` (the row's index), so that outcomes are matched
+to prompts by identity whatever the dataloader prefetched; reward functions receive it as a
+keyword argument like any other column (TRL reward functions take `**kwargs`).
+
+Resuming: the DEPO sampler restarts from its own checkpointed position, so the Trainer's
+"skip the batches already seen" replay is switched off (`ignore_data_skip=True`); replaying
+would re-run the selector on prompts it already decided.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from typing import Any, Literal
+
+import torch
+from datasets import Dataset
+from trl import GRPOTrainer
+
+from depo.errors import DepoError
+from depo.integrations.trl.feed import SelectionFeed
+from depo.integrations.trl.sampler import DEPORepeatSampler
+from depo.selection.base import Selector, Uniform
+
+logger = logging.getLogger(__name__)
+
+INDEX_COLUMN = "depo_index"
+STATE_FILE = "depo_selector.pt"
+LogprobMode = Literal["auto", "always", "never"]
+
+
+def prompt_text(prompt: Any) -> str:
+    """The text the estimator reads for a TRL prompt: the string itself, or the user turns of a
+    conversation (content parts of type "text" only), joined by blank lines."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        parts: list[str] = []
+        for message in prompt:
+            if not isinstance(message, dict) or message.get("role", "user") != "user":
+                continue
+            content = message.get("content", "")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if parts:
+            return "\n\n".join(parts)
+    raise DepoError(f"cannot read a prompt text from {type(prompt).__name__}; pass text_column=")
+
+
+class DEPOMixin:
+    """Adds DEPO selection to a `GRPOTrainer` (or a subclass of it): `class T(DEPOMixin, GRPOTrainer)`.
+
+    Extra keyword arguments:
+      selector: a `depo.selection.Selector` (e.g. `make_selector("depo", group_size=G, seed=0)`);
+        default `Uniform()` (keep everything: GRPO with DEPO's data order and bookkeeping).
+      text_column: dataset column the estimator reads (default: the "prompt" column's text).
+      id_column: dataset column with stable prompt ids (default: the row index).
+      max_scan: most candidates scanned per generation batch (default 8 x the batch's prompts);
+        when reached, the batch is filled with the best-ranked rejected prompts (`select/forced`).
+      logprobs: "auto" (default) passes the responses' mean token log-probs to the selector when
+        TRL computed them anyway (vLLM importance sampling, or steps_per_generation >
+        gradient_accumulation_steps, or num_iterations > 1); "always" computes them with one
+        extra no-grad forward pass per generation batch; "never" passes none.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        selector: Selector | None = None,
+        text_column: str | None = None,
+        id_column: str | None = None,
+        max_scan: int | None = None,
+        logprobs: LogprobMode = "auto",
+        **kwargs: Any,
+    ) -> None:
+        bound = inspect.signature(GRPOTrainer.__init__).bind_partial(None, *args, **kwargs).arguments
+        dataset = bound.get("train_dataset")
+        if not isinstance(dataset, Dataset):
+            raise DepoError(
+                "DEPO needs an indexable `datasets.Dataset` as train_dataset (got "
+                f"{type(dataset).__name__}); it picks prompts by index before the rollout"
+            )
+        if logprobs not in ("auto", "always", "never"):
+            raise DepoError(f"logprobs must be 'auto', 'always' or 'never', got {logprobs!r}")
+        texts, ids = _candidate_columns(dataset, text_column, id_column)
+        if INDEX_COLUMN in dataset.column_names:
+            dataset = dataset.remove_columns(INDEX_COLUMN)
+        dataset = dataset.add_column(INDEX_COLUMN, list(range(len(dataset))))
+        bound.pop("self", None)
+        bound["train_dataset"] = dataset
+        super().__init__(**bound)  # type: ignore[call-arg]
+
+        self.depo_selector = selector if selector is not None else Uniform()
+        self._depo_logprobs = logprobs
+        self._depo_pending: tuple[list[int], list[float]] | None = None
+        batch = self.args.generation_batch_size // self.num_generations
+        broadcast = None
+        if self.accelerator.num_processes > 1:
+            if getattr(self.accelerator, "dispatch_batches", None):
+                raise DepoError("DEPO needs accelerator_config.dispatch_batches=False with several processes")
+            broadcast = _broadcast_from_main
+        self.depo_feed = SelectionFeed(
+            self.depo_selector,
+            texts,
+            ids,
+            batch_size=batch,
+            group_size=self.num_generations,
+            seed=self.args.seed,
+            max_scan=max_scan if max_scan is not None else 8 * batch,
+            broadcast=broadcast,
+        )
+
+    # -- sampling ------------------------------------------------------------------------
+    def _get_train_sampler(self, dataset=None):  # noqa: ANN001 - TRL's signature
+        n = len(dataset if dataset is not None else self.train_dataset)
+        batch = self.args.generation_batch_size // self.num_generations
+        return DEPORepeatSampler(
+            self.depo_feed.next_chunk,
+            chunks_per_epoch=n // batch,
+            batch_size=batch,
+            mini_repeat_count=self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+        )
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if INDEX_COLUMN not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, INDEX_COLUMN]
+
+    def train(self, *args: Any, **kwargs: Any):
+        # The DEPO sampler resumes from its own checkpointed position; Trainer's replay of the
+        # batches already seen would run the selector again on prompts it already decided.
+        self.args.ignore_data_skip = True
+        return super().train(*args, **kwargs)
+
+    # -- learning from rewards -----------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: ANN001
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if self.model.training and inputs and INDEX_COLUMN in inputs[0]:
+            from accelerate.utils import gather_object
+
+            indices = [int(i) for i in gather_object([int(x[INDEX_COLUMN]) for x in inputs])]
+            weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+            total = (rewards_per_func * weights).nansum(dim=1)
+            total[torch.isnan(rewards_per_func).all(dim=1)] = float("nan")
+            self._depo_pending = (indices, total.tolist())
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):  # noqa: ANN001
+        output = super()._generate_and_score_completions(inputs)
+        pending, self._depo_pending = self._depo_pending, None
+        if pending is not None:
+            indices, rewards = pending
+            logps = self._depo_mean_logprobs(output)
+            metrics = self.depo_feed.complete(indices, rewards, logps)
+            for key, value in metrics.items():
+                self._metrics["train"][key].append(value)
+        return output
+
+    def _depo_mean_logprobs(self, output: dict) -> list[float] | None:
+        """Per completion, the mean over its tokens of log pi(token), gathered across processes."""
+        if self._depo_logprobs == "never":
+            return None
+        per_token = output.get("old_per_token_logps")
+        if per_token is None:
+            per_token = output.get("sampling_per_token_logps")
+        if per_token is None and self._depo_logprobs == "always":
+            ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+            mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+            with torch.no_grad():
+                per_token, _, _ = self._get_per_token_logps_and_entropies(
+                    self.model,
+                    ids,
+                    mask,
+                    output["completion_ids"].size(1),
+                    batch_size=self.args.per_device_train_batch_size,
+                )
+        if per_token is None:
+            return None
+        mask = output["completion_mask"].to(per_token.dtype)
+        mean = (torch.nan_to_num(per_token) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.accelerator.gather(mean.float()).tolist()
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial):  # noqa: ANN001
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            torch.save(self.depo_feed.state_dict(), os.path.join(folder, STATE_FILE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, STATE_FILE)
+        if not os.path.isfile(path):
+            logger.warning("DEPO: %s has no %s; the selector starts from scratch", checkpoint, STATE_FILE)
+            return
+        # Our own file, written by _save_checkpoint; it holds numpy/python objects, hence weights_only=False.
+        self.depo_feed.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+
+
+class DEPOGRPOTrainer(DEPOMixin, GRPOTrainer):
+    """`trl.GRPOTrainer` that rolls out only the prompts a DEPO selector keeps (see `DEPOMixin`)."""
+
+
+def _candidate_columns(dataset: Dataset, text_column: str | None, id_column: str | None) -> tuple[list[str], list[str]]:
+    for name, col in (("text_column", text_column), ("id_column", id_column)):
+        if col is not None and col not in dataset.column_names:
+            raise DepoError(f"{name}={col!r} is not a column of the training set ({', '.join(dataset.column_names)})")
+    if text_column is not None:
+        texts = [str(t) for t in dataset[text_column]]
+    elif "prompt" in dataset.column_names:
+        texts = [prompt_text(p) for p in dataset["prompt"]]
+    else:
+        raise DepoError("the training set has no 'prompt' column; pass text_column=")
+    ids = [str(x) for x in dataset[id_column]] if id_column is not None else [str(i) for i in range(len(dataset))]
+    if len(set(ids)) != len(ids):
+        raise DepoError(f"id_column={id_column!r} has duplicate ids; the selector needs one id per prompt")
+    return texts, ids
+
+
+def _broadcast_from_main(obj: object) -> object:
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([obj], from_process=0)[0]
