@@ -1,0 +1,31 @@
+"""DEPO for verl: select prompts before the rollout in verl's Ray trainer (SPEC.md section 6).
+
+Two hooks, one per verl generation:
+- verl 0.8+ (0.9.1 tested): `RayDEPOTrainer`, a `RayPPOTrainer` subclass (`depo.integrations.verl.trainer`),
+  launched by `python -m depo.integrations.verl.main` with `config/depo_trainer.yaml`.
+- verl 0.7.x: `DEPOCurriculumSampler` (`depo.integrations.verl.sampler07`), set through
+  `data.sampler.class_path` / `class_name`.
+
+This module stays import-light: nothing here imports verl, Ray or torch; the verl-facing
+classes are loaded on first attribute access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DEPOCurriculumSampler", "DepoSettings", "RayDEPOTrainer"]
+
+_LAZY = {
+    "RayDEPOTrainer": "depo.integrations.verl.trainer",
+    "DEPOCurriculumSampler": "depo.integrations.verl.sampler07",
+    "DepoSettings": "depo.integrations.verl.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

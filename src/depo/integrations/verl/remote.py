@@ -1,0 +1,89 @@
+"""The estimator as a Ray actor with its own CPU/GPU share (`depo.estimator.device: ray`).
+
+The trainer process then only sends prompt texts and outcomes; the encoder forward and the
+update run where the actor was placed. The proxy has the estimator's API (predict, update,
+state_dict, load_state_dict), so the selector cannot tell it from an in-process one. State
+crosses the boundary on CPU, so a checkpoint made with a GPU actor loads on a CPU driver.
+
+Placement: verl's resource pools reserve whole GPUs in placement groups, so the actor needs GPU
+capacity outside them (e.g. trainer.n_gpus_per_node=7 on an 8-GPU node, or another node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from depo.selection.base import GroupOutcome
+
+
+def _to_cpu(obj: Any) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+class _EstimatorActor:
+    """Runs inside the Ray actor: owns the `OnlineEstimator`."""
+
+    def __init__(self, config: Any) -> None:
+        from depo.estimator import OnlineEstimator
+
+        self.estimator = OnlineEstimator(config)
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        return self.estimator.predict(texts)
+
+    def update(self, outcomes: list[GroupOutcome]) -> dict[str, float]:
+        return self.estimator.update(outcomes)
+
+    def state_dict(self) -> dict:
+        return _to_cpu(self.estimator.state_dict())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.estimator.load_state_dict(state)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.estimator, name)(*args, **kwargs)
+
+
+class RemoteEstimator:
+    """Proxy to an `OnlineEstimator` living in a Ray actor (`ray.init` must have run)."""
+
+    def __init__(self, config: Any, *, num_gpus: float = 1.0, num_cpus: float = 1.0) -> None:
+        import ray
+
+        self._ray = ray
+        actor_cls = ray.remote(_EstimatorActor)
+        self.actor = actor_cls.options(num_gpus=num_gpus, num_cpus=num_cpus, name=None).remote(config)
+        self.config = config
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self._ray.get(self.actor.predict.remote(list(texts))))
+
+    def update(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
+        return self._ray.get(self.actor.update.remote(list(outcomes)))
+
+    def state_dict(self) -> dict:
+        return self._ray.get(self.actor.state_dict.remote())
+
+    def load_state_dict(self, state: dict) -> None:
+        self._ray.get(self.actor.load_state_dict.remote(state))
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other estimator method (e.g. cache_stats) is called on the actor."""
+        if name.startswith("_") or name in ("actor", "config"):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._ray.get(self.actor.call.remote(name, *args, **kwargs))
+
+        return call

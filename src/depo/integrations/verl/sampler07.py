@@ -1,0 +1,152 @@
+"""`DEPOCurriculumSampler`: DEPO for verl 0.7.x through its curriculum-sampler hook.
+
+verl 0.7 builds the train sampler from `data.sampler.class_path` / `class_name`
+(`verl.trainer.main_ppo.create_rl_sampler`, which requires `data.dataloader_num_workers=0`) and
+calls `sampler.update(batch)` after every step (SPEC.md section 6). This sampler yields, batch
+by batch, the indices a `RefillStream` selects; with no worker processes the dataloader asks for
+the next batch's indices only after `update`, so each estimator update acts on the next batch.
+
+Config (verl 0.7 passes only `config.data` to a sampler, so DEPO's block lives there):
+    data.sampler.class_path=pkg://depo.integrations.verl.sampler07
+    data.sampler.class_name=DEPOCurriculumSampler
+    data.dataloader_num_workers=0
+    +data.depo.group_size=${actor_rollout_ref.rollout.n}
+    +data.depo.selector=depo   (and the other `depo:` knobs of settings.py, under data.depo)
+
+Rows are matched to prompts by `extra_info.index` when the dataset has distinct ones (verl's
+preprocessing scripts write it); otherwise by a fingerprint of the row's `extra_info` and
+`reward_model`, which verl keeps in the batch. Select/* and estimator/* metrics are kept in
+`last_metrics` and printed; verl 0.7 offers the sampler no way into its tracker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+
+from depo.errors import DepoError
+from depo.integrations.verl.outcomes import mean_logprobs, response_rewards
+from depo.integrations.verl.prompts import PromptTable
+from depo.integrations.verl.settings import DepoSettings, as_mapping, build_selector
+from depo.selection.base import GroupOutcome
+from depo.selection.order import DataOrder
+from depo.selection.stream import RefillStream
+
+
+def row_fingerprint(extra_info: Any, reward_model: Any) -> str:
+    """What identifies a row in a verl batch when the dataset has no distinct extra_info.index."""
+    return json.dumps([extra_info, reward_model], sort_keys=True, default=str)
+
+
+class DEPOCurriculumSampler(AbstractCurriculumSampler):
+    """verl 0.7 curriculum sampler driven by a DEPO `Selector` (see module doc)."""
+
+    def __init__(self, data_source: Sized, data_config: Any, *, selector: Any = None) -> None:
+        block = dict(as_mapping(data_config.get("depo", None)))
+        self.group_size = int(block.pop("group_size", 8))
+        self.settings = DepoSettings.from_config(block)
+        self.batch_size = int(data_config.get("gen_batch_size", None) or data_config.train_batch_size)
+        seed = self.settings.seed if self.settings.seed is not None else (data_config.get("seed", None) or 0)
+        self.dataset = data_source
+        self.table = PromptTable.from_dataset(data_source, prompt_key=data_config.get("prompt_key", "prompt"))
+        self.selector = selector or build_selector(self.settings, group_size=self.group_size, seed=int(seed))
+        self.stream = RefillStream(
+            DataOrder(len(self.table), seed=int(seed)),
+            self.selector,
+            self.table.candidate,
+            self.batch_size,
+            self.settings.max_scan(self.batch_size),
+            max_chunk=self.settings.max_chunk,
+        )
+        self._keys = self._row_keys()
+        self._yielded = 0
+        self._pending: list[int] = []  # indices of the batch being yielded
+        self._last: list[int] = []  # indices of the last complete batch, awaiting update()
+        self._last_explored: list[bool] = []
+        self.last_metrics: dict[str, float] = {}
+
+    def _row_keys(self) -> list[str]:
+        if all(pid.startswith("i:") for pid in self.table.ids):
+            return list(self.table.ids)
+        frame = getattr(self.dataset, "dataframe", None)
+        rows = frame if frame is not None else [self.dataset[i] for i in range(len(self.table))]
+        return [row_fingerprint(r.get("extra_info"), r.get("reward_model")) for r in rows]
+
+    def _batch_key(self, extra_info: Any, reward_model: Any) -> str:
+        if isinstance(extra_info, dict) and self._keys and self._keys[0].startswith("i:") and "index" in extra_info:
+            return f"i:{extra_info['index']}"
+        return row_fingerprint(extra_info, reward_model)
+
+    def __len__(self) -> int:
+        return (len(self.table) // self.batch_size) * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        if self._yielded >= len(self):
+            self._yielded = 0
+        while self._yielded < len(self):
+            if not self._pending:
+                indices, stats = self.stream.next_batch()
+                self._last, self._last_explored = list(indices), list(self.stream.last_explored)
+                self._pending = list(indices)
+                self.last_metrics = dict(stats)
+            self._yielded += 1
+            yield self._pending.pop(0)
+
+    def update(self, batch: Any) -> None:
+        """Group the step's responses by uid, match them to the last batch's prompts, observe."""
+        uids = np.asarray(batch.non_tensor_batch["uid"])
+        extra = batch.non_tensor_batch.get("extra_info")
+        rm = batch.non_tensor_batch.get("reward_model")
+        rewards, _ = response_rewards(batch, self.settings.reward_key)
+        logps = mean_logprobs(batch)
+        slots: dict[str, list[int]] = {}
+        for j, i in enumerate(self._last):
+            slots.setdefault(self._keys[i], []).append(j)
+        groups: dict[str, list[int]] = {}
+        for r, uid in enumerate(uids):
+            groups.setdefault(str(uid), []).append(r)
+        outcomes = []
+        for rows in groups.values():
+            r0 = rows[0]
+            key = self._batch_key(extra[r0] if extra is not None else None, rm[r0] if rm is not None else None)
+            if not slots.get(key):
+                raise DepoError("a response group matches no prompt of the last selected batch (was it drawn by DEPO?)")
+            j = slots[key].pop(0)
+            i = self._last[j]
+            outcomes.append(
+                GroupOutcome(
+                    prompt_id=self.table.ids[i],
+                    text=self.table.texts[i],
+                    rewards=tuple(float(rewards[r]) for r in rows),
+                    mean_logprobs=None if logps is None else tuple(float(logps[r]) for r in rows),
+                    explored=bool(self._last_explored[j]),
+                )
+            )
+        metrics = dict(self.last_metrics)
+        metrics.update({k: float(v) for k, v in (self.selector.observe(outcomes) or {}).items()})
+        self.last_metrics = metrics
+        self.last_outcomes = outcomes
+        print("[depo] " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+
+    def state_dict(self) -> dict:
+        """Selector (estimator included) and stream: saved by verl's StatefulDataLoader in data.pt."""
+        return {
+            "selector": self.selector.state_dict(),
+            "stream": self.stream.state_dict(),
+            "yielded": self._yielded,
+            "pending": list(self._pending),
+            "last": list(self._last),
+            "last_explored": list(self._last_explored),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.selector.load_state_dict(state["selector"])
+        self.stream.load_state_dict(state["stream"])
+        self._yielded = int(state["yielded"])
+        self._pending = list(state["pending"])
+        self._last = list(state["last"])
+        self._last_explored = list(state["last_explored"])

@@ -1,0 +1,177 @@
+"""`RayDEPOTrainer`: verl's `RayPPOTrainer` with DEPO selection before the rollout (verl >= 0.8).
+
+verl 0.8 removed the curriculum-sampler hook (SPEC.md section 6), so, like the reference
+release, DEPO subclasses the trainer. Unlike the release it does not copy `fit()`: four small
+overrides are enough, so the training step stays verl's own (GRPO, or DAPO's clip-higher,
+token-mean loss and overlong shaping; dynamic sampling must stay off: DEPO replaces it).
+
+1. `_create_dataloader`: after verl builds its datasets, the train dataloader is replaced by
+   `SelectedBatches`, which draws, scores and refills each batch through the `Selector` when
+   `fit()` asks for it. Step counts are unchanged (len(dataset) // train_batch_size per epoch).
+2. `_update_actor`: after verl's actor update, the step's responses are grouped by `uid` into
+   `GroupOutcome`s (rewards, mean log-probs) and passed to `selector.observe`; the select/*,
+   estimator/* and time/* metrics ride back in the actor output's metrics, which `fit()` logs
+   through verl's `Tracking` (console, wandb, tensorboard, ...).
+3. `_save_checkpoint` / `_load_checkpoint`: the selector (estimator weights and optimizer
+   included) and the data stream are saved in `global_step_N/depo/state.pt` and restored with
+   the policy, also at epoch boundaries where verl skips its own dataloader state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import torch
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer, find_latest_ckpt_path
+
+from depo.errors import DepoError
+from depo.integrations.verl.loader import SelectedBatches
+from depo.integrations.verl.outcomes import group_outcomes
+from depo.integrations.verl.prompts import PromptTable
+from depo.integrations.verl.settings import DepoSettings, build_selector
+
+STATE_DIR = "depo"
+STATE_FILE = "state.pt"
+FORMAT = "depo-verl/1"
+
+
+def check_config(config: Any) -> None:
+    """Refuse settings DEPO cannot run with, with one clear line each."""
+    filter_groups = config.algorithm.get("filter_groups", None)
+    if filter_groups is not None and filter_groups.get("enable", False):
+        raise DepoError("algorithm.filter_groups.enable=true (DAPO dynamic sampling) cannot run with DEPO; set it to false")
+    if int(config.actor_rollout_ref.rollout.n) < 2:
+        raise DepoError("actor_rollout_ref.rollout.n must be >= 2: DEPO selects for GRPO groups")
+    if config.trainer.get("use_v1", False):
+        raise DepoError("RayDEPOTrainer extends verl's RayPPOTrainer: set trainer.use_v1=false")
+
+
+class RayDEPOTrainer(RayPPOTrainer):
+    """RayPPOTrainer that rolls out only the prompts a DEPO `Selector` keeps (see module doc).
+
+    Extra keyword `selector`: a ready `Selector` (tests, custom selectors); by default it is built
+    from the config's `depo:` block (`DepoSettings`).
+    """
+
+    def __init__(self, *args: Any, selector: Any = None, **kwargs: Any) -> None:
+        self._depo_selector_override = selector
+        super().__init__(*args, **kwargs)
+
+    # ---------------------------------------------------------------- selection (before rollout)
+    def _create_dataloader(self, train_dataset, val_dataset, collate_fn, train_sampler) -> None:
+        super()._create_dataloader(train_dataset, val_dataset, collate_fn, train_sampler)
+        self.depo_settings = DepoSettings.from_config(self.config.get("depo", None))
+        if not self.depo_settings.enable:
+            self.depo_selector = None
+            return
+        check_config(self.config)
+        data = self.config.data
+        batch_size = int(data.train_batch_size)
+        seed = self.depo_settings.seed
+        if seed is None:
+            seed = data.get("seed", None) or 0
+        self.depo_selector = self._depo_selector_override or build_selector(
+            self.depo_settings, group_size=int(self.config.actor_rollout_ref.rollout.n), seed=int(seed)
+        )
+        table = PromptTable.from_dataset(self.train_dataset, prompt_key=data.get("prompt_key", "prompt"))
+        steps_before = len(self.train_dataloader)
+        self.train_dataloader = SelectedBatches(
+            self.train_dataset,
+            self.train_dataloader.collate_fn,
+            self.depo_selector,
+            table,
+            batch_size=batch_size,
+            seed=int(seed),
+            max_scan=self.depo_settings.max_scan(batch_size),
+            max_chunk=self.depo_settings.max_chunk,
+        )
+        if len(self.train_dataloader) != steps_before and self.config.trainer.total_training_steps is None:
+            # verl counted steps with data.gen_batch_size (dynamic sampling's knob, unused here).
+            self._set_total_training_steps(len(self.train_dataloader) * self.config.trainer.total_epochs)
+
+    def _set_total_training_steps(self, steps: int) -> None:
+        from omegaconf import OmegaConf, open_dict
+
+        self.total_training_steps = steps
+        with open_dict(self.config):
+            if OmegaConf.select(self.config, "actor_rollout_ref.actor.optim"):
+                self.config.actor_rollout_ref.actor.optim.total_training_steps = steps
+            if OmegaConf.select(self.config, "critic.optim"):
+                self.config.critic.optim.total_training_steps = steps
+
+    # ---------------------------------------------------------------- learning (after the step)
+    def _update_actor(self, batch):
+        output = super()._update_actor(batch)
+        if self.depo_selector is not None:
+            output.meta_info.setdefault("metrics", {}).update(self.depo_observe(batch))
+        return output
+
+    def depo_observe(self, batch: Any) -> dict[str, float]:
+        """Group the step's responses by uid, feed the selector; return select/* and estimator/* metrics."""
+        loader: SelectedBatches = self.train_dataloader
+        metrics = dict(loader.pop_stats())
+        outcomes, group_metrics = group_outcomes(
+            batch, loader.table.text_of, loader.last_explored, reward_key=self.depo_settings.reward_key
+        )
+        metrics.update(group_metrics)
+        t0 = time.perf_counter()
+        for key, value in (self.depo_selector.observe(outcomes) or {}).items():
+            metrics[key if "/" in key else f"select/{key}"] = float(value)
+        metrics["time/depo_observe_s"] = time.perf_counter() - t0
+        return metrics
+
+    # ---------------------------------------------------------------- checkpoints
+    def _save_checkpoint(self) -> None:
+        super()._save_checkpoint()
+        if self.depo_selector is None:
+            return
+        folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}", STATE_DIR)
+        self.depo_save(folder)
+
+    def depo_save(self, folder: str) -> str:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, STATE_FILE)
+        state = {
+            "format": FORMAT,
+            "selector": self.depo_selector.state_dict(),
+            "batches": self.train_dataloader.state_dict(),
+        }
+        tmp = path + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # never leave a half-written state beside a complete policy checkpoint
+        return path
+
+    def _load_checkpoint(self):
+        result = super()._load_checkpoint()
+        if self.depo_selector is None:
+            return result
+        folder = self._resume_folder()
+        if folder is not None:
+            self.depo_load(os.path.join(folder, STATE_DIR))
+        return result
+
+    def _resume_folder(self) -> str | None:
+        """The global_step_N folder verl just resumed from (same rules as RayPPOTrainer), or None."""
+        trainer = self.config.trainer
+        if trainer.resume_mode == "disable" or not getattr(self, "global_steps", 0):
+            return None
+        if trainer.resume_mode == "resume_path":
+            folder = trainer.resume_from_path
+        else:
+            folder = find_latest_ckpt_path(os.path.abspath(trainer.default_local_dir))
+        return None if folder is None else os.path.abspath(folder)
+
+    def depo_load(self, folder: str) -> bool:
+        path = os.path.join(folder, STATE_FILE)
+        if not os.path.exists(path):
+            print(f"[depo] no selector state at {path}: the selector starts fresh")
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != FORMAT:
+            raise DepoError(f"{path} is not a DEPO verl state ({state.get('format')!r}, expected {FORMAT!r})")
+        self.depo_selector.load_state_dict(state["selector"])
+        self.train_dataloader.load_state_dict(state["batches"])
+        print(f"[depo] restored selector and data stream from {path}")
+        return True

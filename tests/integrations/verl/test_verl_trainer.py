@@ -1,0 +1,257 @@
+"""RayDEPOTrainer against verl 0.9.x's real RayPPOTrainer, DataProto and Hydra config (CPU, no training).
+
+Runs only in the verl virtual environment (scripts/test-verl.sh); elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+verl = pytest.importorskip("verl")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from verl import DataProto  # noqa: E402
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer, ResourcePoolManager  # noqa: E402
+from verl.trainer.ppo.utils import Role  # noqa: E402
+from verl_fixtures import CONFIG_DIR, Scripted, fake_step, write_parquet  # noqa: E402
+
+from depo.errors import DepoError  # noqa: E402
+from depo.integrations.verl.prompts import ID_KEY, text_hash  # noqa: E402
+from depo.integrations.verl.trainer import RayDEPOTrainer  # noqa: E402
+from depo.selection.order import DataOrder  # noqa: E402
+
+torch.set_num_threads(1)
+N_PROMPTS, BATCH, GROUP = 12, 4, 4
+TINY_ESTIMATOR = [
+    "+depo.estimator.config.width=32",
+    "+depo.estimator.config.feature_width=16",
+    "+depo.estimator.config.num_blocks=1",
+    "+depo.estimator.config.max_length=32",
+    "depo.estimator.torch_device=cpu",
+]
+
+
+def make_config(tmp_path, *overrides: str, with_index: bool = True):
+    train = write_parquet(tmp_path / "train.parquet", N_PROMPTS, with_index=with_index)
+    val = write_parquet(tmp_path / "val.parquet", 4)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose(
+            "depo_trainer",
+            overrides=[
+                f"data.train_files={train}",
+                f"data.val_files={val}",
+                f"data.train_batch_size={BATCH}",
+                "data.filter_overlong_prompts=false",
+                "data.dataloader_num_workers=0",
+                f"actor_rollout_ref.rollout.n={GROUP}",
+                f"trainer.default_local_dir={tmp_path / 'ckpt'}",
+                "trainer.total_epochs=2",
+                *overrides,
+            ],
+        )
+
+
+class FakeWorkerGroup:
+    """Stands in for the actor worker group where verl's checkpoint code calls it."""
+
+    world_size = 1
+
+    def save_checkpoint(self, local_path, *args, **kwargs):
+        os.makedirs(local_path, exist_ok=True)
+
+    def load_checkpoint(self, *args, **kwargs):
+        return None
+
+
+def make_trainer(config, selector=None):
+    trainer = RayDEPOTrainer(
+        config=config,
+        tokenizer=None,
+        role_worker_mapping={Role.ActorRollout: object},
+        resource_pool_manager=ResourcePoolManager(resource_pool_spec={"global_pool": [1]}, mapping={}),
+        selector=selector,
+    )
+    trainer.actor_rollout_wg = FakeWorkerGroup()
+    return trainer
+
+
+@pytest.fixture
+def no_actor_update(monkeypatch):
+    """verl's actor update needs GPU workers: replace the parent's with a stub that returns metrics."""
+
+    def fake(self, batch):
+        return DataProto.from_single_dict(data={}, meta_info={"metrics": {"actor/pg_loss": 0.5}})
+
+    monkeypatch.setattr(RayPPOTrainer, "_update_actor", fake)
+
+
+def test_hydra_config_extends_ppo_trainer(tmp_path):
+    config = make_config(tmp_path)
+    assert config.depo.selector == "depo" and config.depo.estimator.device == "driver"
+    assert config.trainer.use_v1 is False
+    assert config.algorithm.filter_groups.enable is False
+    # verl's own defaults came along (the DAPO knobs the launch script sets exist)
+    assert config.actor_rollout_ref.actor.clip_ratio_high is not None
+    assert config.actor_rollout_ref.actor.loss_agg_mode == "token-mean"
+
+
+def test_constructs_with_real_depo_selector_and_estimator(tmp_path, no_actor_update):
+    trainer = make_trainer(make_config(tmp_path, *TINY_ESTIMATOR))
+    from depo.selection.depo import DEPO
+
+    assert isinstance(trainer, RayPPOTrainer)
+    assert isinstance(trainer.depo_selector, DEPO)
+    assert len(trainer.train_dataloader) == N_PROMPTS // BATCH
+    assert trainer.total_training_steps == 2 * (N_PROMPTS // BATCH)
+    batch_dict = next(iter(trainer.train_dataloader))
+    assert len(batch_dict["extra_info"]) == BATCH
+    batch = fake_step(batch_dict, GROUP, lambda pid, j: float(j % 2), lambda pid, j: -0.5)
+    metrics = trainer._update_actor(batch).meta_info["metrics"]
+    assert metrics["actor/pg_loss"] == 0.5
+    assert metrics["select/kept"] == BATCH  # warm-up keeps everything
+    assert metrics["select/effective_rate"] == 1.0
+    assert "estimator/target_mean" in metrics and np.isfinite(metrics["estimator/target_mean"])
+    assert trainer.depo_selector.steps == 1
+
+
+def test_selection_and_observe_group_by_uid(tmp_path, no_actor_update):
+    reject = {"i:1", "i:4", "i:5"}
+    selector = Scripted(reject)
+    trainer = make_trainer(make_config(tmp_path), selector=selector)
+    loader = iter(trainer.train_dataloader)
+    seen: list[str] = []
+    for step in range(2):
+        batch_dict = next(loader)
+        pids = [e[ID_KEY] for e in batch_dict["extra_info"]]
+        assert not set(pids) & reject and len(pids) == BATCH
+        seen += pids
+
+        def reward(pid, j):  # prompt k: all-correct if k % 3 == 0, else alternating (informative)
+            k = int(pid[2:])
+            return 1.0 if k % 3 == 0 else float(j % 2)
+
+        batch = fake_step(batch_dict, GROUP, reward, lambda pid, j: -0.1 * int(pid[2:]), seed=step)
+        metrics = trainer._update_actor(batch).meta_info["metrics"]
+
+        outcomes = selector.observed[-1]
+        assert sorted(o.prompt_id for o in outcomes) == sorted(pids)
+        for o in outcomes:
+            k = int(o.prompt_id[2:])
+            expected = (1.0,) * GROUP if k % 3 == 0 else tuple(float(j % 2) for j in range(GROUP))
+            assert sorted(o.rewards) == sorted(expected)
+            assert o.text == f"What is {k} + {k}?"
+            assert o.mean_logprobs == pytest.approx((-0.1 * k,) * GROUP)  # padding masked out
+        zero_var = sum(int(p[2:]) % 3 == 0 for p in pids)
+        assert metrics["select/effective_rate"] == pytest.approx((BATCH - zero_var) / BATCH)
+        assert metrics["select/groups"] == BATCH
+        assert metrics["select/scripted_groups"] == BATCH
+        # survival accounting: kept / scanned, with kept == BATCH and the rejected ones skipped
+        assert metrics["select/kept"] == BATCH
+        assert metrics["select/scanned"] == BATCH + metrics["select/skipped"]
+        assert metrics["select/survival_rate"] == pytest.approx(BATCH / metrics["select/scanned"])
+    # the stream consumed a prefix of the seeded order: every rejected prompt in it was skipped
+    total = trainer.train_dataloader.stream.total
+    fresh = DataOrder(N_PROMPTS, seed=0)
+    consumed = [f"i:{fresh.next()}" for _ in range(total.scanned)]
+    assert seen == [p for p in consumed if p not in reject]
+    assert total.skipped == sum(p in reject for p in consumed) and total.kept == 2 * BATCH
+
+
+def test_dapo_reward_uses_acc_not_signed_score(tmp_path, no_actor_update):
+    selector = Scripted()
+    trainer = make_trainer(make_config(tmp_path), selector=selector)
+    batch_dict = next(iter(trainer.train_dataloader))
+    # DAPO's math reward: score +1 / -1 (plus overlong penalty), correctness in extra info "acc"
+    batch = fake_step(
+        batch_dict, GROUP, lambda pid, j: 1.0 if j == 0 else -1.0, lambda pid, j: -1.0, acc_of=lambda pid, j: j == 0
+    )
+    trainer._update_actor(batch)
+    for o in selector.observed[-1]:
+        assert sorted(o.rewards) == [0.0] * (GROUP - 1) + [1.0]
+
+    trainer.depo_settings.reward_key = "score"
+    with pytest.raises(DepoError, match="reward_key"):
+        trainer._update_actor(batch)
+
+
+def test_prompt_hash_ids_without_extra_info_index(tmp_path, no_actor_update):
+    selector = Scripted()
+    trainer = make_trainer(make_config(tmp_path, with_index=False), selector=selector)
+    batch_dict = next(iter(trainer.train_dataloader))
+    pids = [e[ID_KEY] for e in batch_dict["extra_info"]]
+    texts = {f"What is {k} + {k}?" for k in range(N_PROMPTS)}
+    assert all(p in {text_hash(t) for t in texts} for p in pids)
+    trainer._update_actor(fake_step(batch_dict, GROUP, lambda pid, j: 0.0, lambda pid, j: -1.0))
+    assert sorted(o.prompt_id for o in selector.observed[-1]) == sorted(pids)
+
+
+def test_dynamic_sampling_is_refused(tmp_path):
+    with pytest.raises(DepoError, match="filter_groups"):
+        make_trainer(make_config(tmp_path, "algorithm.filter_groups.enable=true"), selector=Scripted())
+
+
+def _flat(state, prefix=""):
+    out = {}
+    if isinstance(state, dict):
+        for k, v in state.items():
+            out.update(_flat(v, f"{prefix}/{k}"))
+    elif isinstance(state, list | tuple):
+        for i, v in enumerate(state):
+            out.update(_flat(v, f"{prefix}/{i}"))
+    else:
+        out[prefix] = state
+    return out
+
+
+def _assert_same_state(a, b):
+    fa, fb = _flat(a), _flat(b)
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        if isinstance(fa[k], torch.Tensor):
+            assert torch.equal(fa[k], fb[k]), k
+        elif isinstance(fa[k], np.ndarray):
+            assert np.array_equal(fa[k], fb[k]), k
+        else:
+            assert fa[k] == fb[k], k
+
+
+def test_checkpoint_round_trips_selector_and_stream(tmp_path, no_actor_update):
+    config = make_config(tmp_path, *TINY_ESTIMATOR, "+depo.options.warmup_steps=1")
+    first = make_trainer(config)
+    loader = iter(first.train_dataloader)
+    for step in range(2):  # one warm-up step, one filtered step: the estimator has trained
+        batch = fake_step(next(loader), GROUP, lambda pid, j: float(j < int(pid[2:]) % 5), lambda pid, j: -0.3)
+        first._update_actor(batch)
+    first.global_steps = 2
+    first._save_checkpoint()  # verl's real save (actor stubbed) + ours
+    assert os.path.exists(tmp_path / "ckpt" / "global_step_2" / "depo" / "state.pt")
+    assert os.path.exists(tmp_path / "ckpt" / "global_step_2" / "data.pt")
+
+    second = make_trainer(make_config(tmp_path, *TINY_ESTIMATOR, "+depo.options.warmup_steps=1"))
+    second.global_steps = 0
+    second._load_checkpoint()  # verl's real resume logic finds global_step_2
+    assert second.global_steps == 2
+    _assert_same_state(first.depo_selector.state_dict(), second.depo_selector.state_dict())
+    _assert_same_state(first.train_dataloader.state_dict(), second.train_dataloader.state_dict())
+    # both continue with the same prompts, and the estimators predict the same
+    a, b = next(iter(first.train_dataloader)), next(iter(second.train_dataloader))
+    assert [e[ID_KEY] for e in a["extra_info"]] == [e[ID_KEY] for e in b["extra_info"]]
+    texts = [f"What is {k} + {k}?" for k in range(3)]
+    np.testing.assert_allclose(
+        first.depo_selector.estimator.predict(texts), second.depo_selector.estimator.predict(texts), rtol=1e-6
+    )
+
+
+def test_main_task_runner_wraps_verl_runner():
+    from verl.trainer import main_ppo_v0
+
+    from depo.integrations.verl.main import _task_runner_class
+
+    runner = _task_runner_class()
+    cls = runner.__ray_actor_class__
+    assert issubclass(cls, main_ppo_v0.TaskRunner.__ray_actor_class__)
+    assert "run" in cls.__dict__
