@@ -53,6 +53,7 @@ def test_round_trip(tmp_path):
         ("selector_options=3", "selector_options: expected a mapping"),
         ("nokey", "--set expects key=value"),
         ("bogus.x=1", "unknown config key bogus"),
+        ("estimator_options.freeze_encoder=true", "estimator_options and estimator_init need selector depo"),
     ],
 )
 def test_invalid_values_are_depo_errors(override, message):

@@ -70,6 +70,13 @@ class TrainConfig:
     --set selector_options.NAME=VALUE."""
     max_scan: int = 0
     """Bound on candidates scanned per step when filling a batch; 0 = 8 * batch_size."""
+    estimator_options: dict = field(default_factory=dict)
+    """Difficulty-estimator settings for depo / depo-paper (fields of
+    depo.estimator.EstimatorConfig, e.g. freeze_encoder: true for the fast cached-encoder mode);
+    its seed defaults to this run's seed."""
+    estimator_init: str = ""
+    """Directory of an estimator trained beforehand (OnlineEstimator.save, e.g. by
+    `depo bench estimator --save DIR`) to start DEPO from instead of an untrained one."""
 
     # --- loss -------------------------------------------------------------------------------
     learning_rate: float = 1e-4
@@ -244,6 +251,15 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.save_every >= 0, f"save_every must be >= 0, got {cfg.save_every}")
     need(cfg.save_total_limit >= 0, f"save_total_limit must be >= 0, got {cfg.save_total_limit}")
     need(cfg.num_threads >= 0, f"num_threads must be >= 0, got {cfg.num_threads}")
+    uses_estimator = cfg.selector in ("depo", "depo-paper")
+    need(
+        uses_estimator or not (cfg.estimator_options or cfg.estimator_init),
+        f"estimator_options and estimator_init need selector depo or depo-paper, not {cfg.selector}",
+    )
+    need(
+        not cfg.estimator_init or Path(cfg.estimator_init).is_dir(),
+        f"estimator_init: no such directory {cfg.estimator_init}",
+    )
 
 
 def from_dict(values: dict[str, Any]) -> TrainConfig:

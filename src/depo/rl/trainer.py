@@ -86,6 +86,19 @@ def resolve_model_path(cfg: TrainConfig) -> Path:
     return Path(cfg.model)
 
 
+def build_estimator(cfg: TrainConfig):
+    """The difficulty estimator for depo / depo-paper (None for other selectors)."""
+    if cfg.selector not in ("depo", "depo-paper"):
+        return None
+    from depo.estimator import EstimatorConfig, OnlineEstimator
+
+    options = {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
+    if cfg.estimator_init:
+        options.pop("seed")
+        return OnlineEstimator.load(cfg.estimator_init, **options)
+    return OnlineEstimator(EstimatorConfig.from_dict(options))
+
+
 class Trainer:
     """GRPO/DAPO training of one policy with a pluggable prompt Selector.
 
@@ -123,8 +136,11 @@ class Trainer:
         if not self.train_tasks:
             raise DepoError("the training set is empty")
 
+        from transformers.utils import logging as hf_logging
+
         from depo.policy import load_policy
 
+        hf_logging.disable_progress_bar()  # "Loading weights" bars would garble the run's own bar
         self.model_path = resolve_model_path(cfg)
         latest = ckpt.latest_checkpoint(self.ckpt_root) if _resume else None
         policy_dir = latest[1] / ckpt.POLICY_DIR if latest else self.model_path
@@ -140,7 +156,11 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
         self.selector = make_selector(
-            cfg.selector, group_size=cfg.num_generations, seed=cfg.seed, options=copy.deepcopy(cfg.selector_options)
+            cfg.selector,
+            group_size=cfg.num_generations,
+            seed=cfg.seed,
+            options=copy.deepcopy(cfg.selector_options),
+            estimator=build_estimator(cfg),
         )
         tasks_ = self.train_tasks
         self.stream = RefillStream(
