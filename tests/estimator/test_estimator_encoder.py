@@ -88,6 +88,8 @@ def test_top_layers_only_train_the_top_of_the_stack(tiny_bert_dir):
     assert all(p.requires_grad for p in layers[1].parameters())
     assert not any(p.requires_grad for p in layers[0].parameters())
     assert not any(p.requires_grad for p in enc.model.embeddings.parameters())
+    enc.train()  # dropout only where weights learn: frozen layers give deterministic features
+    assert layers[1].training and not layers[0].training and not enc.model.embeddings.training
     enc.set_trainable(freeze=True, top_layers=None)
     assert not any(p.requires_grad for p in enc.parameters())
     with pytest.raises(DepoError, match="train_top_layers"):

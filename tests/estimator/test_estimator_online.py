@@ -77,7 +77,7 @@ def test_distill_term_is_skipped_without_logprobs():
 
 
 def test_save_load_restores_predictions_and_optimizer(tmp_path):
-    est = make(replay_size=4)
+    est = make(replay_size=4, train_top_layers=1)  # encoder weights change, so they must round-trip
     est.update(outcomes())
     est.update(outcomes()[:3])
     est.save(tmp_path / "est")
@@ -112,11 +112,11 @@ def test_frozen_encoder_caches_embeddings_and_trains_only_the_head():
     enc_before = [p.detach().clone() for p in est.encoder.parameters()]
     head_before = est.head.stem[0].weight.detach().clone()
     est.predict(TEXTS)
-    assert est.cache_misses == len(TEXTS) and est.cache_hits == 0
+    assert est.cache.misses == len(TEXTS) and est.cache.hits == 0
     est.predict(TEXTS[:3])
-    assert est.cache_hits == 3
+    assert est.cache.hits == 3
     metrics = est.update(outcomes())
-    assert est.cache_misses == len(TEXTS)  # every update text was already cached
+    assert est.cache.misses == len(TEXTS)  # every update text was already cached
     assert metrics["estimator/cache_hit_rate"] == pytest.approx((3 + len(TEXTS)) / (3 + 2 * len(TEXTS)))
     assert all(torch.equal(a, b) for a, b in zip(enc_before, est.encoder.parameters()))
     assert not torch.equal(head_before, est.head.stem[0].weight)
@@ -131,6 +131,22 @@ def test_top_layers_option_updates_only_those_layers():
     est.update(outcomes())
     assert all(torch.equal(a, b) for a, b in zip(low, layers[0].parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(top, layers[-1].parameters()))
+
+
+def test_top_layers_cache_of_lower_layers_matches_running_the_whole_encoder():
+    cached, plain = make(train_top_layers=2), make(train_top_layers=2, cache_lower_layers=False)
+    assert cached.feature_mode == "lower" and plain.feature_mode == "none"
+    plain.head.load_state_dict(cached.head.state_dict())
+    batch = outcomes()
+    np.testing.assert_allclose(cached.predict(TEXTS), plain.predict(TEXTS), atol=1e-5)
+    assert cached.cache.misses == len(TEXTS)
+    losses = []
+    for est in (cached, plain):
+        torch.manual_seed(3)  # same dropout masks in the trainable top layers and the head
+        losses.append(est.update(batch)["estimator/loss"])
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+    assert cached.cache.hits == len(TEXTS)  # the update reused the states computed by predict
+    np.testing.assert_allclose(cached.predict(TEXTS), plain.predict(TEXTS), atol=1e-4)
 
 
 def test_replay_and_k_updates_per_step():

@@ -58,6 +58,21 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     return best
 
 
+class _StopForward(Exception):
+    """Raised by a hook to end an encoder forward once the wanted hidden states are captured."""
+
+
+class _SkipLayer(nn.Module):
+    """Stands in for a frozen lower layer whose output is cached: passes the hidden states through."""
+
+    def __init__(self, as_tuple: bool):
+        super().__init__()
+        self.as_tuple = as_tuple
+
+    def forward(self, hidden_states: torch.Tensor, *args: object, **kwargs: object) -> object:
+        return (hidden_states,) if self.as_tuple else hidden_states
+
+
 class TextEncoder(nn.Module):
     """Tokenizer + Hugging Face encoder -> one pooled vector per text.
 
@@ -85,6 +100,7 @@ class TextEncoder(nn.Module):
         self.hidden_size = int(self.model.config.hidden_size)
         self.truncated_count = 0
         self._warned = False
+        self._trainable_layers: list[nn.Module] | None = None  # None = the whole model trains
 
     @property
     def num_layers(self) -> int:
@@ -101,7 +117,7 @@ class TextEncoder(nn.Module):
             return_length=False,
             return_tensors="pt",
         )
-        lengths = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        lengths = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         cut = sum(len(ids) > self.max_length for ids in lengths)
         if cut:
             self.truncated_count += cut
@@ -127,6 +143,74 @@ class TextEncoder(nn.Module):
         batch = self.tokenize(texts)
         return self(batch["input_ids"].to(device), batch["attention_mask"].to(device))
 
+    # -- top-n training: run the frozen lower layers once per text, then only the top n layers ----
+    @property
+    def num_frozen_layers(self) -> int | None:
+        """Lower layers that never learn when only the top n train (None unless top-n is set, n >= 1)."""
+        if not self._trainable_layers:
+            return None
+        return self.num_layers - len(self._trainable_layers)
+
+    def lower_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states entering the first trainable layer, shape (batch, seq, hidden).
+
+        The forward stops there (the top layers are not run). Frozen parts are in eval mode, so
+        these states are a deterministic function of the text and can be cached.
+        """
+        if not self._trainable_layers:
+            raise DepoError("lower_states needs train_top_layers >= 1")
+        captured: dict[str, torch.Tensor] = {}
+        layers = encoder_layers(self.model)
+
+        def grab(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            captured["h"] = args[0] if args else kwargs["hidden_states"]
+            raise _StopForward
+
+        def note_return_type(module: nn.Module, args: tuple, output: object) -> None:
+            self._layer_returns_tuple = isinstance(output, tuple)
+
+        handles = [self._trainable_layers[0].register_forward_pre_hook(grab, with_kwargs=True)]
+        if self.num_frozen_layers:
+            handles.append(layers[0].register_forward_hook(note_return_type))
+        try:
+            self.model(input_ids=input_ids, attention_mask=attention_mask)
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return captured["h"]
+
+    def forward_from_lower(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, states: torch.Tensor
+    ) -> torch.Tensor:
+        """Pooled vectors computed from cached `lower_states`: only the top n layers run.
+
+        The frozen lower layers are swapped for pass-throughs for the duration of the call and
+        the cached states are fed to the first trainable layer; the model builds its attention
+        mask from `attention_mask` as usual, so padding is handled by the model itself.
+        """
+        k = self.num_frozen_layers
+        if k is None:
+            raise DepoError("forward_from_lower needs train_top_layers >= 1")
+        layers = encoder_layers(self.model)
+        originals = [layers[i] for i in range(k)]
+
+        def feed(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+            if args:
+                return (states, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": states}
+
+        handle = self._trainable_layers[0].register_forward_pre_hook(feed, with_kwargs=True)
+        try:
+            for i in range(k):
+                layers[i] = _SkipLayer(getattr(self, "_layer_returns_tuple", False))
+            return self(input_ids, attention_mask)
+        finally:
+            handle.remove()
+            for i, layer in enumerate(originals):
+                layers[i] = layer
+
     def set_trainable(self, *, freeze: bool, top_layers: int | None) -> None:
         """Choose which encoder weights learn: all, none (`freeze`), or only the top n layers.
 
@@ -136,19 +220,33 @@ class TextEncoder(nn.Module):
         if freeze:
             for p in self.model.parameters():
                 p.requires_grad_(False)
+            self._trainable_layers = []
+            self.train(self.training)
             return
         for p in self.model.parameters():
             p.requires_grad_(True)
-        if top_layers is None:
-            return
-        layers = encoder_layers(self.model)
-        if not 0 <= top_layers <= len(layers):
-            raise DepoError(f"train_top_layers must be in [0, {len(layers)}], got {top_layers}")
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        for layer in list(layers)[len(layers) - top_layers :]:
-            for p in layer.parameters():
-                p.requires_grad_(True)
+        self._trainable_layers = None
+        if top_layers is not None:
+            layers = encoder_layers(self.model)
+            if not 0 <= top_layers <= len(layers):
+                raise DepoError(f"train_top_layers must be in [0, {len(layers)}], got {top_layers}")
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            self._trainable_layers = list(layers)[len(layers) - top_layers :]
+            for layer in self._trainable_layers:
+                for p in layer.parameters():
+                    p.requires_grad_(True)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """Training mode only where weights learn: frozen parts keep dropout off (deterministic
+        features, so a frozen encoder's outputs can be cached and reused exactly)."""
+        super().train(mode)
+        if mode and self._trainable_layers is not None:
+            self.model.eval()
+            for layer in self._trainable_layers:
+                layer.train(True)
+        return self
 
     def save(self, path: str | Path) -> None:
         """Hugging Face format: model weights + config + tokenizer, loadable by `TextEncoder(path)`."""

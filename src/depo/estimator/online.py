@@ -19,10 +19,9 @@ Beyond the paper (each off by default, so the defaults are the paper's):
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from depo.errors import DepoError
+from depo.estimator.cache import FeatureCache
 from depo.estimator.encoder import POOLINGS, TextEncoder
 from depo.estimator.losses import LossWeights, distill_target, estimator_loss
 from depo.estimator.model import DualHead
@@ -76,8 +76,10 @@ class EstimatorConfig:
     """ours: train only trunk and heads, caching each prompt's pooled encoder vector."""
     train_top_layers: int | None = None
     """ours: train only the top n encoder layers (None = all)."""
-    cache_size: int | None = 500_000
-    """Most pooled vectors kept in the frozen-encoder cache (least recently used dropped first)."""
+    cache_lower_layers: bool = True
+    """ours: with train_top_layers, run the frozen lower layers once per prompt and cache their output."""
+    cache_max_mb: float | None = 2048.0
+    """Memory budget of the feature cache (least recently used entries dropped first; None = no limit)."""
     predict_batch_size: int = 64
     device: str = "cpu"
     """"cpu", "cuda", "cuda:1", or "auto" (cuda when available)."""
@@ -105,8 +107,8 @@ class EstimatorConfig:
             raise DepoError(f"estimator train_top_layers must be >= 0, got {self.train_top_layers}")
         if self.freeze_encoder and self.train_top_layers is not None:
             raise DepoError("estimator: choose freeze_encoder or train_top_layers, not both")
-        if self.cache_size is not None and self.cache_size < 1:
-            raise DepoError(f"estimator cache_size must be >= 1 or None, got {self.cache_size}")
+        if self.cache_max_mb is not None and self.cache_max_mb <= 0:
+            raise DepoError(f"estimator cache_max_mb must be > 0 or None, got {self.cache_max_mb}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EstimatorConfig:
@@ -120,11 +122,6 @@ class EstimatorConfig:
     @property
     def weights(self) -> LossWeights:
         return LossWeights(self.lambda_d, self.lambda_r, self.delta, self.margin)
-
-
-def text_key(text: str) -> str:
-    """Cache key of a prompt: a 128-bit hash of its text (stable across processes, unlike hash())."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -168,9 +165,8 @@ class OnlineEstimator:
         self.optimizer = self._make_optimizer()
         self.steps = 0
         self.replay: deque[GroupOutcome] = deque(maxlen=cfg.replay_size)
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self.cache_hits = 0
-        self.cache_misses = 0
+        max_bytes = None if cfg.cache_max_mb is None else int(cfg.cache_max_mb * 2**20)
+        self.cache = FeatureCache(max_bytes)
 
     # ------------------------------------------------------------------ parameters
     def encoder_parameters(self) -> list[nn.Parameter]:
@@ -193,58 +189,78 @@ class OnlineEstimator:
         return bool(self.encoder_parameters())
 
     # ------------------------------------------------------------------ encoding
-    def _encode_cached(self, texts: Sequence[str]) -> torch.Tensor:
-        """Pooled vectors of a frozen encoder, each computed once per distinct text and kept on CPU."""
-        keys = [text_key(t) for t in texts]
-        missing: dict[str, str] = {}
-        for key, text in zip(keys, texts):
-            if key in self._cache:
-                self.cache_hits += 1
-                self._cache.move_to_end(key)
-            elif key not in missing:
-                self.cache_misses += 1
-                missing[key] = text
-            else:
-                self.cache_hits += 1
-        if missing:
-            new_keys = list(missing)
-            vectors = self._encode_batched([missing[k] for k in new_keys])
-            for key, vec in zip(new_keys, vectors.cpu()):
-                self._cache[key] = vec
-        out = torch.stack([self._cache[k] for k in keys]).to(self.device)
-        limit = self.config.cache_size
-        while limit is not None and len(self._cache) > limit:
-            self._cache.popitem(last=False)
-        return out
+    @property
+    def feature_mode(self) -> str:
+        """What the cache holds: "pooled" (frozen encoder: final vectors), "lower" (top-n training:
+        the frozen lower layers' hidden states) or "none" (full fine-tuning: nothing is cacheable)."""
+        cfg = self.config
+        if cfg.freeze_encoder or cfg.train_top_layers == 0:
+            return "pooled"
+        if cfg.train_top_layers is not None and cfg.cache_lower_layers:
+            return "lower"
+        return "none"
 
     @torch.no_grad()
-    def _encode_batched(self, texts: Sequence[str]) -> torch.Tensor:
-        """Encoder forward in eval mode, in length-sorted batches (less padding), original order kept."""
+    def _batched(self, texts: Sequence[str], fn: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
+        """fn over length-sorted chunks (less padding) in eval mode, results in the original order."""
         was_training = self.encoder.training
         self.encoder.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty(len(texts), self.encoder.hidden_size, device=self.device)
-        bs = self.config.predict_batch_size
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
-            out[idx] = self.encoder.encode([texts[i] for i in idx], self.device).float()
-        self.encoder.train(was_training)
+        try:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            bs = self.config.predict_batch_size
+            parts = [(idx, fn([texts[i] for i in idx])) for idx in (order[s : s + bs] for s in range(0, len(order), bs))]
+        finally:
+            self.encoder.train(was_training)
+        out = torch.empty(len(texts), *parts[0][1].shape[1:], device=self.device)
+        for idx, value in parts:
+            out[idx] = value.float()
         return out
 
-    def _pooled(self, texts: Sequence[str], *, train: bool) -> torch.Tensor:
-        if self.config.freeze_encoder:
-            return self._encode_cached(texts)
-        if not train:
-            return self._encode_batched(texts)
-        self.encoder.train()
+    def _encode_full(self, texts: list[str]) -> torch.Tensor:
         return self.encoder.encode(texts, self.device)
 
+    def _compute_lower(self, texts: list[str]) -> list[torch.Tensor]:
+        """Per text, the frozen lower layers' hidden states at its real (non-padding) tokens."""
+        out: list[torch.Tensor] = []
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            with torch.no_grad():
+                bs = self.config.predict_batch_size
+                for start in range(0, len(texts), bs):
+                    batch = self.encoder.tokenize(texts[start : start + bs])
+                    mask = batch["attention_mask"].to(self.device)
+                    states = self.encoder.lower_states(batch["input_ids"].to(self.device), mask)
+                    out.extend(states[b][mask[b].bool()] for b in range(states.shape[0]))
+        finally:
+            self.encoder.train(was_training)
+        return out
+
+    def _encode_from_lower(self, texts: list[str]) -> torch.Tensor:
+        """Pooled vectors running only the top n layers on cached lower-layer states."""
+        cached = self.cache.lookup(texts, self._compute_lower)
+        batch = self.encoder.tokenize(texts)
+        ids = batch["input_ids"].to(self.device)
+        mask = batch["attention_mask"].to(self.device)
+        states = torch.zeros(*ids.shape, self.encoder.hidden_size, device=self.device, dtype=cached[0].dtype)
+        for b, value in enumerate(cached):
+            states[b, mask[b].bool()] = value.to(self.device)
+        return self.encoder.forward_from_lower(ids, mask, states)
+
+    def _pooled(self, texts: Sequence[str], *, train: bool) -> torch.Tensor:
+        texts = list(texts)
+        mode = self.feature_mode
+        if mode == "pooled":
+            vectors = self.cache.lookup(texts, lambda miss: list(self._batched(miss, self._encode_full)))
+            return torch.stack(vectors).to(self.device)
+        fn = self._encode_from_lower if mode == "lower" else self._encode_full
+        if not train:
+            return self._batched(texts, fn)
+        self.encoder.train()
+        return fn(texts)
+
     def cache_stats(self) -> dict[str, float]:
-        total = self.cache_hits + self.cache_misses
-        return {
-            "estimator/cache_size": float(len(self._cache)),
-            "estimator/cache_hit_rate": self.cache_hits / total if total else 0.0,
-        }
+        return self.cache.stats()
 
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
@@ -326,7 +342,7 @@ class OnlineEstimator:
         metrics["estimator/batch_size"] = float(len(batch))
         metrics["estimator/distill_n"] = float(mask.sum())
         metrics["estimator/target_mean"] = float(y_np[: len(outcomes)].mean())
-        if self.config.freeze_encoder:
+        if self.feature_mode != "none":
             metrics.update(self.cache_stats())
         metrics["time/estimator_update_s"] = time.perf_counter() - start
         return metrics
@@ -369,7 +385,7 @@ class OnlineEstimator:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
-            pooled_all = self._pooled(texts, train=False) if self.config.freeze_encoder else None
+            pooled_all = self._pooled(texts, train=False) if self.feature_mode == "pooled" else None
             y_t = torch.tensor(y_all, dtype=torch.float32, device=self.device)
             for epoch in range(1, epochs + 1):
                 perm = torch.randperm(len(texts), generator=gen).tolist()
@@ -439,7 +455,7 @@ class OnlineEstimator:
         self.head.load_state_dict(state["head"])
         if "encoder" in state:
             self.encoder.model.load_state_dict(state["encoder"])
-            self._cache.clear()
+            self.cache.clear()
         # deep copy: torch would otherwise alias the caller's tensors and mutate them on the next step
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.steps = int(state.get("steps", 0))

@@ -1,0 +1,127 @@
+"""Time the estimator's two per-step costs for each training variant.
+
+    python -m depo.estimator.speed [--texts math|gym|FILE] [--n 128] [--repeats 5] [--threads 2]
+
+For each variant (full fine-tuning, frozen encoder + embedding cache, top-2 layers) it reports the
+median wall time of `predict` on n prompts and of one `update` on n outcomes. The frozen variant's
+predict is reported cold (first sight of the prompts, encoder runs) and warm (cache hits); in an RL
+step the update's prompts were always predicted first, so its update runs warm. Run under
+`nice -n 10` on a shared machine; medians damp the noise of other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = {
+    "full": {},
+    "frozen+cache": {"freeze_encoder": True},
+    "top2": {"train_top_layers": 2},
+}
+
+
+def load_texts(source: str, n: int, seed: int = 0) -> list[str]:
+    """n prompt texts: MATH problems from the shared data (realistic length), gym questions, or a file."""
+    from depo.errors import DepoError
+
+    if source == "math":
+        from depo.paths import shared_data_dir
+
+        data = shared_data_dir()
+        if data is None or not (data / "math_train_passrates.parquet").is_file():
+            raise DepoError("--texts math needs ../shared/data/math_train_passrates.parquet; use --texts gym")
+        import pandas as pd
+
+        problems = pd.read_parquet(data / "math_train_passrates.parquet", columns=["problem"])["problem"]
+        return problems.sample(n=n, random_state=seed).tolist()
+    if source == "gym":
+        from depo.tasks.gym import preset_tasks
+
+        return [t.text for t in preset_tasks("mixed", "train", n, seed=seed)]
+    path = Path(source)
+    if not path.is_file():
+        raise DepoError(f"--texts: {source} is neither 'math', 'gym' nor a file")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) < n:
+        raise DepoError(f"--texts {source}: {len(lines)} lines, need {n}")
+    return lines[:n]
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(
+    texts: list[str], *, repeats: int = 5, max_length: int = 512, variants: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """{variant: {predict_s, update_s, (predict_cold_s)}} medians over `repeats` (after one warm-up)."""
+    from depo.estimator.online import EstimatorConfig, OnlineEstimator
+    from depo.selection.base import GroupOutcome
+
+    rng = np.random.default_rng(0)
+    outcomes = [
+        GroupOutcome(f"p{i}", t, tuple(float(r) for r in rng.integers(0, 2, size=8)), tuple(rng.uniform(-1, 0, 8)))
+        for i, t in enumerate(texts)
+    ]
+    results: dict[str, dict[str, float]] = {}
+    for name in variants or list(VARIANTS):
+        est = OnlineEstimator(EstimatorConfig(max_length=max_length, **VARIANTS[name]))
+        row: dict[str, float] = {}
+        if est.config.freeze_encoder:
+            start = time.perf_counter()
+            est.predict(texts)
+            row["predict_cold_s"] = time.perf_counter() - start
+        else:
+            est.predict(texts)  # warm-up (allocator, kernels)
+        row["predict_s"] = _median_time(lambda e=est: e.predict(texts), repeats)
+        est.update(outcomes)  # warm-up
+        row["update_s"] = _median_time(lambda e=est: e.update(outcomes), repeats)
+        row["trainable_params"] = float(sum(p.numel() for p in est.trainable_parameters()))
+        row["truncated"] = float(est.encoder.truncated_count)
+        results[name] = row
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", default="math", help="math (shared MATH problems), gym (mixed preset) or a file")
+    parser.add_argument("--n", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    texts = load_texts(args.texts, args.n)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    results = measure(texts, repeats=args.repeats, max_length=args.max_length, variants=variants)
+    print(f"estimator speed: {args.n} prompts ({args.texts}), torch threads={args.threads}, medians of {args.repeats}")
+    print(f"{'variant':<14} {'predict_s':>10} {'predict_cold_s':>15} {'update_s':>10} {'trainable':>12}")
+    for name, row in results.items():
+        cold = f"{row['predict_cold_s']:.3f}" if "predict_cold_s" in row else "-"
+        print(f"{name:<14} {row['predict_s']:>10.3f} {cold:>15} {row['update_s']:>10.3f} {int(row['trainable_params']):>12,}")
+    if args.json:
+        args.json.write_text(json.dumps({"n": args.n, "texts": args.texts, "threads": args.threads, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
