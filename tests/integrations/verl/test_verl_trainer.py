@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, ResourcePoolManager  # noqa: E402
 from verl.trainer.ppo.utils import Role  # noqa: E402
-from verl_fixtures import CONFIG_DIR, Scripted, fake_step, write_parquet  # noqa: E402
+from verl_fixtures import CONFIG_DIR, Scripted, assert_same_state, fake_step, write_parquet  # noqa: E402
 
 from depo.errors import DepoError  # noqa: E402
 from depo.integrations.verl.prompts import ID_KEY, text_hash  # noqa: E402
@@ -194,36 +194,11 @@ def test_dynamic_sampling_is_refused(tmp_path):
         make_trainer(make_config(tmp_path, "algorithm.filter_groups.enable=true"), selector=Scripted())
 
 
-def _flat(state, prefix=""):
-    out = {}
-    if isinstance(state, dict):
-        for k, v in state.items():
-            out.update(_flat(v, f"{prefix}/{k}"))
-    elif isinstance(state, list | tuple):
-        for i, v in enumerate(state):
-            out.update(_flat(v, f"{prefix}/{i}"))
-    else:
-        out[prefix] = state
-    return out
-
-
-def _assert_same_state(a, b):
-    fa, fb = _flat(a), _flat(b)
-    assert fa.keys() == fb.keys()
-    for k in fa:
-        if isinstance(fa[k], torch.Tensor):
-            assert torch.equal(fa[k], fb[k]), k
-        elif isinstance(fa[k], np.ndarray):
-            assert np.array_equal(fa[k], fb[k]), k
-        else:
-            assert fa[k] == fb[k], k
-
-
 def test_checkpoint_round_trips_selector_and_stream(tmp_path, no_actor_update):
     config = make_config(tmp_path, *TINY_ESTIMATOR, "+depo.options.warmup_steps=1")
     first = make_trainer(config)
     loader = iter(first.train_dataloader)
-    for step in range(2):  # one warm-up step, one filtered step: the estimator has trained
+    for _step in range(2):  # one warm-up step, one filtered step: the estimator has trained
         batch = fake_step(next(loader), GROUP, lambda pid, j: float(j < int(pid[2:]) % 5), lambda pid, j: -0.3)
         first._update_actor(batch)
     first.global_steps = 2
@@ -235,8 +210,8 @@ def test_checkpoint_round_trips_selector_and_stream(tmp_path, no_actor_update):
     second.global_steps = 0
     second._load_checkpoint()  # verl's real resume logic finds global_step_2
     assert second.global_steps == 2
-    _assert_same_state(first.depo_selector.state_dict(), second.depo_selector.state_dict())
-    _assert_same_state(first.train_dataloader.state_dict(), second.train_dataloader.state_dict())
+    assert_same_state(first.depo_selector.state_dict(), second.depo_selector.state_dict())
+    assert_same_state(first.train_dataloader.state_dict(), second.train_dataloader.state_dict())
     # both continue with the same prompts, and the estimators predict the same
     a, b = next(iter(first.train_dataloader)), next(iter(second.train_dataloader))
     assert [e[ID_KEY] for e in a["extra_info"]] == [e[ID_KEY] for e in b["extra_info"]]

@@ -100,3 +100,28 @@ def fake_step(batch_dict: dict, n: int, reward_of, logp_of, *, seed: int = 0, ac
     perm = torch.from_numpy(np.random.default_rng(seed).permutation(rows))
     batch.reorder(perm)
     return batch
+
+
+def _flat(state, prefix=""):
+    out = {}
+    if isinstance(state, dict):
+        for k, v in state.items():
+            out.update(_flat(v, f"{prefix}/{k}"))
+    elif isinstance(state, list | tuple):
+        for i, v in enumerate(state):
+            out.update(_flat(v, f"{prefix}/{i}"))
+    else:
+        out[prefix] = state
+    return out
+
+
+def assert_same_state(a, b):
+    fa, fb = _flat(a), _flat(b)
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        if isinstance(fa[k], torch.Tensor):
+            assert torch.equal(fa[k], fb[k]), k
+        elif isinstance(fa[k], np.ndarray):
+            assert np.array_equal(fa[k], fb[k]), k
+        else:
+            assert fa[k] == fb[k], k
