@@ -1,0 +1,51 @@
+"""depo's reasoning-gym tasks as a TRL prompt dataset and reward function.
+
+TRL's GRPOTrainer reads a `datasets.Dataset` with a `prompt` column and calls reward functions
+as `f(prompts=..., completions=..., **columns)`. These helpers turn `depo.tasks.Task`s into that
+shape, so the embedded default (tiny policy + gym preset) and a real chat model share one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from depo.tasks.base import Task
+
+
+def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False):
+    """A TRL prompt dataset: `prompt` (what the policy reads), `text` (what the estimator reads),
+    `prompt_id`. With `chat`, the prompt is one user message with the natural question (for real
+    chat models); otherwise the compact prompt the tiny policy was trained on."""
+    from datasets import Dataset
+
+    def prompt(t: Task):
+        if chat:
+            return [{"role": "user", "content": f"{t.text}\nReply with the final answer only."}]
+        return t.prompt
+
+    return Dataset.from_dict(
+        {
+            "prompt": [prompt(t) for t in tasks],
+            "text": [t.text for t in tasks],
+            "prompt_id": [t.prompt_id for t in tasks],
+        }
+    )
+
+
+def task_reward(tasks: Sequence[Task]):
+    """A TRL reward function scoring each completion with its task's verifier (reward in [0, 1])."""
+    from depo.rl.rollout import score_responses
+
+    by_id = {t.prompt_id: t for t in tasks}
+
+    def reward(completions: list, prompt_id: list[str], **kwargs: Any) -> list[float]:
+        out = []
+        for completion, pid in zip(completions, prompt_id):
+            text = completion if isinstance(completion, str) else completion[-1]["content"]
+            rewards, _ = score_responses(by_id[pid], [text])
+            out.append(rewards[0])
+        return out
+
+    reward.__name__ = "task_reward"
+    return reward
