@@ -14,7 +14,7 @@ from trl_support import LearnedHash, build_tiny_model, grpo_args, parity_reward,
 
 from depo.errors import DepoError  # noqa: E402
 from depo.integrations.trl import STATE_FILE, DEPOGRPOTrainer, state_fingerprint  # noqa: E402
-from depo.selection import Candidate, GroupOutcome  # noqa: E402
+from depo.selection import Candidate, GroupOutcome, make_selector  # noqa: E402
 
 
 class SkipMultiplesOf3:
@@ -38,6 +38,28 @@ class SkipMultiplesOf3:
     def load_state_dict(self, state: dict) -> None:
         self.observed = list(state["observed"])
         self.with_logprobs = int(state["with_logprobs"])
+
+
+class StubEstimator:
+    """Predicts pass rate 0.0 for prompts whose id is a multiple of 3, else 0.5; records updates."""
+
+    def __init__(self) -> None:
+        self.updates: list[list[GroupOutcome]] = []
+
+    def predict(self, texts: Sequence[str]):
+        import numpy as np
+
+        return np.array([0.0 if int(t.split("+")[0]) % 3 == 0 else 0.5 for t in texts])
+
+    def update(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
+        self.updates.append(list(outcomes))
+        return {"estimator/n": float(len(outcomes))}
+
+    def state_dict(self) -> dict:
+        return {"updates": len(self.updates)}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +100,22 @@ def test_depo_in_trl_selects_learns_and_logs(model_dir, tmp_path) -> None:
         assert h["select/in_flight"] == 1
     assert steps[-1]["select/rollouts_total"] == 4 * 8
     assert steps[-1]["estimator/observed"] == 8
+
+
+def test_project_depo_selector_runs_inside_trl(model_dir, tmp_path) -> None:
+    est = StubEstimator()
+    sel = make_selector("depo", group_size=4, seed=0, options={"warmup_steps": 1, "explore": 0.0}, estimator=est)
+    trainer = make_trainer(model_dir, tmp_path, sel)
+    trainer.train()
+    history = trainer.depo_feed.history
+    # warm-up (1 observed step) keeps all; chunks drawn after it skip the predicted-hopeless prompts.
+    # Chunks 1-2 were drawn before the first observation (the one-batch lag), so they may hold some.
+    assert all(i % 3 != 0 for chunk in history[2:] for i in chunk)
+    assert [len(u) for u in est.updates] == [2, 2, 2, 2]
+    assert all(o.mean_logprobs is not None and len(o.rewards) == 4 for u in est.updates for o in u)
+    logged = [h for h in trainer.state.log_history if "frac_reward_zero_std" in h]
+    assert all("estimator/n" in h for h in logged)
+    assert sum(h["select/skipped"] for h in logged) > 0
 
 
 def test_auto_logprobs_pass_none_when_trl_did_not_compute_them(model_dir, tmp_path) -> None:
