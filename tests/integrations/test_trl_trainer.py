@@ -167,3 +167,19 @@ def test_user_errors_are_depo_errors(model_dir, tmp_path) -> None:
         DEPOGRPOTrainer(
             model=model_dir, reward_funcs=parity_reward, args=grpo_args(tmp_path), train_dataset=toy_dataset(), logprobs="sometimes"
         )
+
+
+def test_reused_generations_draw_one_chunk_per_generation(model_dir, tmp_path) -> None:
+    # generation batch = 4 x 2 steps = 8 completions = 2 prompts, reused for 2 iterations:
+    # 4 optimizer steps x 2 micro-batches = 8 micro-steps = 2 generations
+    sel = SkipMultiplesOf3()
+    trainer = make_trainer(
+        model_dir, tmp_path, sel, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+        steps_per_generation=2, num_iterations=2, logprobs="auto",
+    )  # fmt: skip
+    trainer.train()
+    history = trainer.depo_feed.history
+    assert len(history) == 3  # 2 generations + 1 prefetched
+    assert sel.observed == [str(i) for chunk in history[:2] for i in chunk]
+    # TRL computes old log-probs itself when generations are reused: "auto" passes them on
+    assert sel.with_logprobs == 4
