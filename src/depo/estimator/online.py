@@ -80,7 +80,8 @@ class EstimatorConfig:
     """ours: with train_top_layers, run the frozen lower layers once per prompt and cache their output."""
     cache_max_mb: float | None = 2048.0
     """Memory budget of the feature cache (least recently used entries dropped first; None = no limit)."""
-    predict_batch_size: int = 64
+    predict_batch_size: int = 32
+    """Texts per encoder forward (length-sorted chunks, for predict and update alike)."""
     device: str = "cpu"
     """"cpu", "cuda", "cuda:1", or "auto" (cuda when available)."""
     seed: int = 0
@@ -200,21 +201,24 @@ class OnlineEstimator:
             return "lower"
         return "none"
 
-    @torch.no_grad()
-    def _batched(self, texts: Sequence[str], fn: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
-        """fn over length-sorted chunks (less padding) in eval mode, results in the original order."""
+    def _batched(self, texts: Sequence[str], fn: Callable[[list[str]], torch.Tensor], *, train: bool = False) -> torch.Tensor:
+        """fn over length-sorted chunks (far less padding than one batch), results in input order.
+
+        Eval mode without gradients for prediction; with `train` the chunks keep their graphs
+        (one backward later covers them all, so the ranking loss still sees every pair).
+        """
         was_training = self.encoder.training
-        self.encoder.eval()
+        self.encoder.train(train)
         try:
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
             bs = self.config.predict_batch_size
-            parts = [(idx, fn([texts[i] for i in idx])) for idx in (order[s : s + bs] for s in range(0, len(order), bs))]
+            with torch.set_grad_enabled(train and torch.is_grad_enabled()):
+                parts = [fn([texts[i] for i in order[s : s + bs]]).float() for s in range(0, len(order), bs)]
         finally:
             self.encoder.train(was_training)
-        out = torch.empty(len(texts), *parts[0][1].shape[1:], device=self.device)
-        for idx, value in parts:
-            out[idx] = value.float()
-        return out
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(parts)[inverse.to(self.device)]
 
     def _encode_full(self, texts: list[str]) -> torch.Tensor:
         return self.encoder.encode(texts, self.device)
@@ -254,10 +258,7 @@ class OnlineEstimator:
             vectors = self.cache.lookup(texts, lambda miss: list(self._batched(miss, self._encode_full)))
             return torch.stack(vectors).to(self.device)
         fn = self._encode_from_lower if mode == "lower" else self._encode_full
-        if not train:
-            return self._batched(texts, fn)
-        self.encoder.train()
-        return fn(texts)
+        return self._batched(texts, fn, train=train)
 
     def cache_stats(self) -> dict[str, float]:
         return self.cache.stats()
@@ -363,7 +364,9 @@ class OnlineEstimator:
 
         No distill term (offline data has no log-probs). Deterministic given `seed` (default: the
         config's seed): shuffling and dropout use their own RNG, the global one is left untouched.
-        With a frozen encoder every text is encoded once up front, so epochs cost only the head.
+        With a frozen encoder every text is encoded once up front, so epochs cost only the head;
+        with `train_top_layers=n` the lower layers run once per text (cached) and epochs cost
+        the top n layers and the head.
         Returns one metrics dict per epoch (train loss; val_mae/val_bce/val_spearman when `val`
         is given; plus whatever `callback(epoch, metrics)` returns).
         """
@@ -382,7 +385,10 @@ class OnlineEstimator:
 
         seed = self.config.seed if seed is None else seed
         history: list[dict[str, float]] = []
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        cuda_ids = []
+        if self.device.type == "cuda":
+            cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=cuda_ids):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             pooled_all = self._pooled(texts, train=False) if self.feature_mode == "pooled" else None

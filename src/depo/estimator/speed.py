@@ -2,10 +2,11 @@
 
     python -m depo.estimator.speed [--texts math|gym|FILE] [--n 128] [--repeats 5] [--threads 2]
 
-For each variant (full fine-tuning, frozen encoder + embedding cache, top-2 layers) it reports the
-median wall time of `predict` on n prompts and of one `update` on n outcomes. The frozen variant's
-predict is reported cold (first sight of the prompts, encoder runs) and warm (cache hits); in an RL
-step the update's prompts were always predicted first, so its update runs warm. Run under
+For each variant (full fine-tuning; frozen encoder + pooled-vector cache; top-2 layers with the
+lower layers' states cached; top-2 without that cache) it reports the median wall time of `predict`
+on n prompts and of one `update` on n outcomes. Cached variants' predict is reported cold (first
+sight of the prompts: the frozen part runs) and warm (cache hits); in an RL step the update's
+prompts were always predicted first, so the update runs warm. Run under
 `nice -n 10` on a shared machine; medians damp the noise of other processes.
 """
 
@@ -23,6 +24,7 @@ VARIANTS = {
     "full": {},
     "frozen+cache": {"freeze_encoder": True},
     "top2": {"train_top_layers": 2},
+    "top2-nocache": {"train_top_layers": 2, "cache_lower_layers": False},
 }
 
 
@@ -78,7 +80,7 @@ def measure(
     for name in variants or list(VARIANTS):
         est = OnlineEstimator(EstimatorConfig(max_length=max_length, **VARIANTS[name]))
         row: dict[str, float] = {}
-        if est.config.freeze_encoder:
+        if est.feature_mode != "none":
             start = time.perf_counter()
             est.predict(texts)
             row["predict_cold_s"] = time.perf_counter() - start
