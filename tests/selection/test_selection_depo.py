@@ -185,3 +185,15 @@ def test_stream_accounting_with_depo(seed: int, eps: float, steps: int) -> None:
         out = [group(f"q{i}", rng.random(8) < rates[f"q{i}"], explored=e) for i, e in zip(idx, stream.last_explored)]
         m = sel.observe(out)
         assert m["select/explored"] == s["select/explored"]
+
+
+def test_metrics_use_the_newest_decision_of_a_prompt() -> None:
+    est = FakeEstimator({"q": 0.01})
+    est.update = lambda outcomes: {}  # type: ignore[method-assign]
+    sel = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0, memory=False), seed=0)
+    assert sel.select(cands(["q"])) == [False]  # rejected, never rolled out
+    sel.observe([])
+    est.rates["q"] = 0.5  # the estimator changed its mind; the prompt comes back next epoch
+    assert sel.select(cands(["q"])) == [True]
+    m = sel.observe([group("q", [1, 0, 0, 0, 0, 0, 0, 0])])
+    assert m["estimator/pred_mean"] == 0.5 and "estimator/false_skip_rate" not in m

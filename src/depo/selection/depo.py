@@ -226,10 +226,12 @@ class DEPO:
         return metrics
 
     def _pop_record(self, prompt_id: str) -> _Record | None:
+        """The newest decision about this prompt: an older one is a rejection never rolled out
+        (the prompt came back in a later epoch), so it does not describe this group."""
         stack = self._records.get(prompt_id)
         if not stack:
             return None
-        rec = stack.pop(0)
+        rec = stack.pop()
         if not stack:
             del self._records[prompt_id]
         return rec
