@@ -1,0 +1,396 @@
+"""`depo bench replay`: selectors replayed on a real GRPO run's recorded group outcomes.
+
+Issue 4, part 2. The trajectories file records, for each prompt and each epoch of a real GRPO
+run (Qwen2.5-Math-1.5B, G = 8), the share k/G of its rollouts that were correct. The replay walks
+the epochs in order; in each epoch every prompt still in the run is offered once (a seeded
+shuffle per epoch), in candidate batches of `batch_size`. Each method decides before the
+"rollout" which candidates to roll out, seeing only prompt texts and the outcomes of its own
+earlier rollouts (a skipped prompt reveals nothing). Rolling out prompt q in epoch e costs G
+rollouts and reveals the recorded k/G; the group is informative iff 0 < k < G. Kept groups are
+handed to the method's `observe` in steps of `batch_size` groups (one RL step each).
+
+Methods (one run, one data order): `uniform` (GRPO: roll out everything), `dynamic-sampling`
+(DAPO: the same rollouts, zero-variance groups dropped after the fact), `history` (GRESO),
+`depo-paper` (window [0.15, 0.85] after a 100-step warm-up), `depo` (our default: P(zero-var)
+rule with per-prompt memory and exploration), `oracle` (knows this epoch's outcome; upper bound).
+
+The replay is not the real run: the recorded outcomes come from the policy trained on *all*
+prompts, so a method's skips do not change what the policy learns.
+
+The learned methods use the estimator with a frozen encoder whose vectors are cached (on disk
+across runs): the replay makes ~500 estimator steps over 1,209 prompts, and re-encoding every
+prompt each step would not fit a 2-core CPU budget. The trunk and heads still train online.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.data.io import chat_text, column, first_present, prompt_ids, read_table
+from depo.errors import DepoError
+from depo.selection.base import Candidate, GroupOutcome, decide
+
+METHODS = ("uniform", "dynamic-sampling", "history", "depo-paper", "depo", "oracle")
+LEARNED = ("depo-paper", "depo", "history")
+FIGURE_PREFIX = "bench_replay_"
+
+COLUMNS = [
+    Col("rollouts", "rollouts", ".0f"),
+    Col("groups", "groups", ".0f"),
+    Col("informative", "informative", ".0f"),
+    Col("effective_rate", "effective rate"),
+    Col("recall", "recall"),
+    Col("rollouts_per_informative", "rollouts / informative", ".2f"),
+    Col("cost_vs_dynamic_sampling", "cost vs DS", ".2f"),
+    Col("precision_at_recall80", "eff @ recall≥0.8 (sweep)"),
+    Col("wall_s", "wall s", ".0f"),
+]
+
+
+@dataclass
+class ReplayConfig:
+    """Options of `depo bench replay` (see its --help)."""
+
+    trajectories: Path
+    prompts: Path
+    group_size: int = 8
+    batch_size: int = 128
+    seed: int = 0
+    out: Path | None = None
+    figures_dir: Path | None = None
+    methods: tuple[str, ...] = METHODS
+    text_column: str | None = None
+    id_column: str | None = None
+    epochs: int | None = None
+    max_prompts: int | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-method selector options, e.g. {"depo": {"threshold": 0.6}}."""
+    estimator: dict[str, Any] = field(default_factory=dict)
+    """EstimatorConfig overrides for the learned methods (default: frozen encoder, mean pooling)."""
+    estimator_init: Path | None = None
+    quick: bool = False
+    threads: int | None = None
+    """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
+
+
+@dataclass
+class ReplayData:
+    ids: list[str]
+    texts: list[str]
+    outcomes: list[np.ndarray]  # per prompt: successes k per epoch (ints), length = epochs in the run
+
+    @property
+    def num_epochs(self) -> int:
+        return max(len(o) for o in self.outcomes)
+
+
+def load_replay_data(cfg: ReplayConfig) -> ReplayData:
+    """Trajectories (JSON: prompt id -> per-epoch share correct) joined with the prompts' texts."""
+    path = Path(cfg.trajectories)
+    if not path.is_file():
+        raise DepoError(f"trajectories file not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DepoError(f"{path} is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise DepoError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise DepoError(f"{path} must be a non-empty JSON object: prompt id -> list of per-epoch accuracies")
+    frame = read_table(cfg.prompts)
+    source = Path(cfg.prompts).name
+    text_name = cfg.text_column or first_present(frame, ("prompt", "problem", "question"))
+    if text_name is None:
+        raise DepoError(f"{source} has no prompt text column (prompt|problem|question); pass --text-column")
+    ids = prompt_ids(frame, cfg.id_column, source=source)
+    texts = dict(zip(ids, (chat_text(v) for v in column(frame, text_name, source=source))))
+    missing = [k for k in raw if k not in texts]
+    if missing:
+        raise DepoError(f"{len(missing)} trajectory prompt ids are not in {source} (e.g. {missing[:3]})")
+    g = cfg.group_size
+    out_ids, out_texts, outcomes = [], [], []
+    for pid, values in raw.items():
+        if not isinstance(values, list) or not values:
+            raise DepoError(f"trajectory of prompt {pid!r} must be a non-empty list of accuracies")
+        acc = np.asarray(values, dtype=np.float64)
+        if not np.all(np.isfinite(acc)) or acc.min() < 0 or acc.max() > 1:
+            raise DepoError(f"trajectory of prompt {pid!r} has values outside [0, 1]")
+        k = np.rint(acc * g)
+        if np.max(np.abs(k - acc * g)) > 1e-6:
+            raise DepoError(f"trajectory of prompt {pid!r} is not a multiple of 1/{g}: is --group-size right?")
+        out_ids.append(pid)
+        out_texts.append(texts[pid])
+        outcomes.append(k.astype(int))
+    if cfg.max_prompts is not None:
+        order = np.random.default_rng(cfg.seed).permutation(len(out_ids))[: cfg.max_prompts]
+        out_ids = [out_ids[i] for i in sorted(order)]
+        out_texts = [texts[i] for i in out_ids]
+        outcomes = [outcomes[i] for i in sorted(order)]
+    if cfg.epochs is not None:
+        outcomes = [o[: cfg.epochs] for o in outcomes]
+    return ReplayData(out_ids, out_texts, outcomes)
+
+
+# ------------------------------------------------------------------------------------ methods
+def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
+    from depo.bench.embedding_cache import warm_estimator_cache
+    from depo.estimator import EstimatorConfig, OnlineEstimator
+
+    if cfg.estimator_init is not None:
+        est = OnlineEstimator.load(cfg.estimator_init)
+    else:
+        options = {"freeze_encoder": True, "pooling": "mean", "seed": cfg.seed, **cfg.estimator}
+        if cfg.quick:
+            options["max_length"] = min(int(options.get("max_length", 512)), 48)
+        est = OnlineEstimator(EstimatorConfig.from_dict(options))
+    warm_estimator_cache(est, texts, use_disk=not cfg.quick)
+    return est
+
+
+class _EpochOracle:
+    """Pass rates of the current epoch's recorded outcomes (the oracle knows them in advance)."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float] = {}
+
+    def __call__(self, prompt_id: str) -> float:
+        return self.rates[prompt_id]
+
+
+def make_method(name: str, cfg: ReplayConfig, data: ReplayData, oracle_rates: _EpochOracle, base_estimator=None):
+    """The selector behind a replay method (dynamic sampling is uniform's rollouts, counted differently)."""
+    from depo.selection import make_selector
+
+    options = dict(cfg.options.get(name, {}))
+    if name in ("uniform", "dynamic-sampling"):
+        return make_selector("uniform", group_size=cfg.group_size, seed=cfg.seed)
+    if name == "oracle":
+        options.setdefault("pass_rates", oracle_rates)
+        return make_selector("oracle", group_size=cfg.group_size, seed=cfg.seed, options=options)
+    if name in ("depo", "depo-paper"):
+        estimator = copy.deepcopy(base_estimator)
+        return make_selector(name, group_size=cfg.group_size, seed=cfg.seed, options=options, estimator=estimator)
+    if name == "history":
+        return make_selector("history", group_size=cfg.group_size, seed=cfg.seed, options=options)
+    raise DepoError(f"unknown replay method {name!r}; choose from {', '.join(METHODS)}")
+
+
+# ------------------------------------------------------------------------------------ replay
+@dataclass
+class MethodLog:
+    """Per decision: epoch, prompt index, kept?, score (higher = keep), informative? (ground truth)."""
+
+    epoch: list[int] = field(default_factory=list)
+    prompt: list[int] = field(default_factory=list)
+    kept: list[bool] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    informative: list[bool] = field(default_factory=list)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in asdict(self).items()}
+
+
+def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: _EpochOracle, log=print) -> MethodLog:
+    """Walk the epochs; the selector decides per candidate batch and observes its kept groups."""
+    g, bs = cfg.group_size, cfg.batch_size
+    record = MethodLog()
+    pending: list[GroupOutcome] = []
+    for epoch in range(data.num_epochs):
+        alive = [i for i, o in enumerate(data.outcomes) if len(o) > epoch]
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(alive)
+        oracle_rates.rates = {data.ids[i]: data.outcomes[i][epoch] / g for i in alive}
+        for start in range(0, len(order), bs):
+            idx = [int(i) for i in order[start : start + bs]]
+            batch = [Candidate(data.ids[i], data.texts[i]) for i in idx]
+            decisions = decide(selector, batch)
+            for j, i in enumerate(idx):
+                k = int(data.outcomes[i][epoch])
+                informative = 0 < k < g
+                record.epoch.append(epoch)
+                record.prompt.append(i)
+                record.kept.append(decisions.keep[j])
+                record.score.append(float(decisions.priority[j]))
+                record.informative.append(informative)
+                if decisions.keep[j]:
+                    rewards = (1.0,) * k + (0.0,) * (g - k)
+                    pending.append(GroupOutcome(data.ids[i], data.texts[i], rewards, explored=decisions.explored[j]))
+            while len(pending) >= bs:
+                selector.observe(pending[:bs])
+                pending = pending[bs:]
+        if pending:  # the epoch's last, partial RL step
+            selector.observe(pending)
+            pending = []
+    return record
+
+
+def summarize(name: str, rec: MethodLog, g: int) -> dict[str, float]:
+    """Totals over the whole replay for one method."""
+    a = rec.arrays()
+    kept, informative = a["kept"].astype(bool), a["informative"].astype(bool)
+    groups = int(kept.sum())
+    found = int((kept & informative).sum())
+    total_informative = int(informative.sum())
+    if name == "dynamic-sampling":  # DAPO rolls out everything, drops zero-variance groups after
+        groups = len(kept)
+        found = total_informative
+    out = {
+        "rollouts": float(groups * g),
+        "groups": float(groups),
+        "informative": float(found),
+        "effective_rate": found / groups if groups else float("nan"),
+        "recall": found / total_informative if total_informative else float("nan"),
+        "rollouts_per_informative": groups * g / found if found else float("nan"),
+    }
+    return out
+
+
+def pr_curve(rec: MethodLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, precision = effective rate, threshold) of 'keep iff score >= t' over the run's own scores.
+
+    The scores are what the method computed at decision time in this run; a rerun at another
+    threshold would see other labels, so this sweep approximates the true trade-off curve.
+    """
+    a = rec.arrays()
+    score, informative = a["score"], a["informative"].astype(bool)
+    order = np.argsort(-score, kind="stable")
+    sorted_scores = score[order]
+    hits = np.cumsum(informative[order])
+    last = np.r_[np.flatnonzero(np.diff(sorted_scores) != 0), len(score) - 1]  # ties share a threshold
+    recall = hits[last] / max(1, informative.sum())
+    precision = hits[last] / (last + 1)
+    return recall, precision, sorted_scores[last]
+
+
+def precision_at_recall(rec: MethodLog, min_recall: float = 0.8) -> float:
+    recall, precision, _ = pr_curve(rec)
+    ok = recall >= min_recall
+    return float(precision[ok].max()) if ok.any() else float("nan")
+
+
+def per_epoch(rec: MethodLog, name: str, num_epochs: int) -> dict[str, list[float]]:
+    a = rec.arrays()
+    kept, informative = a["kept"].astype(bool), a["informative"].astype(bool)
+    if name == "dynamic-sampling":
+        kept = np.ones_like(kept)
+    eff, recall, share = [], [], []
+    for e in range(num_epochs):
+        m = a["epoch"] == e
+        k, i = kept[m], informative[m]
+        eff.append(float((k & i).sum() / k.sum()) if k.sum() else float("nan"))
+        recall.append(float((k & i).sum() / i.sum()) if i.sum() else float("nan"))
+        share.append(float(k.mean()) if m.any() else float("nan"))
+    return {"effective_rate": eff, "recall": recall, "keep_share": share}
+
+
+# ------------------------------------------------------------------------------------ run
+def quick_config(cfg: ReplayConfig) -> ReplayConfig:
+    """The <= 1 minute CI mode: 96 prompts, 6 epochs, batches of 16, short encoder inputs."""
+    cfg = copy.copy(cfg)
+    cfg.quick = True
+    cfg.max_prompts = min(cfg.max_prompts or 96, 96)
+    cfg.epochs = min(cfg.epochs or 6, 6)
+    cfg.batch_size = min(cfg.batch_size, 16)
+    cfg.options = {**cfg.options, "depo-paper": {"warmup_steps": 6, **cfg.options.get("depo-paper", {})}}
+    return cfg
+
+
+def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
+    """Replay every method over the same epochs and data order; write results, table and figures."""
+    import torch
+
+    if cfg.quick:
+        cfg = quick_config(cfg)
+    unknown = sorted(set(cfg.methods) - set(METHODS))
+    if unknown:
+        raise DepoError(f"unknown replay method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if cfg.group_size < 2 or cfg.batch_size < 1:
+        raise DepoError("--group-size must be >= 2 and --batch-size >= 1")
+    torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))
+    wall = time.perf_counter()
+    data = load_replay_data(cfg)
+    n_groups = sum(len(o) for o in data.outcomes)
+    n_inf = sum(int(((o > 0) & (o < cfg.group_size)).sum()) for o in data.outcomes)
+    log(f"{len(data.ids)} prompts, {data.num_epochs} epochs, {n_groups} groups, {n_inf / n_groups:.3f} informative")
+    base_estimator = None
+    if any(m in cfg.methods for m in ("depo", "depo-paper")):
+        start = time.perf_counter()
+        base_estimator = _estimator(cfg, data.texts)
+        log(f"estimator ready (frozen encoder, cached vectors) in {time.perf_counter() - start:.0f} s")
+    oracle_rates = _EpochOracle()
+    records: dict[str, MethodLog] = {}
+    results: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    for name in cfg.methods:
+        start = time.perf_counter()
+        if name == "dynamic-sampling" and "uniform" in records:
+            rec = records["uniform"]
+        else:
+            selector = make_method(name, cfg, data, oracle_rates, base_estimator)
+            rec = replay_method(selector, data, cfg, oracle_rates, log)
+        records[name] = rec
+        results[name] = summarize(name, rec, cfg.group_size)
+        results[name]["wall_s"] = time.perf_counter() - start
+        if name in LEARNED:
+            results[name]["precision_at_recall80"] = precision_at_recall(rec, 0.8)
+        curves[name] = per_epoch(rec, name, data.num_epochs)
+        log(f"  {name}: effective rate {results[name]['effective_rate']:.3f}, recall {results[name]['recall']:.3f} "
+            f"({results[name]['wall_s']:.0f} s)")
+    ds = results.get("dynamic-sampling") or results.get("uniform")
+    for metrics in results.values():
+        if ds is not None and ds["informative"]:
+            ds_cost = ds["rollouts"] / ds["informative"]
+            metrics["cost_vs_dynamic_sampling"] = metrics["rollouts_per_informative"] / ds_cost
+    wall_s = time.perf_counter() - wall
+    table = markdown_table([{"method": n, **m} for n, m in results.items()], COLUMNS)
+    meta = {
+        "command": "depo bench replay",
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "prompts": len(data.ids),
+        "epochs": data.num_epochs,
+        "groups": n_groups,
+        "informative_share": n_inf / n_groups,
+        "wall_s": wall_s,
+    }
+    for name in results:
+        results[name]["per_epoch"] = curves[name]
+    if cfg.out is not None:
+        write_results(cfg.out, results, table=table, meta=meta)
+        _figures(cfg, records, curves)
+    log(table)
+    log(f"wall time {wall_s:.0f} s")
+    return {"meta": meta, **results}
+
+
+def _figures(cfg: ReplayConfig, records: dict[str, MethodLog], curves: dict[str, dict[str, list[float]]]) -> None:
+    fig, axes = new_figure(2, width=4.4, height=3.4)
+    for name, curve in curves.items():
+        if name == "dynamic-sampling":
+            continue
+        axes[0].plot(curve["effective_rate"], label=name, lw=1.2)
+        axes[1].plot(curve["recall"], label=name, lw=1.2)
+    axes[0].set(title="effective rate per epoch", xlabel="epoch", ylabel="informative / rolled out", ylim=(0, 1.02))
+    axes[1].set(title="recall of informative groups", xlabel="epoch", ylabel="found / all informative", ylim=(0, 1.02))
+    axes[0].legend(fontsize=7)
+    save_figure(fig, cfg.out, "curves.png", figures_dir=cfg.figures_dir, prefix=FIGURE_PREFIX)
+    fig, (ax,) = new_figure(1, width=4.6, height=3.8)
+    for name in LEARNED:
+        if name in records:
+            recall, precision, _ = pr_curve(records[name])
+            ax.plot(recall, precision, label=f"{name} (sweep)", lw=1.2)
+    for name in records:
+        s = summarize(name, records[name], cfg.group_size)
+        ax.plot([s["recall"]], [s["effective_rate"]], "o", ms=4, label=f"{name} (run)")
+    ax.axvline(0.8, color="grey", lw=0.6, ls=":")
+    ax.set(title="precision-recall of informative groups", xlabel="recall", ylabel="effective rate",
+           xlim=(0, 1.02), ylim=(0.4, 1.02))
+    ax.legend(fontsize=6)
+    save_figure(fig, cfg.out, "pr.png", figures_dir=cfg.figures_dir, prefix=FIGURE_PREFIX)

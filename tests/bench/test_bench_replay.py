@@ -1,0 +1,106 @@
+"""`depo bench replay`: accounting against hand-worked numbers, the quick mode end to end, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from depo.bench.replay import MethodLog, pr_curve, precision_at_recall, summarize
+from depo.cli import main
+from depo.errors import DepoError
+from depo.paths import shared_data_dir
+
+
+def _log(kept, informative, score=None) -> MethodLog:
+    n = len(kept)
+    return MethodLog(
+        epoch=[0] * n, prompt=list(range(n)), kept=list(kept), score=list(score or [0.0] * n), informative=list(informative)
+    )
+
+
+def test_summary_counts_rollouts_recall_and_dynamic_sampling():
+    rec = _log([True, True, False, True], [True, False, True, True])
+    s = summarize("depo", rec, g=8)
+    assert s["rollouts"] == 24 and s["informative"] == 2
+    assert s["effective_rate"] == pytest.approx(2 / 3)
+    assert s["recall"] == pytest.approx(2 / 3)
+    assert s["rollouts_per_informative"] == pytest.approx(12.0)
+    ds = summarize("dynamic-sampling", rec, g=8)  # rolls out everything, keeps the informative ones
+    assert ds["rollouts"] == 32 and ds["informative"] == 3 and ds["recall"] == 1.0
+
+
+def test_pr_curve_sweeps_thresholds_with_ties():
+    rec = _log([True] * 4, [True, False, True, False], score=[0.9, 0.8, 0.8, 0.1])
+    recall, precision, thresholds = pr_curve(rec)
+    assert list(thresholds) == [0.9, 0.8, 0.1]
+    assert np.allclose(recall, [0.5, 1.0, 1.0])
+    assert np.allclose(precision, [1.0, 2 / 3, 0.5])
+    assert precision_at_recall(rec, 0.8) == pytest.approx(2 / 3)
+
+
+def _write_data(tmp_path, n=40, epochs=5, seed=0):
+    rng = np.random.default_rng(seed)
+    easy = rng.random(n) < 0.5
+    traj, rows = {}, []
+    for i in range(n):
+        p = 0.9 if easy[i] else 0.15
+        traj[str(i)] = [float(rng.binomial(8, p) / 8) for _ in range(epochs - (i % 2))]
+        word = "add two small numbers" if easy[i] else "prove the olympiad inequality"
+        rows.append({"prompt": [{"role": "user", "content": f"Problem {i}: {word}."}],
+                     "reward_model": {"ground_truth": "1"}, "extra_info": {"index": i}})
+    (tmp_path / "traj.json").write_text(json.dumps(traj))
+    pd.DataFrame(rows).to_parquet(tmp_path / "prompts.parquet")
+    return traj
+
+
+def test_quick_replay_end_to_end(tmp_path, capsys):
+    traj = _write_data(tmp_path)
+    out = tmp_path / "out"
+    code = main(["bench", "replay", "--trajectories", str(tmp_path / "traj.json"), "--prompts",
+                 str(tmp_path / "prompts.parquet"), "--out", str(out), "--quick", "--batch-size", "8"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    groups = [round(v * 8) for values in traj.values() for v in values]
+    informative = sum(0 < k < 8 for k in groups)
+    assert results["uniform"]["groups"] == len(groups)
+    assert results["uniform"]["effective_rate"] == pytest.approx(informative / len(groups))
+    assert results["oracle"]["effective_rate"] == 1.0 and results["oracle"]["recall"] == 1.0
+    assert results["dynamic-sampling"]["cost_vs_dynamic_sampling"] == pytest.approx(1.0)
+    for name in ("history", "depo-paper", "depo"):
+        assert 0.0 <= results[name]["recall"] <= 1.0
+        assert len(results[name]["per_epoch"]["effective_rate"]) == 5
+    assert (out / "curves.png").stat().st_size > 0 and (out / "pr.png").stat().st_size > 0
+    assert "| depo |" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_depo_errors(tmp_path):
+    _write_data(tmp_path)
+    traj = json.loads((tmp_path / "traj.json").read_text())
+    traj["999"] = [0.5]
+    (tmp_path / "extra.json").write_text(json.dumps(traj))
+    args = ["bench", "replay", "--prompts", str(tmp_path / "prompts.parquet"), "--methods", "uniform"]
+    assert main([*args, "--trajectories", str(tmp_path / "extra.json")]) == 2  # id 999 has no prompt
+    assert main([*args, "--trajectories", str(tmp_path / "traj.json"), "--group-size", "3"]) == 2
+    assert main([*args, "--trajectories", str(tmp_path / "nope.json")]) == 2
+    with pytest.raises(DepoError, match="unknown replay method"):
+        from depo.bench.replay import ReplayConfig, run_replay
+
+        run_replay(ReplayConfig(tmp_path / "traj.json", tmp_path / "prompts.parquet", methods=("magic",)))
+
+
+SHARED = shared_data_dir()
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(SHARED is None, reason="../shared/data not present (real trajectories are not in the repo)")
+def test_quick_replay_on_the_real_trajectories(tmp_path):
+    code = main(["bench", "replay", "--trajectories", str(SHARED / "rl_trajectories_qwen25math1.5b_dsr1209.json"),
+                 "--prompts", str(SHARED / "rl_trajectories_prompts_dsr1209.parquet"), "--quick",
+                 "--out", str(tmp_path), "--methods", "uniform,history,depo,oracle"])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["meta"]["prompts"] == 96 and results["meta"]["epochs"] == 6
+    assert results["oracle"]["effective_rate"] == 1.0
