@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+from transformers import AutoTokenizer
 from trl import GRPOConfig
 
 from depo.integrations.trl import DEPOGRPOTrainer
@@ -44,9 +45,10 @@ def main() -> None:
         from depo.policy import build_tiny_policy
 
         model = str(build_tiny_policy(opts.preset))  # cached after the first build
-        chat = False
     else:
-        model, chat = opts.model, True
+        model = opts.model
+    # chat models read the natural question as a user message; the tiny policy its compact prompt
+    chat = bool(AutoTokenizer.from_pretrained(model).chat_template)
     tasks = preset_tasks(opts.preset, "train", opts.train_size, seed=0)
     # columns: prompt (what the policy reads), text (what the estimator reads), prompt_id
     dataset = tasks_dataset(tasks, chat=chat)
@@ -58,7 +60,7 @@ def main() -> None:
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         max_steps=opts.steps,
-        learning_rate=2e-4 if opts.model == "tiny" else 1e-6,
+        learning_rate=1e-6 if chat else 2e-4,
         logging_steps=1,
         save_steps=max(opts.steps // 2, 1),
         report_to=[],
@@ -80,6 +82,7 @@ def main() -> None:
         selector=selector,
         text_column="text",
         id_column="prompt_id",
+        logprobs="always",  # the estimator's distill target (SPEC.md section 2); one extra forward per batch
     )
     trainer.train()  # resume: trainer.train(resume_from_checkpoint=True) restores the selector too
     last = [h for h in trainer.state.log_history if "frac_reward_zero_std" in h][-1]
