@@ -1,0 +1,63 @@
+"""The TRL benchmark's pieces: gym tasks as a TRL dataset and reward, option parsing, the table."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("trl")
+
+from depo.errors import DepoError  # noqa: E402
+from depo.integrations.trl.bench import _parse_options, format_table, parse_args  # noqa: E402
+from depo.integrations.trl.tasks import task_reward, tasks_dataset  # noqa: E402
+from depo.tasks.base import Task  # noqa: E402
+
+
+def exact(response: str, answer: str) -> float:
+    return float(response.strip() == answer)
+
+
+TASKS = [
+    Task("a", "sum 1 + 2", "3", exact, text="What is 1 + 2?"),
+    Task("b", "sum 2 + 2", "4", exact, text="What is 2 + 2?"),
+]
+
+
+def test_tasks_dataset_plain_and_chat() -> None:
+    plain = tasks_dataset(TASKS)
+    assert plain["prompt"] == ["sum 1 + 2", "sum 2 + 2"]
+    assert plain["text"] == ["What is 1 + 2?", "What is 2 + 2?"]
+    assert plain["prompt_id"] == ["a", "b"]
+    chat = tasks_dataset(TASKS, chat=True)
+    assert chat["prompt"][0][0]["role"] == "user" and chat["prompt"][0][0]["content"].startswith("What is 1 + 2?")
+
+
+def test_task_reward_scores_by_prompt_id_for_text_and_chat_completions() -> None:
+    reward = task_reward(TASKS)
+    assert reward(completions=["3", "5", " 4 "], prompt_id=["a", "a", "b"]) == [1.0, 0.0, 1.0]
+    chat = [[{"role": "assistant", "content": "4"}], [{"role": "assistant", "content": "3"}]]
+    assert reward(completions=chat, prompt_id=["b", "b"], trainer_state=None) == [1.0, 0.0]
+
+
+def test_parse_options() -> None:
+    assert _parse_options(["freeze_encoder=true", "lo=0.2", "mode=paper", "xs=[1,2]"]) == {
+        "freeze_encoder": True,
+        "lo": 0.2,
+        "mode": "paper",
+        "xs": [1, 2],
+    }
+    with pytest.raises(DepoError, match="KEY=VALUE"):
+        _parse_options(["novalue"])
+
+
+def test_format_table_has_one_column_per_run() -> None:
+    base = {
+        "frac_reward_zero_std": 0.5, "frac_reward_zero_std_last_half": 0.4, "effective_rate": 0.5, "rollouts": 64,
+        "informative_groups": 4.0, "rollouts_per_informative_group": 16.0, "train_wall_s": 3.0,
+        "heldout_before": {"eval/avg@8": 0.1}, "heldout_after": {"eval/avg@8": 0.2},
+    }  # fmt: skip
+    table = format_table([{**base, "run": "grpo"}, {**base, "run": "depo", "scanned_total": 9.0, "select_s_total": 0.5}], 8)
+    lines = table.splitlines()
+    assert lines[0] == "| metric | TRL GRPOTrainer | DEPOGRPOTrainer (depo) |"
+    assert "| candidates scanned | - | 9 |" in lines
+    assert "| held-out Avg@8 after | 0.200 | 0.200 |" in lines
+    assert parse_args(["--steps", "5"]).steps == 5
