@@ -1,0 +1,332 @@
+"""`depo bench estimator`: how well does each predictor read a real LLM's pass rate from prompt text?
+
+Issue 4, part 1. Train offline on measured success rates (e.g. Qwen2.5-1.5B-Instruct on MATH,
+50 samples per problem), evaluate on held-out rows (a seeded hash of the prompt id, so the split
+is stable), and compare in one run, on one split:
+- `constant_mean`: the training mean for everyone (no ranking at all);
+- `level_mean`: the training mean of the row's `level` (when that column exists);
+- `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn; README reference ~0.62);
+- `estimator_frozen`: the DEPO estimator with a frozen encoder (vectors cached) + trained trunk;
+- `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting).
+Both estimator variants train with the paper's losses (BCE + ranking; no distill term: offline
+rows have no log-probs). Epochs of the frozen variant are chosen on a validation part of the
+*training* rows (never on the test rows).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depo.bench.metrics import (
+    KEEP_SHARES,
+    p_zero_variance,
+    prediction_metrics,
+    reference_rows,
+    reliability_bins,
+)
+from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.data.io import column, has_column, holdout_mask, prompt_ids, read_table, text_column
+from depo.errors import DepoError
+
+VARIANTS = ("frozen", "full")
+FIGURE_PREFIX = "bench_estimator_"
+
+COLUMNS = [
+    Col("spearman", "Spearman"),
+    Col("pearson", "Pearson"),
+    Col("mae", "MAE"),
+    Col("ece", "ECE"),
+    Col("auc_zero_var", "AUC zv (sampled)"),
+    Col("auc_zero_var_expected", "AUC zv (expected)"),
+    *(Col(f"eff_top{int(s * 100)}", f"eff top {int(s * 100)}%") for s in KEEP_SHARES),
+    Col("window_keep", "window keep"),
+    Col("window_eff", "window eff"),
+    Col("train_s", "train s", ".0f"),
+]
+
+
+@dataclass
+class EstimatorBenchConfig:
+    """Options of `depo bench estimator` (see its --help)."""
+
+    train: Path
+    target: str
+    test: Path | None = None
+    holdout_fraction: float = 0.2
+    text_column: str = "problem"
+    id_column: str | None = None
+    level_column: str = "level"
+    group_size: int = 8
+    seed: int = 0
+    out: Path | None = None
+    save: Path | None = None
+    save_variant: str = "frozen"
+    figures_dir: Path | None = None
+    variants: tuple[str, ...] = VARIANTS
+    pooling: str = "mean"
+    max_length: int = 512
+    lr: float = 2e-4
+    epochs: int = 60
+    """Most epochs of the frozen variant (the best epoch on the validation part is kept)."""
+    patience: int = 8
+    batch_size: int = 64
+    full_epochs: int = 2
+    full_max_length: int = 256
+    full_max_rows: int | None = None
+    """Train the full fine-tuning variant on at most this many training rows (CPU budget)."""
+    normalize_latex: bool = False
+    quick: bool = False
+    threads: int | None = None
+    """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
+    train_rows: int | None = None
+    test_rows: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    ids: list[str]
+    texts: list[str]
+    y: np.ndarray
+    levels: list[str] | None
+
+
+_LATEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
+
+
+def normalize_latex(text: str) -> str:
+    """Make LaTeX read more like words for a text encoder: `\\frac{a}{b}` -> 'frac a b', no `$`."""
+    text = text.replace("$", " ").replace("\\left", "").replace("\\right", "")
+    text = _LATEX_COMMAND.sub(lambda m: f" {m.group(1)} ", text)
+    text = re.sub(r"[{}\\]", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _load(path: Path, cfg: EstimatorBenchConfig) -> tuple[list[str], list[str], np.ndarray, list[str] | None]:
+    frame = read_table(path)
+    source = path.name
+    ids = prompt_ids(frame, cfg.id_column, source=source)
+    texts = text_column(frame, cfg.text_column, source=source)
+    y = np.asarray(column(frame, cfg.target, source=source), dtype=np.float64)
+    if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
+        raise DepoError(f"target column {cfg.target!r} of {source} must hold pass rates in [0, 1]")
+    levels = [str(v) for v in column(frame, cfg.level_column)] if has_column(frame, cfg.level_column) else None
+    if cfg.normalize_latex:
+        texts = [normalize_latex(t) for t in texts]
+    return ids, texts, y, levels
+
+
+def _subset(split: Split, mask: np.ndarray) -> Split:
+    idx = np.flatnonzero(mask)
+    levels = [split.levels[i] for i in idx] if split.levels is not None else None
+    return Split([split.ids[i] for i in idx], [split.texts[i] for i in idx], split.y[idx], levels)
+
+
+def _head(split: Split, n: int | None) -> Split:
+    if n is None or n >= len(split.ids):
+        return split
+    mask = np.zeros(len(split.ids), dtype=bool)
+    mask[:n] = True
+    return _subset(split, mask)
+
+
+def load_splits(cfg: EstimatorBenchConfig) -> tuple[Split, Split]:
+    """Train and test rows: `--test FILE`, or a seeded hash split of `--train` by prompt id."""
+    ids, texts, y, levels = _load(cfg.train, cfg)
+    everything = Split(ids, texts, y, levels)
+    if cfg.test is not None:
+        train = everything
+        test = Split(*_load(cfg.test, cfg))
+        if (train.levels is None) != (test.levels is None):
+            train.levels = test.levels = None
+    else:
+        held = holdout_mask(ids, cfg.holdout_fraction, cfg.seed)
+        train, test = _subset(everything, ~held), _subset(everything, held)
+    return _head(train, cfg.train_rows), _head(test, cfg.test_rows)
+
+
+# ---------------------------------------------------------------------------------------- baselines
+def constant_mean(train: Split, test: Split) -> np.ndarray:
+    return np.full(len(test.y), train.y.mean())
+
+
+def level_mean(train: Split, test: Split) -> np.ndarray:
+    """Mean training pass rate of the row's level (the overall mean for an unseen level)."""
+    assert train.levels is not None and test.levels is not None
+    means: dict[str, float] = {}
+    for level in set(train.levels):
+        means[level] = float(np.mean([y for y, lv in zip(train.y, train.levels) if lv == level]))
+    return np.array([means.get(lv, train.y.mean()) for lv in test.levels])
+
+
+def tfidf_ridge(train: Split, test: Split, seed: int) -> np.ndarray:
+    """TF-IDF of words, LaTeX commands and numbers (1-2 grams) + ridge; alpha by 5-fold CV on train."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import RidgeCV
+
+    vectorizer = TfidfVectorizer(
+        token_pattern=r"\\?[A-Za-z]+|\d+|[^\sA-Za-z\d]", ngram_range=(1, 2), min_df=2, sublinear_tf=True
+    )
+    x_train = vectorizer.fit_transform(train.texts)
+    model = RidgeCV(alphas=(0.3, 1.0, 3.0, 10.0), cv=5).fit(x_train, train.y)
+    return np.clip(model.predict(vectorizer.transform(test.texts)), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------- estimator
+def _val_mask(ids: Sequence[str], seed: int) -> np.ndarray:
+    """A 10% validation part of the training rows (its own seed, so never the test rows)."""
+    return holdout_mask(ids, 0.1, seed + 7919)
+
+
+def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log) -> tuple[Any, dict[str, Any]]:
+    """Frozen encoder + trunk: encode once (disk cache), train trunk/heads, keep the best validation epoch."""
+    from depo.bench.embedding_cache import warm_estimator_cache
+    from depo.estimator import EstimatorConfig, OnlineEstimator
+
+    est = OnlineEstimator(
+        EstimatorConfig(freeze_encoder=True, pooling=cfg.pooling, max_length=cfg.max_length, lr=cfg.lr, seed=cfg.seed)
+    )
+    start = time.perf_counter()
+    counts = warm_estimator_cache(est, train.texts + test.texts, use_disk=not cfg.quick)
+    encode_s = time.perf_counter() - start
+    log(f"  frozen encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
+    val = _val_mask(train.ids, cfg.seed)
+    fit_part = _subset(train, ~val)
+    val_part = _subset(train, val)
+    best, best_state, best_epoch, history = -np.inf, None, 0, []
+    for epoch in range(1, cfg.epochs + 1):
+        est.fit(fit_part.texts, fit_part.y, epochs=1, batch_size=cfg.batch_size, progress=False, seed=cfg.seed + epoch)
+        metrics = est.evaluate(val_part.texts, val_part.y, prefix="val_")
+        score = metrics.get("val_spearman", -np.inf)
+        history.append({"epoch": epoch, **metrics})
+        if score > best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(est.state_dict())
+        elif epoch - best_epoch >= cfg.patience:
+            break
+    if best_state is not None:
+        est.load_state_dict(best_state)
+    info = {"best_epoch": best_epoch, "val_spearman": float(best), "encode_s": encode_s, "epochs_run": len(history)}
+    log(f"  frozen trunk: best epoch {best_epoch} of {len(history)} (val Spearman {best:.3f})")
+    return est, info
+
+
+def train_full(cfg: EstimatorBenchConfig, train: Split, log) -> tuple[Any, dict[str, Any]]:
+    """Full fine-tuning (paper): encoder at 0.2x the trunk's learning rate, `full_epochs` epochs."""
+    from depo.estimator import EstimatorConfig, OnlineEstimator
+
+    part = _head(train, cfg.full_max_rows)
+    est = OnlineEstimator(
+        EstimatorConfig(pooling=cfg.pooling, max_length=cfg.full_max_length, lr=cfg.lr, seed=cfg.seed)
+    )
+    est.fit(part.texts, part.y, epochs=cfg.full_epochs, batch_size=min(cfg.batch_size, 32), progress=not cfg.quick)
+    log(f"  full fine-tuning: {len(part.texts)} rows x {cfg.full_epochs} epochs, max_length {cfg.full_max_length}")
+    return est, {"rows": len(part.texts), "epochs": cfg.full_epochs, "max_length": cfg.full_max_length}
+
+
+# ---------------------------------------------------------------------------------------- run
+def quick_config(cfg: EstimatorBenchConfig) -> EstimatorBenchConfig:
+    """The <= 1 minute CI mode: few rows, short texts, few epochs; the same code path otherwise."""
+    cfg = copy.copy(cfg)
+    cfg.quick = True
+    cfg.train_rows = min(cfg.train_rows or 160, 160)
+    cfg.test_rows = min(cfg.test_rows or 60, 60)
+    cfg.max_length = min(cfg.max_length, 48)
+    cfg.epochs, cfg.patience = min(cfg.epochs, 3), 3
+    cfg.full_epochs, cfg.full_max_rows, cfg.full_max_length = 1, 32, 32
+    return cfg
+
+
+def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
+    """Run every baseline and estimator variant on one split; write results, table and figures."""
+    import torch
+
+    if cfg.quick:
+        cfg = quick_config(cfg)
+    unknown = sorted(set(cfg.variants) - set(VARIANTS))
+    if unknown:
+        raise DepoError(f"unknown estimator variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if cfg.group_size < 2:
+        raise DepoError(f"--group-size must be >= 2, got {cfg.group_size}")
+    if cfg.save is not None and cfg.save_variant not in cfg.variants:
+        raise DepoError(f"--save needs the {cfg.save_variant!r} variant to run (--variants)")
+    torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))
+    wall = time.perf_counter()
+    train, test = load_splits(cfg)
+    log(f"train {len(train.y)} rows, test {len(test.y)} rows, target {cfg.target} (test mean {test.y.mean():.3f})")
+    preds: dict[str, np.ndarray] = {}
+    info: dict[str, dict[str, Any]] = {}
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        start = time.perf_counter()
+        result = fn()
+        timings[name] = time.perf_counter() - start
+        return result
+
+    preds["constant_mean"] = timed("constant_mean", lambda: constant_mean(train, test))
+    if train.levels is not None:
+        preds["level_mean"] = timed("level_mean", lambda: level_mean(train, test))
+    preds["tfidf_ridge"] = timed("tfidf_ridge", lambda: tfidf_ridge(train, test, cfg.seed))
+    estimators = {}
+    if "frozen" in cfg.variants:
+        est, info["estimator_frozen"] = timed("estimator_frozen", lambda: train_frozen(cfg, train, test, log))
+        preds["estimator_frozen"] = est.predict(test.texts)
+        estimators["frozen"] = est
+    if "full" in cfg.variants:
+        est, info["estimator_full"] = timed("estimator_full", lambda: train_full(cfg, train, log))
+        preds["estimator_full"] = est.predict(test.texts)
+        estimators["full"] = est
+    results: dict[str, Any] = {}
+    for name, pred in preds.items():
+        results[name] = prediction_metrics(pred, test.y, group_size=cfg.group_size, seed=cfg.seed)
+        results[name]["train_s"] = timings[name]
+        results[name].update(info.get(name, {}))
+    results.update(reference_rows(test.y, group_size=cfg.group_size))
+    if cfg.save is not None:
+        estimators[cfg.save_variant].save(cfg.save)
+        log(f"saved the {cfg.save_variant} estimator to {cfg.save} (load with OnlineEstimator.load)")
+    wall_s = time.perf_counter() - wall
+    rows = [{"method": name, **metrics} for name, metrics in results.items()]
+    table = markdown_table(rows, COLUMNS)
+    meta = {
+        "command": "depo bench estimator",
+        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        "train_rows": len(train.y),
+        "test_rows": len(test.y),
+        "test_mean": float(test.y.mean()),
+        "test_zero_var_share": float(np.mean(p_zero_variance(test.y, cfg.group_size))),
+        "wall_s": wall_s,
+    }
+    if cfg.out is not None:
+        write_results(cfg.out, results, table=table, meta=meta)
+        _figures(cfg, preds, test.y)
+    log(table)
+    log(f"wall time {wall_s:.0f} s")
+    return {"meta": meta, **results}
+
+
+def _figures(cfg: EstimatorBenchConfig, preds: dict[str, np.ndarray], true: np.ndarray) -> None:
+    shown = [n for n in ("tfidf_ridge", "estimator_frozen", "estimator_full") if n in preds]
+    fig, axes = new_figure(len(shown), width=3.4, height=3.3)
+    for ax, name in zip(axes, shown):
+        ax.scatter(true, preds[name], s=3, alpha=0.3)
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set(title=name, xlabel="true pass rate", ylabel="predicted", xlim=(0, 1), ylim=(0, 1))
+    save_figure(fig, cfg.out, "scatter.png", figures_dir=cfg.figures_dir, prefix=FIGURE_PREFIX)
+    fig, (ax,) = new_figure(1, width=4.2, height=3.6)
+    for name in shown:
+        means, rates, counts = reliability_bins(np.clip(preds[name], 0, 1), true)
+        ok = counts > 0
+        ax.plot(means[ok], rates[ok], "o-", ms=3, label=name)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect")
+    ax.set(title="reliability (10 bins)", xlabel="mean predicted", ylabel="mean true", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7)
+    save_figure(fig, cfg.out, "reliability.png", figures_dir=cfg.figures_dir, prefix=FIGURE_PREFIX)

@@ -1,0 +1,104 @@
+"""`depo bench estimator`: metrics against hand-worked numbers, the quick mode end to end (baselines,
+both estimator variants, --save loadable by OnlineEstimator.load), and input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from depo.bench.metrics import (
+    expected_calibration_error,
+    keep_top_effective_rate,
+    p_zero_variance,
+    prediction_metrics,
+)
+from depo.cli import main
+from depo.paths import shared_data_dir
+
+
+def test_zero_variance_probability_and_calibration_by_hand():
+    assert np.allclose(p_zero_variance(np.array([0.0, 1.0, 0.5]), 2), [1.0, 1.0, 0.5])
+    pred = np.array([0.1, 0.1, 0.9, 0.9])
+    true = np.array([0.0, 0.2, 1.0, 0.6])
+    # bin 1: |0.1 - 0.1| = 0; bin 9: |0.9 - 0.8| = 0.1 with half the rows -> 0.05
+    assert expected_calibration_error(pred, true) == pytest.approx(0.05)
+    # keep the top half by score: rows 0 and 2 with true 0.5 (P_zv 0.5) and 1.0 (P_zv 1): mean informative 0.25
+    assert keep_top_effective_rate(np.array([3.0, 1.0, 2.0, 0.0]), np.array([0.5, 0.5, 1.0, 0.0]), 0.5, 2) == 0.25
+
+
+def test_a_perfect_predictor_beats_a_constant_one():
+    rng = np.random.default_rng(0)
+    true = rng.random(400)
+    perfect = prediction_metrics(true, true, group_size=8, seed=0)
+    constant = prediction_metrics(np.full(400, true.mean()), true, group_size=8, seed=0)
+    assert perfect["spearman"] == pytest.approx(1.0) and perfect["mae"] == 0.0
+    assert perfect["auc_zero_var_expected"] > 0.8 and constant["auc_zero_var_expected"] == pytest.approx(0.5)
+    assert np.isnan(constant["spearman"])
+    assert perfect["eff_top30"] > perfect["eff_top70"] > constant["eff_top70"] - 0.05
+
+
+def _synthetic(path, n=260, seed=0):
+    """Texts whose words carry the pass rate: a bag-of-words model can learn it, a constant cannot."""
+    rng = np.random.default_rng(seed)
+    words = ["add", "count", "area", "prime", "integral", "olympiad", "inequality", "sequence"]
+    rows = []
+    for i in range(n):
+        chosen = rng.choice(len(words), size=3, replace=False)
+        difficulty = chosen.mean() / (len(words) - 1)
+        rate = float(np.clip(1.0 - difficulty + rng.normal(0, 0.05), 0, 1))
+        text = f"Problem {i}: " + " ".join(f"{words[j]} question" for j in chosen)
+        rows.append({"idx": i, "problem": text, "level": f"Level {1 + int(difficulty * 4)}", "sr": round(rate * 50) / 50})
+    pd.DataFrame(rows).to_parquet(path)
+
+
+def test_quick_bench_end_to_end_and_save_loads(tmp_path, capsys):
+    from depo.estimator import OnlineEstimator
+
+    data = tmp_path / "rates.parquet"
+    _synthetic(data)
+    out, saved = tmp_path / "out", tmp_path / "est"
+    code = main(["bench", "estimator", "--train", str(data), "--target", "sr", "--quick",
+                 "--out", str(out), "--save", str(saved)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    for name in ("constant_mean", "level_mean", "tfidf_ridge", "estimator_frozen", "estimator_full"):
+        assert set(results[name]) >= {"spearman", "pearson", "mae", "ece", "auc_zero_var", "eff_top30", "window_keep"}
+    assert results["tfidf_ridge"]["spearman"] > 0.5  # the words carry the rate
+    assert results["constant_mean"]["spearman"] is None  # undefined for a constant, written as null
+    assert results["oracle"]["eff_top30"] >= results["random"]["eff_top30"]
+    assert (out / "scatter.png").is_file() and (out / "reliability.png").is_file()
+    assert "| tfidf_ridge |" in capsys.readouterr().out
+    # the saved estimator reproduces the benchmark's own test-row Spearman
+    frame = pd.read_parquet(data)
+    from depo.data.io import holdout_mask
+
+    test = frame[holdout_mask([str(i) for i in frame.idx], 0.2, 0)].head(60)
+    loaded = OnlineEstimator.load(saved)
+    rho = spearmanr(loaded.predict(list(test.problem)), test.sr).statistic
+    assert rho == pytest.approx(results["estimator_frozen"]["spearman"], abs=1e-4)
+
+
+def test_input_errors_exit_2(tmp_path):
+    data = tmp_path / "rates.parquet"
+    _synthetic(data, n=40)
+    assert main(["bench", "estimator", "--train", str(data), "--target", "nope", "--quick"]) == 2
+    assert main(["bench", "estimator", "--train", str(tmp_path / "missing.parquet"), "--target", "sr"]) == 2
+    assert main(["bench", "estimator", "--train", str(data), "--target", "sr", "--variants", "huge", "--quick"]) == 2
+
+
+SHARED = shared_data_dir()
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(SHARED is None, reason="../shared/data not present (real success rates are not in the repo)")
+def test_quick_bench_on_real_success_rates(tmp_path):
+    code = main(["bench", "estimator", "--train", str(SHARED / "math_train_passrates.parquet"), "--target",
+                 "sr_qwen2.5-1.5b-instruct_k50_t1.0", "--quick", "--variants", "frozen", "--out", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["meta"]["test_rows"] == 60
+    assert results["level_mean"]["spearman"] > 0.0  # MATH levels carry difficulty
