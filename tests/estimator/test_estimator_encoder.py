@@ -101,3 +101,17 @@ def test_bad_encoder_inputs_are_user_errors(tmp_path, tiny_bert_dir):
         TextEncoder(tmp_path)
     with pytest.raises(DepoError, match="pooling"):
         TextEncoder(tiny_bert_dir, pooling="max")
+
+
+def test_speed_measure_runs_every_variant_on_any_encoder(tiny_bert_dir):
+    from depo.estimator.speed import VARIANTS, measure
+
+    texts = ["gcd 14, 7", "what is 3 + 4?", "count the vowels in banana", "reverse 'abc'"]
+    results = measure(texts, repeats=1, max_length=16, encoder_path=str(tiny_bert_dir))
+    assert set(results) == set(VARIANTS)
+    for name, row in results.items():
+        assert row["predict_s"] > 0 and row["update_s"] > 0, name
+        assert ("predict_cold_s" in row) == (name in ("frozen+cache", "top2")), name
+    # frozen: head only; top2 of this 2-layer encoder: every layer trains but the embeddings do not
+    assert results["frozen+cache"]["trainable_params"] < results["top2"]["trainable_params"]
+    assert results["top2"]["trainable_params"] < results["full"]["trainable_params"]

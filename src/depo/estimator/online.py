@@ -33,6 +33,7 @@ from torch import nn
 
 from depo.errors import DepoError
 from depo.estimator.cache import FeatureCache
+from depo.estimator.cache import text_key as text_key  # re-exported: callers key caches by it
 from depo.estimator.encoder import POOLINGS, TextEncoder
 from depo.estimator.losses import LossWeights, distill_target, estimator_loss
 from depo.estimator.model import DualHead

@@ -16,15 +16,16 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-VARIANTS = {
-    "full": {},
+VARIANTS = {  # cheapest first, so a long run shows results early
     "frozen+cache": {"freeze_encoder": True},
     "top2": {"train_top_layers": 2},
     "top2-nocache": {"train_top_layers": 2, "cache_lower_layers": False},
+    "full": {},
 }
 
 
@@ -55,19 +56,32 @@ def load_texts(source: str, n: int, seed: int = 0) -> list[str]:
     return lines[:n]
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
+def _median_time(fn, repeats: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds of this process (all threads) over `repeats`.
+
+    CPU time barely depends on what else the machine runs, so on a shared CPU it is the better
+    figure to compare variants; wall time is what a dedicated machine would see at best.
+    """
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def measure(
-    texts: list[str], *, repeats: int = 5, max_length: int = 512, variants: list[str] | None = None
+    texts: list[str],
+    *,
+    repeats: int = 5,
+    max_length: int = 512,
+    variants: list[str] | None = None,
+    on_result: Callable[[str, dict[str, float]], None] | None = None,
+    encoder_path: str | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{variant: {predict_s, update_s, (predict_cold_s)}} medians over `repeats` (after one warm-up)."""
+    """{variant: {predict_s, predict_cpu_s, update_s, update_cpu_s, (predict_cold_s, ...)}}: medians
+    over `repeats` after one warm-up; `on_result(name, row)` is called as each variant finishes."""
     from depo.estimator.online import EstimatorConfig, OnlineEstimator
     from depo.selection.base import GroupOutcome
 
@@ -78,20 +92,20 @@ def measure(
     ]
     results: dict[str, dict[str, float]] = {}
     for name in variants or list(VARIANTS):
-        est = OnlineEstimator(EstimatorConfig(max_length=max_length, **VARIANTS[name]))
+        est = OnlineEstimator(EstimatorConfig(encoder_path=encoder_path, max_length=max_length, **VARIANTS[name]))
         row: dict[str, float] = {}
         if est.feature_mode != "none":
-            start = time.perf_counter()
-            est.predict(texts)
-            row["predict_cold_s"] = time.perf_counter() - start
+            row["predict_cold_s"], row["predict_cold_cpu_s"] = _median_time(lambda e=est: e.predict(texts), 1)
         else:
             est.predict(texts)  # warm-up (allocator, kernels)
-        row["predict_s"] = _median_time(lambda e=est: e.predict(texts), repeats)
+        row["predict_s"], row["predict_cpu_s"] = _median_time(lambda e=est: e.predict(texts), repeats)
         est.update(outcomes)  # warm-up
-        row["update_s"] = _median_time(lambda e=est: e.update(outcomes), repeats)
+        row["update_s"], row["update_cpu_s"] = _median_time(lambda e=est: e.update(outcomes), repeats)
         row["trainable_params"] = float(sum(p.numel() for p in est.trainable_parameters()))
         row["truncated"] = float(est.encoder.truncated_count)
         results[name] = row
+        if on_result is not None:
+            on_result(name, row)
     return results
 
 
@@ -114,12 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    results = measure(texts, repeats=args.repeats, max_length=args.max_length, variants=variants)
-    print(f"estimator speed: {args.n} prompts ({args.texts}), torch threads={args.threads}, medians of {args.repeats}")
-    print(f"{'variant':<14} {'predict_s':>10} {'predict_cold_s':>15} {'update_s':>10} {'trainable':>12}")
-    for name, row in results.items():
-        cold = f"{row['predict_cold_s']:.3f}" if "predict_cold_s" in row else "-"
-        print(f"{name:<14} {row['predict_s']:>10.3f} {cold:>15} {row['update_s']:>10.3f} {int(row['trainable_params']):>12,}")
+    print(
+        f"estimator speed: {args.n} prompts ({args.texts}), torch threads={args.threads}, medians of {args.repeats}"
+        " (wall s / process CPU s)",
+        flush=True,
+    )
+    print(f"{'variant':<14} {'predict':>15} {'predict cold':>15} {'update':>15} {'trainable':>12}", flush=True)
+
+    def show(name: str, row: dict[str, float]) -> None:
+        def pair(key: str) -> str:
+            return f"{row[key + '_s']:.2f}/{row[key + '_cpu_s']:.2f}" if key + "_s" in row else "-"
+
+        line = f"{name:<14} {pair('predict'):>15} {pair('predict_cold'):>15} {pair('update'):>15}"
+        print(f"{line} {int(row['trainable_params']):>12,}", flush=True)
+
+    results = measure(texts, repeats=args.repeats, max_length=args.max_length, variants=variants, on_result=show)
     if args.json:
         args.json.write_text(json.dumps({"n": args.n, "texts": args.texts, "threads": args.threads, "results": results}, indent=2))
     return 0
