@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from depo.errors import DepoError
@@ -35,7 +37,11 @@ def test_heldout_disjoint_from_train_and_unique(preset):
     train_other_seed = preset_tasks(preset, "train", 1000, seed=1)
     held = preset_tasks(preset, "heldout", 300, seed=0)
     held_prompts = [t.prompt for t in held]
-    assert len(set(held_prompts)) == len(held_prompts)
+    # Unique except where a narrow component (200 1-digit sums, 100 1-digit products) has run
+    # out of fresh held-out prompts.
+    counts = Counter(held_prompts)
+    repeated = {t.meta["component"] for t in held if counts[t.prompt] > 1}
+    assert repeated <= {"sum1a", "mul1a"}
     assert not set(held_prompts) & {t.prompt for t in train + train_other_seed}
     assert all(in_heldout_bucket(p) for p in held_prompts)
     assert not any(in_heldout_bucket(t.prompt) for t in train)
@@ -87,5 +93,5 @@ def test_bad_arguments():
         preset_tasks("medium", "train", 3)
     with pytest.raises(DepoError, match="unknown split"):
         preset_tasks("mixed", "test", 3)
-    with pytest.raises(DepoError, match="ran out"):
-        preset_tasks("easy", "heldout", 5000)
+    with pytest.raises(DepoError, match="must be >= 0"):
+        preset_tasks("easy", "heldout", -1)

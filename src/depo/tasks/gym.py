@@ -13,7 +13,8 @@ difficulty estimator and real chat models read) and the gold answer; this module
   held-out split iff a hash of its compact rendering falls in a fixed bucket
   (1 in `HELDOUT_BUCKETS`). reasoning-gym builds item i with `Random(seed + i)`, so nearby
   seeds repeat items; hashing the content rather than the seed makes any train pool, of any
-  size, disjoint from any held-out set. Held-out prompts are also unique among themselves.
+  size, disjoint from any held-out set. Held-out prompts are also unique among themselves,
+  except when a narrow component (1-digit products) has none left.
 - streams whose seeds are spaced `SEED_STRIDE` apart, so no two streams share items by
   index, and value ranges wide enough that the train pool (>= 20k prompts) needs rules rather
   than lookup: RL on a small fixed pool memorises it (issue 2: pool accuracy 0.62 -> 0.78
@@ -41,8 +42,9 @@ HELDOUT_BUCKETS = 10
 """One prompt in this many (by content hash) is reserved for the held-out split."""
 SEED_STRIDE = 10**8
 """Distance between the base seeds of two item streams (reasoning-gym item i uses seed + i)."""
-MAX_DRAWS_PER_ITEM = 2000
-"""Give up (DepoError) when a component cannot produce a fresh item in this many draws."""
+MAX_DRAWS_PER_ITEM = 400
+"""Draws tried for a held-out prompt not yet in the held-out set; after that a narrow
+component (e.g. 1-digit products, 100 distinct prompts) repeats one."""
 
 _INT = re.compile(r"[+-]?\d+")
 
@@ -112,23 +114,24 @@ def _c(name: str, dataset: str, weight: float = 1.0, **config) -> Component:
 
 
 PRESET_COMPONENTS: dict[str, tuple[Component, ...]] = {
-    # Spans far too easy (short 1-digit sums) to far too hard (2x2-digit products, long
-    # reversals) for the warm-started tiny policy; the middle is where GRPO can learn.
+    # Spans far too easy (1-digit sums and products) to far too hard (2x2-digit products,
+    # reversals, lcm) for the warm-started tiny policy; the middle is where GRPO can learn.
     "mixed": (
-        _c("sum1", "chain_sum", min_terms=2, max_terms=3, min_digits=1, max_digits=1),
+        _c("sum1a", "chain_sum", min_terms=2, max_terms=2, min_digits=1, max_digits=1),
+        _c("sum1", "chain_sum", min_terms=3, max_terms=3, min_digits=1, max_digits=1),
+        _c("mul1a", "products", min_digits=1, max_digits=1, min_terms=2, max_terms=2),
         _c("sum2", "chain_sum", min_terms=2, max_terms=2, min_digits=2, max_digits=2),
-        _c("mul1", "products", min_digits=1, max_digits=1, min_terms=2, max_terms=3),
         _c("mul2", "products", min_digits=2, max_digits=2),
-        _c("gcd", "gcd", min_value=1, max_value=200),
-        _c("lcm", "lcm", min_value=1, max_value=40),
-        _c("bits", "count_bits", min_n=1, max_n=4095),
-        _c("rev", "spell_backward", min_word_len=3, max_word_len=7),
+        _c("gcd", "gcd", min_value=1, max_value=100),
+        _c("lcm", "lcm", min_value=1, max_value=30),
+        _c("bits", "count_bits", min_n=1, max_n=1023),
+        _c("rev", "spell_backward", min_word_len=3, max_word_len=6),
     ),
-    # Mostly within the tiny policy's reach (the paper's OR1 study: easier data).
+    # Mostly within the mixed-trained tiny policy's reach (the paper's OR1 study: easier data).
     "easy": (
-        _c("sum1", "chain_sum", weight=2.0, min_terms=2, max_terms=3, min_digits=1, max_digits=1),
-        _c("mul1", "products", min_digits=1, max_digits=1, min_terms=2, max_terms=3),
-        _c("rev", "spell_backward", min_word_len=3, max_word_len=4),
+        _c("sum1a", "chain_sum", weight=2.0, min_terms=2, max_terms=2, min_digits=1, max_digits=1),
+        _c("mul1a", "products", weight=2.0, min_digits=1, max_digits=1, min_terms=2, max_terms=2),
+        _c("sum1", "chain_sum", min_terms=3, max_terms=3, min_digits=1, max_digits=1),
     ),
     # Mostly beyond it (the paper's NT study: harder data).
     "hard": (
@@ -136,7 +139,7 @@ PRESET_COMPONENTS: dict[str, tuple[Component, ...]] = {
         _c("mul2", "products", weight=2.0, min_digits=2, max_digits=3),
         _c("lcm", "lcm", min_value=10, max_value=100),
         _c("rev", "spell_backward", min_word_len=7, max_word_len=10),
-        _c("sum1", "chain_sum", weight=0.5, min_terms=2, max_terms=3, min_digits=1, max_digits=1),
+        _c("sum1", "chain_sum", weight=0.5, min_terms=3, max_terms=3, min_digits=1, max_digits=1),
     ),
 }
 
@@ -170,7 +173,8 @@ def preset_tasks(preset: str, split: str, n: int, seed: int = 0) -> list[Task]:
     """`n` tasks of a preset's split, deterministic in (preset, split, n, seed).
 
     split "train": a procedurally generated pool (duplicates possible in small ranges);
-    "heldout": unique prompts from disjoint seeds, none of which can occur in any train pool.
+    "heldout": prompts none of which can occur in any train pool, unique except where a
+    narrow component has run out of fresh ones.
     """
     components = preset_components(preset)
     if split not in SPLITS:
@@ -191,18 +195,21 @@ def preset_tasks(preset: str, split: str, n: int, seed: int = 0) -> list[Task]:
         # Stream of component k for (split, seed): its own base seed, SEED_STRIDE apart.
         base_seed = ((seed * 2 + heldout) * 64 + k) * SEED_STRIDE
         ds = _dataset(comp, base_seed)
+        chosen = None
         for _ in range(MAX_DRAWS_PER_ITEM):
             item = ds[cursors[k]]
             cursors[k] += 1
-            meta = item["metadata"]
-            prompt = RENDERERS[comp.dataset](meta)
-            if in_heldout_bucket(prompt) != heldout or (heldout and prompt in seen):
+            prompt = RENDERERS[comp.dataset](item["metadata"])
+            if in_heldout_bucket(prompt) != heldout:
                 continue
-            break
-        else:
-            raise DepoError(
-                f"preset {preset!r} component {comp.name!r} ran out of fresh {split} prompts; ask for fewer"
-            )
+            if chosen is None:
+                chosen = (item, prompt)  # fallback when a narrow component has no fresh prompt left
+            if not (heldout and prompt in seen):
+                chosen = (item, prompt)
+                break
+        if chosen is None:
+            raise DepoError(f"preset {preset!r} component {comp.name!r} produced no {split} prompt")
+        item, prompt = chosen
         seen.add(prompt)
         tasks.append(
             Task(
