@@ -414,7 +414,6 @@ class OnlineEstimator:
                     if extra:
                         metrics.update(extra)
                 history.append(metrics)
-                self.steps += 1
         return history
 
     def evaluate(self, texts: Sequence[str], targets: Sequence[float], prefix: str = "") -> dict[str, float]:
