@@ -79,6 +79,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.max_completion_length < 1:
         raise DepoError("--max-completion-length must be >= 1")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     if args.model == "tiny":
         from depo.policy import build_tiny_policy
 

@@ -1,0 +1,35 @@
+"""`depo train` / `depo eval` through the CLI dispatcher: exit codes, one-line errors, resume."""
+
+from __future__ import annotations
+
+from depo.cli import main
+from depo.rl.trainer import read_metrics
+
+
+def test_train_then_resume_then_eval(random_policy_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = [f"model={random_policy_dir}", "train_size=32", "heldout_size=4", "batch_size=4", "num_generations=2",
+              "max_completion_length=2", "progress=false", "eval_k=2"]
+    args = ["train"] + [a for kv in [*common, "max_steps=1", f"output_dir={run}"] for a in ("--set", kv)]
+    assert main(args) == 0
+    assert "run directory" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--set", "max_steps=2"]) == 0
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [0, 1, 2]
+    assert main(["eval", "--model", random_policy_dir, "--n", "3", "--k", "2", "--max-completion-length", "2"]) == 0
+    assert "avg@2" in capsys.readouterr().out
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    cases = [
+        ["train", "--set", "bogus=1"],
+        ["train", "--set", "num_generations=1"],
+        ["train", "--config", str(tmp_path / "missing.yaml")],
+        ["train", "--resume", str(tmp_path)],
+        ["train", "--resume", str(tmp_path), "--config", "x.yaml"],
+        ["eval", "--model", str(tmp_path), "--n", "2"],
+        ["eval", "--k", "0"],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("depo: error: ") and "\n" not in err, (argv, err)
