@@ -29,7 +29,7 @@ if not IS_07:
             pytest.skip(f"verl 0.7 not installed at {VERL07} (scripts/test-verl.sh installs it)")
         env = dict(os.environ, PYTHONPATH=f"{VERL07}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", DEPO_VERL07="1")
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", __file__],
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:warnings", __file__],
             env=env,
             capture_output=True,
             text=True,
