@@ -1,0 +1,364 @@
+"""`depo bench route`: accuracy against the share of queries sent to the small model (issue 6).
+
+The DEPO paper's routing experiment (section 5, Table 3) in kind, on measured success rates:
+train pass-rate predictors for the small and the large model on the training rows, then on the
+held-out rows route each query and score the routing by its expected accuracy, the mean true
+success rate of the chosen model (depo.routing.curves). In one run, on one split:
+
+- `random`: a random share of queries goes small (exact expectation, no sampling noise);
+- `oracle_small`: the paper's threshold rule on the small model's *true* rate (an upper bound
+  for any predictor of p_small);
+- `oracle_gain`: the gain-aware rule on the *true* gain p_large - p_small (the ceiling);
+- for each predictor (TF-IDF ridge, the DEPO estimator with a frozen encoder + trained trunk,
+  and their average `ensemble`): `<predictor>_threshold` (paper: small iff p_small >= tau) and
+  `<predictor>_gain` (large iff predicted gain > lambda * cost gap).
+
+Tau and lambda are swept through the Router's own rules; the dense curve is the same sweep over
+every distinct score value. The primary rule for the target (declared before looking at the test
+rows, from a validation split of the training rows) is `ensemble_gain`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depo.errors import DepoError
+from depo.routing.curves import CurvePoint, accuracy_at_share, curve, random_curve
+from depo.routing.router import gain_choice, threshold_choice
+
+TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
+PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (SPEC.md section 2)
+TARGET_SHARE = 0.27
+TARGET_MAX_LOSS = 3.0  # accuracy points below large-only (issue 6 target)
+PRIMARY_RULE = "ensemble_gain"
+DENSE_SHARES = tuple(np.round(np.linspace(0.0, 1.0, 101), 4).tolist())
+PREDICTORS = ("tfidf", "estimator", "ensemble")
+
+
+@dataclass
+class RouteBenchConfig:
+    """Options of `depo bench route` (see its --help)."""
+
+    train: Path
+    small: str
+    large: str
+    test: Path | None = None
+    holdout_fraction: float = 0.2
+    text_column: str = "problem"
+    id_column: str | None = None
+    seed: int = 0
+    out: Path = Path("runs/bench_route")
+    figures_dir: Path | None = None
+    cost_small: float = 1.5
+    cost_large: float = 7.0
+    estimator: bool = True
+    epochs: int = 30
+    patience: int = 5
+    save_estimators: Path | None = None
+    quick: bool = False
+    threads: int | None = None
+    train_rows: int | None = None
+    test_rows: int | None = None
+
+
+@dataclass
+class Rows:
+    ids: list[str]
+    texts: list[str]
+    ps: np.ndarray  # true success rate of the small model
+    pl: np.ndarray  # true success rate of the large model
+
+
+def _read(path: Path, cfg: RouteBenchConfig) -> Rows:
+    from depo.data.io import column, prompt_ids, read_table, text_column
+
+    frame = read_table(path)
+    source = path.name
+    ids = prompt_ids(frame, cfg.id_column, source=source)
+    texts = text_column(frame, cfg.text_column, source=source)
+    rates = []
+    for name in (cfg.small, cfg.large):
+        y = np.asarray(column(frame, name, source=source), dtype=np.float64)
+        if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
+            raise DepoError(f"column {name!r} of {source} must hold success rates in [0, 1]")
+        rates.append(y)
+    return Rows(ids, texts, rates[0], rates[1])
+
+
+def _subset(rows: Rows, mask: np.ndarray) -> Rows:
+    idx = np.flatnonzero(mask)
+    return Rows([rows.ids[i] for i in idx], [rows.texts[i] for i in idx], rows.ps[idx], rows.pl[idx])
+
+
+def _head(rows: Rows, n: int | None) -> Rows:
+    if n is None or n >= len(rows.ids):
+        return rows
+    return _subset(rows, np.arange(len(rows.ids)) < n)
+
+
+def load_rows(cfg: RouteBenchConfig) -> tuple[Rows, Rows]:
+    """Train and test rows: `--test FILE`, or a seeded hash split of `--train` by prompt id."""
+    from depo.data.io import holdout_mask
+
+    if cfg.small == cfg.large:
+        raise DepoError("--small and --large must name different columns")
+    everything = _read(cfg.train, cfg)
+    if cfg.test is not None:
+        train, test = everything, _read(cfg.test, cfg)
+    else:
+        held = holdout_mask(everything.ids, cfg.holdout_fraction, cfg.seed)
+        train, test = _subset(everything, ~held), _subset(everything, held)
+    return _head(train, cfg.train_rows), _head(test, cfg.test_rows)
+
+
+# ---------------------------------------------------------------------------------------- predictors
+def _split(rows: Rows, which: str):
+    from depo.bench.estimator import Split
+
+    return Split(rows.ids, rows.texts, rows.ps if which == "small" else rows.pl, None)
+
+
+def fit_tfidf(train: Rows, test: Rows, seed: int) -> dict[str, np.ndarray]:
+    """TF-IDF ridge per model (the README's reference regressor; depo.bench.estimator.tfidf_ridge)."""
+    from depo.bench.estimator import tfidf_ridge
+
+    return {w: tfidf_ridge(_split(train, w), _split(test, w), seed) for w in ("small", "large")}
+
+
+def fit_estimators(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> tuple[dict[str, np.ndarray], dict]:
+    """One DEPO estimator per model: frozen encoder (vectors cached on disk) + trunk trained with the
+    paper's losses; epochs chosen on a validation part of the training rows (never the test rows)."""
+    from depo.bench.estimator import EstimatorBenchConfig, train_frozen
+
+    bench_cfg = EstimatorBenchConfig(
+        train=cfg.train, target="", seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience, quick=cfg.quick
+    )
+    if cfg.quick:
+        bench_cfg.max_length = 48
+    preds, info = {}, {}
+    for which in ("small", "large"):
+        log(f"estimator for the {which} model ({cfg.small if which == 'small' else cfg.large}):")
+        est, meta = train_frozen(bench_cfg, _split(train, which), _split(test, which), log)
+        preds[which] = est.predict(test.texts)
+        info[which] = meta
+        if cfg.save_estimators is not None:
+            path = est.save(Path(cfg.save_estimators) / f"estimator_{which}")
+            log(f"  saved to {path}")
+    return preds, info
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+def _points(points: Sequence[CurvePoint]) -> list[list[float]]:
+    return [[round(p.share, 4), round(p.accuracy, 5)] for p in points]
+
+
+def sweep_router(rates: np.ndarray, costs: tuple[float, float], rule: str, knobs: Sequence[float], test: Rows) -> list[dict]:
+    """Route the test rows with the Router's own rule functions at each knob value (tau or lambda)."""
+    out = []
+    for knob in knobs:
+        chosen = threshold_choice(rates, knob) if rule == "threshold" else gain_choice(rates, costs, knob)
+        to_small = chosen == 0
+        acc = float(np.where(to_small, test.ps, test.pl).mean())
+        out.append({"knob": round(float(knob), 5), "share": round(float(to_small.mean()), 4), "accuracy": round(acc, 5)})
+    return out
+
+
+def evaluate_rules(preds: dict[str, dict[str, np.ndarray]], test: Rows, costs: tuple[float, float]) -> dict[str, Any]:
+    """Every rule's dense curve, knob sweep, and accuracy at the target share."""
+    ps, pl = test.ps, test.pl
+    large_only = float(pl.mean())
+    rules: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, score: np.ndarray | None, sweep: list[dict] | None, kind: str) -> None:
+        if score is None:
+            dense = random_curve(ps, pl, DENSE_SHARES)
+            at = random_curve(ps, pl, [TARGET_SHARE])[0]
+            shares = {f"{s:.3f}": random_curve(ps, pl, [s])[0].accuracy for s in PAPER_SHARES}
+        else:
+            dense = curve(score, ps, pl, DENSE_SHARES)
+            at = accuracy_at_share(score, ps, pl, TARGET_SHARE)
+            shares = {f"{s:.3f}": accuracy_at_share(score, ps, pl, s).accuracy for s in PAPER_SHARES}
+        rules[name] = {
+            "kind": kind,
+            "curve": _points(dense),
+            "acc_at_27": round(at.accuracy, 5),
+            "share_at_27": round(at.share, 4),
+            "loss_at_27_points": round(100 * (large_only - at.accuracy), 2),
+            "acc_at_paper_shares": {k: round(v, 5) for k, v in shares.items()},
+        }
+        if sweep is not None:
+            rules[name]["sweep"] = sweep
+
+    add("random", None, None, "baseline")
+    add("oracle_small", ps, None, "oracle: threshold on the true p_small")
+    add("oracle_gain", ps - pl, None, "oracle: true gain")
+    dc = costs[1] - costs[0]
+    taus = np.round(np.linspace(0.0, 1.0, 41), 3)
+    lams = np.round(np.linspace(-1.0, 1.0, 81) / dc, 5)
+    lams = lams[lams >= 0]
+    for name, p in preds.items():
+        rates = np.stack([p["small"], p["large"]], axis=1)
+        add(f"{name}_threshold", p["small"], sweep_router(rates, costs, "threshold", taus, test), "paper threshold rule")
+        add(f"{name}_gain", p["small"] - p["large"], sweep_router(rates, costs, "gain", lams, test), "gain-aware rule")
+    return rules
+
+
+def threshold_table(preds: dict[str, dict[str, np.ndarray]], test: Rows) -> list[dict[str, Any]]:
+    """Table 3 of the paper: share to small and accuracy of the threshold rule at each tau."""
+    rows = []
+    for tau in TABLE_TAUS:
+        row: dict[str, Any] = {"tau": tau}
+        for name, p in preds.items():
+            to_small = p["small"] >= tau
+            row[f"{name}_share"] = float(to_small.mean())
+            row[f"{name}_acc"] = float(np.where(to_small, test.ps, test.pl).mean())
+        rows.append(row)
+    return rows
+
+
+def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
+    """Markdown: the paper's threshold table and every rule at equal shares."""
+    b = results["baselines"]
+    lines = [
+        f"Test rows: {results['n_test']} (train {results['n_train']}). Large only: {100 * b['large_only']:.1f}; "
+        f"small only: {100 * b['small_only']:.1f}; accuracy = mean true success rate of the chosen model (%).",
+        "",
+        "Paper rule (small iff predicted p_small >= tau):",
+        "",
+        "| tau | " + " | ".join(f"{p} share | {p} acc" for p in preds) + " |",
+        "|---|" + "---|---|" * len(preds),
+    ]
+    for row in results["threshold_table"]:
+        cells = [f"{100 * row[f'{p}_share']:.1f}% | {100 * row[f'{p}_acc']:.1f}" for p in preds]
+        lines.append(f"| {row['tau']} | " + " | ".join(cells) + " |")
+    shares = [f"{s:.3f}" for s in PAPER_SHARES]
+    lines += [
+        "",
+        "Every rule at equal shares to the small model (the paper's shares, and the 27% target):",
+        "",
+        "| rule | " + " | ".join(f"{100 * float(s):.1f}%" for s in shares) + " | 27% | loss at 27% (pts) |",
+        "|---|" + "---|" * (len(shares) + 2),
+    ]
+    for name, r in results["rules"].items():
+        cells = [f"{100 * r['acc_at_paper_shares'][s]:.1f}" for s in shares]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * r['acc_at_27']:.1f} | {r['loss_at_27_points']:.2f} |")
+    t = results["target"]
+    lines += [
+        "",
+        f"Target ({t['rule']}, {100 * TARGET_SHARE:.0f}% to small, loss <= {TARGET_MAX_LOSS} points): "
+        f"{'MET' if t['met'] else 'MISSED'}, measured loss {t['loss_points']:.2f} points.",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], out: Path, figures_dir: Path | None) -> Path:
+    from depo.bench.report import new_figure, save_figure
+
+    fig, (ax,) = new_figure(width=6.0, height=4.2)
+    styles = {"random": ("grey", ":"), "oracle_small": ("black", "--"), "oracle_gain": ("black", "-")}
+    colors = {"tfidf": "tab:orange", "estimator": "tab:blue", "ensemble": "tab:green"}
+    for name, r in results["rules"].items():
+        pts = np.array(r["curve"])
+        if name in styles:
+            color, ls = styles[name]
+        else:
+            color, ls = colors.get(name.rsplit("_", 1)[0], "tab:red"), ("-" if name.endswith("_gain") else "--")
+        ax.plot(100 * pts[:, 0], 100 * pts[:, 1], color=color, ls=ls, lw=1.3, label=name)
+    b = results["baselines"]
+    ax.axhline(100 * b["large_only"] - TARGET_MAX_LOSS, color="tab:red", lw=0.8, alpha=0.6, label="large only - 3 pts")
+    ax.axvline(100 * TARGET_SHARE, color="tab:red", lw=0.8, alpha=0.4)
+    ax.set_xlabel("queries sent to the small model (%)")
+    ax.set_ylabel("expected accuracy (%)")
+    ax.set_title("Routing: accuracy vs share to small (test rows)", fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower left")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, out, f"bench_route_{results['data_name']}.png", figures_dir=figures_dir)
+
+
+def quick_config(cfg: RouteBenchConfig) -> RouteBenchConfig:
+    """The <= 1 minute test mode: few rows, short texts, few epochs; the same code path otherwise."""
+    cfg = copy.copy(cfg)
+    cfg.quick = True
+    cfg.train_rows = min(cfg.train_rows or 120, 120)
+    cfg.test_rows = min(cfg.test_rows or 60, 60)
+    cfg.epochs, cfg.patience = min(cfg.epochs, 2), 2
+    return cfg
+
+
+def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
+    """Fit the predictors, evaluate every rule on the test rows, write results.json, table and plot."""
+    import torch
+
+    from depo.bench.report import write_results
+
+    if cfg.quick:
+        cfg = quick_config(cfg)
+    if cfg.cost_large <= cfg.cost_small:
+        raise DepoError("--cost-large must exceed --cost-small (the large model is the expensive one)")
+    torch.set_num_threads(cfg.threads or (1 if cfg.quick else 2))
+    start = time.perf_counter()
+    train, test = load_rows(cfg)
+    log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    preds: dict[str, dict[str, np.ndarray]] = {"tfidf": fit_tfidf(train, test, cfg.seed)}
+    timings["tfidf_s"] = time.perf_counter() - t0
+    est_info: dict[str, Any] = {}
+    if cfg.estimator:
+        t0 = time.perf_counter()
+        preds["estimator"], est_info = fit_estimators(cfg, train, test, log)
+        timings["estimator_s"] = time.perf_counter() - t0
+        preds["ensemble"] = {w: (preds["tfidf"][w] + preds["estimator"][w]) / 2 for w in ("small", "large")}
+    costs = (cfg.cost_small, cfg.cost_large)
+    from scipy.stats import spearmanr
+
+    quality = {
+        name: {w: float(spearmanr(p[w], test.ps if w == "small" else test.pl)[0]) for w in ("small", "large")}
+        for name, p in preds.items()
+    }
+    rules = evaluate_rules(preds, test, costs)
+    primary = PRIMARY_RULE if PRIMARY_RULE in rules else "tfidf_gain"
+    loss = rules[primary]["loss_at_27_points"]
+    results: dict[str, Any] = {
+        "data_name": Path(cfg.train).stem,
+        "n_train": len(train.ids),
+        "n_test": len(test.ids),
+        "baselines": {"large_only": float(test.pl.mean()), "small_only": float(test.ps.mean())},
+        "rules": rules,
+        "threshold_table": threshold_table(preds, test),
+        "spearman": quality,
+        "estimator": est_info,
+        "target": {
+            "rule": primary,
+            "share": TARGET_SHARE,
+            "max_loss_points": TARGET_MAX_LOSS,
+            "loss_points": loss,
+            "met": bool(loss <= TARGET_MAX_LOSS),
+        },
+    }
+    table = render_tables(results, list(preds))
+    timings["total_s"] = time.perf_counter() - start
+    meta = {
+        "command": "depo bench route",
+        "train": str(cfg.train),
+        "test": str(cfg.test) if cfg.test else None,
+        "holdout_fraction": None if cfg.test else cfg.holdout_fraction,
+        "small": cfg.small,
+        "large": cfg.large,
+        "costs": list(costs),
+        "seed": cfg.seed,
+        "quick": cfg.quick,
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+    }
+    write_results(cfg.out, results, table=table, meta=meta)
+    plot(results, Path(cfg.out), cfg.figures_dir)
+    log(table)
+    log(f"wrote {Path(cfg.out) / 'results.json'} ({timings['total_s']:.0f} s)")
+    return results
