@@ -41,14 +41,15 @@ def test_paper_mode_warmup_then_window() -> None:
 
 
 def test_default_rule_follows_group_size() -> None:
-    est = FakeEstimator({"hard": 0.12})
+    est = FakeEstimator({"hard": 0.15})
     keep = {}
     for g in (4, 16):
         sel = DEPO(est, DEPOConfig(group_size=g, warmup_steps=0, explore=0.0, memory=False), seed=0)
         keep[g] = sel.select(cands(["hard"]))[0]
-        expected = beta_binomial_zero_var(4 * 0.12, 4 * 0.88, g) <= 0.5
+        n0 = sel.config.prior_strength
+        expected = beta_binomial_zero_var(n0 * 0.15, n0 * 0.85, g) <= 0.5
         assert keep[g] == bool(expected)
-    # a 12%-pass prompt is hopeless for 4 samples but worth rolling out with 16
+    # a 15%-pass prompt is hopeless for 4 samples but worth rolling out with 16
     assert keep == {4: False, 16: True}
 
 
@@ -58,15 +59,17 @@ def test_untrained_estimator_keeps_everything() -> None:
 
 
 def test_memory_combines_history_and_text() -> None:
-    est = FakeEstimator({"easy_seen": 0.8, "easy_unseen": 0.8, "mid_seen": 0.5})
+    est = FakeEstimator({"easy_seen": 0.8, "easy_unseen": 0.8, "hard_text_seen": 0.3})
     # an estimator that does not learn isolates the memory's effect
     est.update = lambda outcomes: {}  # type: ignore[method-assign]
     sel = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0), seed=0)
-    sel.select(cands(["easy_seen", "mid_seen"]))
-    sel.observe([group("easy_seen", [1] * 8), group("mid_seen", [1] * 8)])
-    # posterior Beta(3.2 + 8 * w, 0.8), w = 0.5^(1/100): P(zero-var) ~ 0.65 > 0.5 -> skip;
-    # the unseen twin (prior only, P ~ 0.36) and the mid-range prompt (P ~ 0.32) are kept.
-    assert sel.select(cands(["easy_seen", "easy_unseen", "mid_seen"])) == [False, True, True]
+    assert sel.config.prior_strength == 2.0
+    sel.select(cands(["easy_seen", "hard_text_seen"]))
+    sel.observe([group("easy_seen", [1] * 8), group("hard_text_seen", [1] * 8)])
+    # n0 = 2, w = 0.5^(1/100): easy_seen Beta(1.6 + 8w, 0.4), P(zero-var) ~ 0.78 -> skip; its
+    # unseen twin has the prior alone (P ~ 0.47) -> keep; the prompt whose text says hard but
+    # that went 8/8 has Beta(0.6 + 8w, 1.4), P ~ 0.40 -> keep: text and history both count.
+    assert sel.select(cands(["easy_seen", "easy_unseen", "hard_text_seen"])) == [False, True, True]
     off = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0, memory=False), seed=0)
     off.observe([group("easy_seen", [1] * 8)])
     assert off.select(cands(["easy_seen"])) == [True]
@@ -102,7 +105,7 @@ def test_observe_metrics_hand_worked() -> None:
     assert m["estimator/pred_mean"] == pytest.approx((0.3 + 0.8 + 0.01 + 0.5) / 4)
     assert m["estimator/target_mean"] == pytest.approx(0.4375)
     assert m["estimator/calib_mae"] == pytest.approx((0.05 + 0.2 + 0.01 + 0.0) / 4)
-    # P(zero-var) (n0 = 4, G = 8) ranks c (p 0.01) > b (0.8) > a (0.3) > d (0.5); zero-variance: b, c, d; informative: a.
+    # P(zero-var) (n0 = 2, G = 8) ranks c (p 0.01) > b (0.8) > a (0.3) > d (0.5); zero-variance: b, c, d; informative: a.
     # AUC = share of (zero-var, informative) pairs ranked right = (b>a, c>a, d<a) = 2/3
     assert m["estimator/auc_zero_var"] == pytest.approx(2 / 3)
     assert m["estimator/false_skip_rate"] == 0.0 and m["estimator/false_skip_n"] == 1.0

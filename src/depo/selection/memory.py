@@ -31,7 +31,7 @@ P_CLIP = 1e-4  # keeps the prior's Beta parameters positive when p_hat is 0 or 1
 class BetaMemory:
     """Discounted success/failure evidence per prompt id, turned into Beta posteriors."""
 
-    def __init__(self, prior_strength: float = 4.0, half_life: float = 100.0) -> None:
+    def __init__(self, prior_strength: float = 2.0, half_life: float = 100.0) -> None:
         if prior_strength <= 0:
             raise DepoError(f"memory prior strength n0 must be > 0, got {prior_strength}")
         if half_life <= 0:
