@@ -223,7 +223,8 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
 
         if not Path(spec.estimator).is_dir():
             raise DepoError(f"backend {spec.name!r}: estimator directory not found: {spec.estimator}")
-        return OnlineEstimator.load(spec.estimator)
+        # a service sees mostly new queries: keep the frozen-encoder vector cache small
+        return OnlineEstimator.load(spec.estimator, cache_max_mb=64.0)
     if spec.predictor is not None:
         module_name, _, attr = spec.predictor.partition(":")
         if not module_name or not attr:
