@@ -351,3 +351,15 @@ def test_cli_rejects_a_bad_config_in_one_line(tmp_path: Path):
     )  # fmt: skip
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "http://" in r.stderr
+
+
+def test_a_backend_that_times_out_is_failed_over():
+    slow, large = StubBackend("small", delay_s=3.0), StubBackend("large")
+    with ThreadServer(slow.app) as s, ThreadServer(large.app) as lg:
+        app = create_app(make_config(s.url, lg.url, bearer_token=None, read_timeout_s=0.3), make_router())
+        with ThreadServer(app) as srv:
+            text = next(t for t in TEXTS if expected_model(t) == "small")
+            r = httpx.post(srv.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": text}]}, timeout=30)
+            assert r.status_code == 200
+            assert r.headers["x-depo-model"] == "large" and r.headers["x-depo-failover"] == "small: timeout"
+            assert r.json()["choices"][0]["message"]["content"] == f"large: {text}"
