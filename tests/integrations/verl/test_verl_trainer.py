@@ -230,3 +230,11 @@ def test_main_task_runner_wraps_verl_runner():
     cls = runner.__ray_actor_class__
     assert issubclass(cls, main_ppo_v0.TaskRunner.__ray_actor_class__)
     assert "run" in cls.__dict__
+
+
+def test_disabled_is_plain_verl(tmp_path, no_actor_update):
+    trainer = make_trainer(make_config(tmp_path, "depo.enable=false"))
+    assert trainer.depo_selector is None
+    assert type(trainer.train_dataloader).__name__ == "StatefulDataLoader"  # verl's own loader, untouched
+    out = trainer._update_actor(DataProto.from_single_dict(data={"x": torch.zeros(2, 1)}))
+    assert out.meta_info["metrics"] == {"actor/pg_loss": 0.5}
