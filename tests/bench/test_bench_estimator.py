@@ -27,7 +27,11 @@ def test_zero_variance_probability_and_calibration_by_hand():
     # bin 1: |0.1 - 0.1| = 0; bin 9: |0.9 - 0.8| = 0.1 with half the rows -> 0.05
     assert expected_calibration_error(pred, true) == pytest.approx(0.05)
     # keep the top half by score: rows 0 and 2 with true 0.5 (P_zv 0.5) and 1.0 (P_zv 1): mean informative 0.25
-    assert keep_top_effective_rate(np.array([3.0, 1.0, 2.0, 0.0]), np.array([0.5, 0.5, 1.0, 0.0]), 0.5, 2) == 0.25
+    rates = np.array([0.5, 0.5, 1.0, 0.0])
+    assert keep_top_effective_rate(np.array([3.0, 1.0, 2.0, 0.0]), rates, 0.5, 2) == 0.25
+    assert keep_top_effective_rate(np.array([3.0, 2.0, 0.0, 1.0]), rates, 0.5, 2) == 0.5
+    # a constant score keeps every prompt equally: the random rate, whatever the row order
+    assert keep_top_effective_rate(np.zeros(4), rates, 0.5, 2) == pytest.approx(0.25)
 
 
 def test_a_perfect_predictor_beats_a_constant_one():

@@ -69,10 +69,17 @@ def sampled_zero_variance(true: np.ndarray, group_size: int, seed: int) -> np.nd
 
 
 def keep_top_effective_rate(score: np.ndarray, true: np.ndarray, share: float, group_size: int) -> float:
-    """Expected share of informative groups among the `share` of prompts with the highest `score`."""
-    n_keep = max(1, int(round(share * len(score))))
-    order = np.argsort(-score, kind="stable")[:n_keep]
-    return float(np.mean(1.0 - p_zero_variance(true[order], group_size)))
+    """Expected share of informative groups among the `share` of prompts with the highest `score`.
+
+    Prompts tied at the cut are kept fractionally (equally), so a constant score gets the random
+    rate instead of whatever the row order happens to favour.
+    """
+    informative = 1.0 - p_zero_variance(true, group_size)
+    n_keep = max(1.0, share * len(score))
+    cut = np.sort(score)[::-1][int(np.ceil(n_keep)) - 1]
+    above, tied = score > cut, score == cut
+    weight = above.astype(float) + tied * (n_keep - above.sum()) / tied.sum()
+    return float(np.sum(weight * informative) / np.sum(weight))
 
 
 def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, seed: int) -> dict[str, float]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
-from depo.data.io import chat_text, column, first_present, prompt_ids, read_table
+from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
 from depo.selection.base import Candidate, GroupOutcome, decide
 
@@ -72,6 +72,9 @@ class ReplayConfig:
     id_column: str | None = None
     epochs: int | None = None
     max_prompts: int | None = None
+    part: str | None = None
+    """"tune" or "eval": replay only one half of the prompts (seeded hash of the id), so selector
+    options can be chosen on the "tune" half and reported on the "eval" half."""
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-method selector options, e.g. {"depo": {"threshold": 0.6}}."""
     estimator: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +138,12 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
         out_ids = [out_ids[i] for i in sorted(order)]
         out_texts = [texts[i] for i in out_ids]
         outcomes = [outcomes[i] for i in sorted(order)]
+    if cfg.part is not None:
+        if cfg.part not in ("tune", "eval"):
+            raise DepoError(f"--part must be 'tune' or 'eval', got {cfg.part!r}")
+        held = holdout_mask(out_ids, 0.5, cfg.seed + 104729)
+        chosen = [i for i, h in enumerate(held) if h == (cfg.part == "eval")]
+        out_ids, out_texts, outcomes = ([x[i] for i in chosen] for x in (out_ids, out_texts, outcomes))
     if cfg.epochs is not None:
         outcomes = [o[: cfg.epochs] for o in outcomes]
     return ReplayData(out_ids, out_texts, outcomes)

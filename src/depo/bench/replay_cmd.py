@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--id-column", default=None, help="prompt id column (default: extra_info.index, idx, ...)")
     p.add_argument("--epochs", type=int, default=None, help="replay only the first N epochs")
     p.add_argument("--max-prompts", type=int, default=None, help="replay a seeded subset of prompts")
+    p.add_argument("--part", choices=("tune", "eval"), default=None,
+                   help="replay one half of the prompts (hash of the id): choose options on tune, report on eval")
     p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="selector option, e.g. depo.threshold=0.6 or history.p_min=0.05 (repeatable)")
     p.add_argument("--estimator-option", action="append", default=[], metavar="KEY=VALUE",
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         id_column=args.id_column,
         epochs=args.epochs,
         max_prompts=args.max_prompts,
+        part=args.part,
         options=_options(args.option),
         estimator=estimator,
         estimator_init=args.estimator_init,
