@@ -48,7 +48,7 @@ class TinyPolicyConfig:
     max_position_embeddings: int = 64
     sft_examples: int = 30000
     """Size of the SFT corpus (train split, seed SFT_SEED)."""
-    sft_steps: int = 1500
+    sft_steps: int = 2000
     sft_batch_size: int = 64
     sft_lr: float = 2e-3
     sft_warmup_steps: int = 100
@@ -74,12 +74,14 @@ def build_tiny_policy(
     force: bool = False,
     config: TinyPolicyConfig | None = None,
     progress: bool = True,
-    num_threads: int = 2,
+    num_threads: int = 1,
 ) -> Path:
     """Path of the cached warm-started tiny policy for `preset`, building it when absent.
 
     `config` overrides the defaults (tests use a tiny `sft_steps`); its `preset` must match.
-    `force=True` rebuilds even when a cached copy exists.
+    `force=True` rebuilds even when a cached copy exists. One thread by default: on a CPU
+    shared with other processes, two OpenMP threads spin-wait on each other and a step was
+    measured 25x slower than with one.
     """
     from depo.tasks.gym import preset_components
 

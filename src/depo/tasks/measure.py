@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policy", default=None, help="HF model dir (default: the preset's tiny policy)")
     parser.add_argument("--policy-preset", default=None, help="build the tiny policy of this preset instead")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
     import torch
