@@ -32,6 +32,8 @@ def test_builds_loads_and_samples(cache):
     model, tok = load_policy(path)
     assert model.config.model_type == "qwen2"
     assert tok.eos_token_id is not None and tok.pad_token_id is not None
+    # The reloaded tokenizer must be the char tokenizer it was trained with (not a Qwen2 BPE).
+    assert tok("sum 3 + 4")["input_ids"] == build_char_tokenizer()("sum 3 + 4")["input_ids"]
     ro = sample(model, tok, ["gcd 14, 7", "rev cat"], 2, max_new_tokens=5, generator=torch.Generator().manual_seed(0))
     assert len(ro.response_ids) == 4
     assert not list((cache / "policies").glob(".*tmp*"))  # no half-written directory left

@@ -21,7 +21,14 @@ def load_policy(path: str | Path, device: str = "cpu"):
     if not (path / "config.json").is_file():
         raise DepoError(f"not a Hugging Face model directory (no config.json): {path}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if (path / "depo_tiny.json").is_file():
+            # The tiny policy's char tokenizer: AutoTokenizer would rebuild a Qwen2Tokenizer
+            # from the model type (transformers 5) and drop its pre-tokenizer.
+            from transformers import PreTrainedTokenizerFast
+
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise DepoError(f"cannot load policy from {path}: {str(exc).splitlines()[0]}") from exc
