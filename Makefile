@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-verl lint venv clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or make PY=python3)"; exit 2; }
@@ -21,7 +21,11 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/depo demo
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+
+test-verl:
+	bash scripts/test-verl.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
