@@ -16,7 +16,12 @@ No memory, no exploration.
       estimator's prediction with pseudo-count n0 = `prior_strength`; unseen prompts rely on
       the text, seen ones on the text and their own past groups;
   (d) graded rewards: zero variance means reward std <= 1e-6 (`is_zero_variance`), the label
-      is the mean reward.
+      is the mean reward;
+  (e) health fallback (health.py): when the estimator's predictions collapse (spread of a
+      step's predictions < `health_min_spread`) or its rolling calibration error exceeds
+      `health_max_calib_mae`, for `health_patience` consecutive steps, the selector keeps every
+      prompt (`select/fallback` = 1) until the first healthy step. The estimator keeps
+      learning meanwhile; exploration flags and the false-skip measurement go on as usual.
 
 Defaults of `default`, and why (simulation figures: `python -m depo.selection.simulate`):
   - threshold 0.5: a skipped prompt loses (1 - P) expected informative groups and saves one
@@ -38,6 +43,13 @@ Defaults of `default`, and why (simulation figures: `python -m depo.selection.si
     it keeps all prompts anyway; the short warm-up only guards against the first few noisy
     updates. During warm-up, prompts the rule would have rejected are still rolled out and
     count towards the false-skip rate (unbiased, like explored ones).
+  - health_min_spread 0.01: pass rates of a real prompt set spread widely (std ~0.3 on the
+    GRPO trajectories of SPEC.md section 4); a step whose predictions all sit within about
+    +-0.01 of each other cannot rank prompts. health_max_calib_mae 0.4: predicting 0.5 for
+    everything scores at most 0.5 on [0, 1] targets and a working text regressor ~0.2, so
+    0.4 is close to no better than the uninformative constant. health_window 5 steps pools
+    enough groups that one odd batch does not trip it; health_patience 3 steps. Paper mode
+    has no fallback (the reference release has none).
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ import numpy as np
 
 from depo.errors import DepoError
 from depo.selection.base import Candidate, Decisions, GroupOutcome
+from depo.selection.health import EstimatorHealth
 from depo.selection.memory import BetaMemory
 from depo.selection.metrics import auc, calib_mae, share
 from depo.selection.zero_variance import beta_binomial_zero_var, zero_var_probability
@@ -73,6 +86,11 @@ class DEPOConfig:
     memory: bool | None = None  # default True, paper False
     prior_strength: float = 2.0  # n0, pseudo-count of the estimator's prediction
     memory_half_life: float = 100.0  # steps
+    health: bool | None = None  # estimator health fallback; default True, paper False
+    health_min_spread: float = 0.01  # collapse: std of a step's predictions below this
+    health_max_calib_mae: float = 0.4  # drift: rolling |p_hat - mean reward| above this
+    health_window: int = 5  # steps pooled for the rolling calibration error
+    health_patience: int = 3  # consecutive unhealthy steps before falling back
 
     def __post_init__(self) -> None:
         if self.mode not in ("default", "paper"):
@@ -84,6 +102,8 @@ class DEPOConfig:
             self.explore = 0.0 if paper else 0.05
         if self.memory is None:
             self.memory = not paper
+        if self.health is None:
+            self.health = not paper
         if self.group_size < 2:
             raise DepoError(f"group size must be >= 2, got {self.group_size}")
         if self.warmup_steps < 0:
@@ -96,6 +116,14 @@ class DEPOConfig:
             raise DepoError(f"explore must be in [0, 1], got {self.explore}")
         if self.prior_strength <= 0 or self.memory_half_life <= 0:
             raise DepoError("prior_strength and memory_half_life must be > 0")
+        if not self.health_min_spread >= 0.0:
+            raise DepoError(f"health_min_spread must be >= 0, got {self.health_min_spread}")
+        if not 0.0 <= self.health_max_calib_mae <= 1.0:
+            raise DepoError(f"health_max_calib_mae must be in [0, 1], got {self.health_max_calib_mae}")
+        if self.health_window < 1 or self.health_patience < 1:
+            raise DepoError(
+                f"health_window and health_patience must be >= 1, got {self.health_window} and {self.health_patience}"
+            )
 
 
 @dataclass
@@ -108,6 +136,7 @@ class _Record:
     explored: bool
     warmup: bool
     step: int
+    fallback: bool = False  # kept by the health fallback whatever the rule said
 
 
 class DEPO:
@@ -123,11 +152,27 @@ class DEPO:
         self.steps = 0  # observe() calls = RL steps
         self._records: dict[str, list[_Record]] = {}
         self._predict_s = 0.0
+        cfg = self.config
+        self.health = (
+            EstimatorHealth(
+                min_spread=cfg.health_min_spread,
+                max_calib_mae=cfg.health_max_calib_mae,
+                window=cfg.health_window,
+                patience=cfg.health_patience,
+            )
+            if cfg.health
+            else None
+        )
 
     # -- scoring ---------------------------------------------------------------------------
     @property
     def in_warmup(self) -> bool:
         return self.steps < self.config.warmup_steps
+
+    @property
+    def in_fallback(self) -> bool:
+        """True while the health check has the selector keep every prompt."""
+        return self.health is not None and self.health.fallback and not self.in_warmup
 
     def _predict(self, texts: list[str]) -> np.ndarray:
         t0 = time.perf_counter()
@@ -170,15 +215,19 @@ class DEPO:
         if not record:
             return Decisions(keep=[bool(k) for k in rule], explored=[False] * n, priority=priority)
         u = self.rng.random(n)  # drawn for every candidate: the stream does not depend on outcomes
-        warmup = self.in_warmup
+        warmup, fallback = self.in_warmup, self.in_fallback
+        if self.health is not None:
+            self.health.record_predictions(pred)
         if warmup:
             keep = np.ones(n, dtype=bool)
             explored = np.zeros(n, dtype=bool)
         else:
             explored = ~rule & (u < cfg.explore)
-            keep = rule | explored
+            keep = np.ones(n, dtype=bool) if fallback else rule | explored
         for i, c in enumerate(batch):
-            rec = _Record(float(pred[i]), float(p_zero[i]), bool(rule[i]), bool(explored[i]), warmup, self.steps)
+            rec = _Record(
+                float(pred[i]), float(p_zero[i]), bool(rule[i]), bool(explored[i]), warmup, self.steps, fallback
+            )
             self._records.setdefault(c.prompt_id, []).append(rec)
         return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=priority)
 
@@ -207,9 +256,12 @@ class DEPO:
             a = auc([recs[i].p_zero for i in seen], [not informative[i] for i in seen])
             if a is not None:
                 metrics["estimator/auc_zero_var"] = a
-            # Rejected by the rule yet rolled out at random (exploration) or by warm-up: an
-            # unbiased sample of what the rule skips. Forced prompts (best-ranked) are excluded.
-            shadow = [i for i in seen if not recs[i].rule_keep and (recs[i].explored or recs[i].warmup)]
+            # Rejected by the rule yet rolled out at random (exploration), by warm-up or by the
+            # health fallback: an unbiased sample of what the rule skips. Forced prompts
+            # (best-ranked) are excluded.
+            shadow = [
+                i for i in seen if not recs[i].rule_keep and (recs[i].explored or recs[i].warmup or recs[i].fallback)
+            ]
             if shadow:
                 metrics["estimator/false_skip_rate"] = share([informative[i] for i in shadow])
                 metrics["estimator/false_skip_n"] = float(len(shadow))
@@ -226,6 +278,17 @@ class DEPO:
         metrics["time/estimator_update_s"] = update_s
         metrics["time/estimator_predict_s"] = self._predict_s
         metrics["select/warmup"] = float(self.in_warmup)
+        if self.health is not None:
+            # select/fallback: this step's decisions were made in fallback; the check below
+            # decides the next step's (it needs this step's groups).
+            metrics["select/fallback"] = float(self.in_fallback)
+            self.health.fallback_steps += int(self.in_fallback)
+            metrics["select/fallback_steps"] = float(self.health.fallback_steps)
+            metrics.update(
+                self.health.end_step(
+                    [recs[i].pred for i in seen], [targets[i] for i in seen], check=not self.in_warmup
+                )
+            )
         self._predict_s = 0.0
         self.steps += 1
         self._expire_records()
@@ -259,6 +322,7 @@ class DEPO:
             "rng": self.rng.bit_generator.state,
             "steps": self.steps,
             "records": {k: [asdict(r) for r in v] for k, v in self._records.items()},
+            "health": self.health.state_dict() if self.health is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -269,3 +333,5 @@ class DEPO:
         self.rng.bit_generator.state = state["rng"]
         self.steps = int(state["steps"])
         self._records = {k: [_Record(**r) for r in v] for k, v in state["records"].items()}
+        if self.health is not None and state.get("health") is not None:  # older checkpoints have none
+            self.health.load_state_dict(state["health"])
