@@ -61,3 +61,12 @@ def warm_estimator_cache(estimator, texts: Sequence[str], *, use_disk: bool = Tr
         torch.save({"keys": list(stored), "vectors": torch.stack(list(stored.values()))}, tmp)
         tmp.replace(path)
     return {"loaded": float(len(known)), "encoded": float(len(missing))}
+
+
+def cached_vectors(estimator, texts: Sequence[str]) -> torch.Tensor:
+    """The pooled vectors of `texts` from a frozen estimator's cache (warm it first)."""
+
+    def unexpected(miss: list[str]) -> list[torch.Tensor]:
+        raise RuntimeError(f"{len(miss)} texts are not in the estimator cache: call warm_estimator_cache first")
+
+    return torch.stack(estimator.cache.lookup(list(texts), unexpected))

@@ -7,7 +7,8 @@ is stable), and compare in one run, on one split:
 - `level_mean`: the training mean of the row's `level` (when that column exists);
 - `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn; README reference ~0.62);
 - `estimator_frozen`: the DEPO estimator with a frozen encoder (vectors cached) + trained trunk;
-- `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting).
+- `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting);
+- `tfidf_embed_ridge` (with the frozen variant): one ridge on TF-IDF and the frozen encoder's vectors.
 Both estimator variants train with the paper's losses (BCE + ranking; no distill term: offline
 rows have no log-probs). Epochs of the frozen variant are chosen on a validation part of the
 *training* rows (never on the test rows).
@@ -167,17 +168,40 @@ def level_mean(train: Split, test: Split) -> np.ndarray:
     return np.array([means.get(lv, train.y.mean()) for lv in test.levels])
 
 
-def tfidf_ridge(train: Split, test: Split, seed: int) -> np.ndarray:
-    """TF-IDF of words, LaTeX commands and numbers (1-2 grams) + ridge; alpha by 5-fold CV on train."""
+def _tfidf():
+    """Words, LaTeX commands, numbers and single symbols as tokens; 1-2 grams; sublinear tf."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import RidgeCV
 
-    vectorizer = TfidfVectorizer(
+    return TfidfVectorizer(
         token_pattern=r"\\?[A-Za-z]+|\d+|[^\sA-Za-z\d]", ngram_range=(1, 2), min_df=2, sublinear_tf=True
     )
+
+
+def tfidf_ridge(train: Split, test: Split, seed: int) -> np.ndarray:
+    """TF-IDF of words, LaTeX commands and numbers (1-2 grams) + ridge; alpha by 5-fold CV on train."""
+    from sklearn.linear_model import RidgeCV
+
+    vectorizer = _tfidf()
     x_train = vectorizer.fit_transform(train.texts)
     model = RidgeCV(alphas=(0.3, 1.0, 3.0, 10.0), cv=5).fit(x_train, train.y)
     return np.clip(model.predict(vectorizer.transform(test.texts)), 0.0, 1.0)
+
+
+def tfidf_embed_ridge(train: Split, test: Split, estimator) -> np.ndarray:
+    """TF-IDF (as `tfidf_ridge`) next to the frozen encoder's pooled vectors, one ridge on both.
+
+    Not a selector: an offline reference for how much the frozen encoder's vectors add to words.
+    """
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.linear_model import RidgeCV
+
+    from depo.bench.embedding_cache import cached_vectors
+
+    vectorizer = _tfidf()
+    x_train = hstack([vectorizer.fit_transform(train.texts), csr_matrix(cached_vectors(estimator, train.texts).numpy())])
+    x_test = hstack([vectorizer.transform(test.texts), csr_matrix(cached_vectors(estimator, test.texts).numpy())])
+    model = RidgeCV(alphas=(1.0, 3.0, 10.0), cv=5).fit(x_train.tocsr(), train.y)
+    return np.clip(model.predict(x_test.tocsr()), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------- estimator
@@ -280,6 +304,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         est, info["estimator_frozen"] = timed("estimator_frozen", lambda: train_frozen(cfg, train, test, log))
         preds["estimator_frozen"] = est.predict(test.texts)
         estimators["frozen"] = est
+        preds["tfidf_embed_ridge"] = timed("tfidf_embed_ridge", lambda: tfidf_embed_ridge(train, test, est))
     if "full" in cfg.variants:
         est, info["estimator_full"] = timed("estimator_full", lambda: train_full(cfg, train, log))
         preds["estimator_full"] = est.predict(test.texts)
