@@ -55,7 +55,7 @@ def _read_json_records(path: Path, *, lines: bool) -> list[dict]:
     except OSError as exc:
         raise DepoError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark (Windows editors) is not data
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DepoError(f"{path} is not valid UTF-8 (line {line}, byte {exc.start})") from None
@@ -64,19 +64,25 @@ def _read_json_records(path: Path, *, lines: bool) -> list[dict]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DepoError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+        except RecursionError:
+            raise DepoError(f"{path} is not valid JSON for a table: nested too deeply") from None
         if isinstance(data, dict):  # {"id": {...}, ...} or {"rows": [...]}
             data = next((v for v in data.values() if isinstance(v, list)), None) or list(data.values())
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DepoError(f"{path} must hold a JSON array of objects")
         return data
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records end at "\n" only: str.splitlines would also split at U+2028, U+0085 or form
+    # feeds, which JSON allows raw inside strings (a trailing "\r" is JSON whitespace).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DepoError(f"{path} line {number} is not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise DepoError(f"{path} line {number} is not valid JSON for a table: nested too deeply") from None
         if not isinstance(record, dict):
             raise DepoError(f"{path} line {number} is not a JSON object")
         records.append(record)
@@ -130,10 +136,16 @@ def describe_columns(frame: pd.DataFrame) -> str:
     for name in frame.columns:
         first = frame[name].iloc[0] if len(frame) else None
         if isinstance(first, dict):
-            parts.append(f"{name}.{{{', '.join(map(str, first))}}}")
+            parts.append(f"{_printable(name)}.{{{', '.join(map(_printable, first))}}}")
         else:
-            parts.append(str(name))
+            parts.append(_printable(name))
     return ", ".join(parts)
+
+
+def _printable(name: object) -> str:
+    """A column name as it reads in a one-line error: repr() when it holds control characters."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
 
 
 def first_present(frame: pd.DataFrame, names: Sequence[str]) -> str | None:
