@@ -262,18 +262,69 @@ def _check(cfg: TrainConfig) -> None:
     )
 
 
+def _printable(key: object) -> str:
+    """A key as it reads in a one-line error: repr() when it holds control characters."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
+
+
+def _typed(field: str, options: dict, hints: dict[str, Any], owner: str) -> dict:
+    """`options` with each value coerced to its key's annotated type; unknown keys are a
+    DepoError naming the allowed ones."""
+    unknown = sorted(_printable(k) for k in options if k not in hints)
+    if unknown:
+        raise DepoError(
+            f"unknown option(s) for {owner} in {field}: {', '.join(unknown)}; allowed: {', '.join(sorted(hints)) or 'none'}"
+        )
+    return {k: _coerce(f"{field}.{k}", v, hints[k]) for k, v in options.items()}
+
+
+def _check_options(cfg: TrainConfig) -> None:
+    """selector_options and estimator_options: known keys, typed values, valid settings.
+
+    Checked at load by building the selector's settings (with a placeholder estimator) and the
+    estimator's config, so a typo fails in a second instead of after the model has loaded.
+    """
+    from depo.selection import make_selector
+
+    opts = cfg.selector_options
+    misplaced = sorted(k for k in ("estimator_config", "estimator_init") if k in opts)
+    if misplaced:
+        raise DepoError(f"config selector_options.{misplaced[0]}: use the top-level keys estimator_options / estimator_init")
+    if cfg.selector in ("depo", "depo-paper"):
+        from depo.selection.depo import DEPOConfig
+
+        hints = {k: v for k, v in typing.get_type_hints(DEPOConfig).items() if k not in ("mode", "group_size")}
+    elif cfg.selector == "history":
+        from depo.selection.history import History
+
+        hints = {k: v for k, v in typing.get_type_hints(History.__init__).items() if k not in ("seed", "return")}
+    else:
+        hints = {}
+    cfg.selector_options = _typed("selector_options", opts, hints, f"selector {cfg.selector!r}")
+    make_selector(cfg.selector, group_size=cfg.num_generations, seed=cfg.seed,
+                  options=dict(cfg.selector_options), estimator=object())
+    if cfg.estimator_options:
+        from depo.estimator.online import EstimatorConfig
+
+        hints = typing.get_type_hints(EstimatorConfig)
+        cfg.estimator_options = _typed("estimator_options", cfg.estimator_options, hints, "the estimator")
+        EstimatorConfig.from_dict({"seed": cfg.seed, **cfg.estimator_options}).validate()
+
+
 def from_dict(values: dict[str, Any]) -> TrainConfig:
     """A validated TrainConfig from a plain mapping (YAML contents)."""
     if not isinstance(values, dict):
         raise DepoError(f"config must be a mapping of key: value, got {type(values).__name__}")
     valid = field_names()
-    unknown = sorted(str(k) for k in values if k not in valid)
+    unknown = sorted(_printable(k) for k in values if k not in valid)
     if unknown:
         raise DepoError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
     hints = typing.get_type_hints(TrainConfig)
     kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     cfg = TrainConfig(**kwargs)
     _check(cfg)
+    _check_options(cfg)
     return cfg
 
 
@@ -301,8 +352,13 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
         if "." in key:
             head, sub = key.split(".", 1)
             if head not in field_names():
-                raise DepoError(f"unknown config key {head}; valid keys: {', '.join(field_names())}")
-            inner = dict(out.get(head) or {})
+                raise DepoError(f"unknown config key {_printable(head)}; valid keys: {', '.join(field_names())}")
+            if typing.get_type_hints(TrainConfig)[head] is not dict:
+                raise DepoError(f"config {head} is not a mapping; set it with {head}=VALUE")
+            current = out.get(head) or {}
+            if not isinstance(current, dict):
+                raise DepoError(f"config {head}: expected a mapping, got {current!r}")
+            inner = dict(current)
             inner[sub] = value
             out[head] = inner
         else:
