@@ -139,7 +139,7 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
     """Build and validate a ServeConfig from parsed YAML; unknown keys are errors (typos fail loudly)."""
     if not isinstance(data, dict):
         raise DepoError("route serve config must be a mapping at the top level")
-    unknown = sorted(set(data) - _TOP_KEYS)
+    unknown = sorted(_key(k) for k in data if k not in _TOP_KEYS)
     if unknown:
         raise DepoError(f"route serve config: unknown key(s) {', '.join(unknown)}")
     raw_models = data.get("models")
@@ -149,13 +149,15 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
     for i, raw in enumerate(raw_models):
         if not isinstance(raw, dict):
             raise DepoError(f"route serve config: models[{i}] must be a mapping")
-        bad = sorted(set(raw) - _MODEL_KEYS)
+        bad = sorted(_key(k) for k in raw if k not in _MODEL_KEYS)
         if bad:
             raise DepoError(f"route serve config: models[{i}] unknown key(s) {', '.join(bad)}")
         for key in ("name", "url", "cost"):
             if key not in raw:
                 raise DepoError(f"route serve config: models[{i}] needs '{key}'")
         item = dict(raw)
+        for key in ("backend_model", "api_key", "api_key_env", "estimator", "predictor"):
+            _text(item.get(key), f"models[{i}].{key}")
         item["cost"] = _number(item["cost"], f"models[{i}].cost")
         if item.get("rate") is not None:
             item["rate"] = _number(item["rate"], f"models[{i}].rate")
@@ -165,6 +167,8 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
         item["url"] = str(item["url"]).rstrip("/")
         models.append(BackendConfig(**item))
     kwargs: dict[str, Any] = {k: v for k, v in data.items() if k not in ("models", "lambda")}
+    for key in ("host", "rule", "bearer_token_env", "bearer_token"):
+        _text(kwargs.get(key), key)
     if "lambda" in data:
         kwargs["lam"] = _number(data["lambda"], "lambda")
     for key in ("tau", "connect_timeout_s", "read_timeout_s", "queue_timeout_s", "max_wait_ms"):
@@ -174,10 +178,25 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
         if key in kwargs:
             kwargs[key] = int(_number(kwargs[key], key))
     if "routed_aliases" in kwargs:
-        kwargs["routed_aliases"] = tuple(str(a) for a in kwargs["routed_aliases"])
+        aliases = kwargs["routed_aliases"]
+        if not isinstance(aliases, list) or not all(isinstance(a, str | int | float) for a in aliases):
+            raise DepoError(f"route serve config: routed_aliases must be a list of names, got {aliases!r}")
+        kwargs["routed_aliases"] = tuple(str(a) for a in aliases)
     config = ServeConfig(models=models, **kwargs)
     config.validate()
     return config
+
+
+def _text(value: Any, what: str) -> None:
+    """A string setting must be a string (or absent): YAML turns `host: [a]` into a list."""
+    if value is not None and not isinstance(value, str):
+        raise DepoError(f"route serve config: {what} must be a string, got {value!r}")
+
+
+def _key(key: Any) -> str:
+    """A YAML key (any scalar) as it reads in a one-line error."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
 
 
 def _number(value: Any, what: str) -> float:
@@ -198,7 +217,11 @@ def load_config(path: str | Path) -> ServeConfig:
     if not path.is_file():
         raise DepoError(f"route serve config not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DepoError(f"cannot read route serve config {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DepoError(f"route serve config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     return config_from_dict(data, base_dir=path.parent)
