@@ -100,14 +100,15 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_config_path(given: str | None) -> Path:
+def find_config(given: str | None, default: str = DEMO_CONFIG) -> Path:
+    """`given` when set, else configs/`default` of the working directory or of this repository."""
     if given:
         return Path(given)
     for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        path = root / "configs" / DEMO_CONFIG
+        path = root / "configs" / default
         if path.is_file():
             return path
-    raise DepoError(f"configs/{DEMO_CONFIG} not found; run from the repository root or pass --config")
+    raise DepoError(f"configs/{default} not found; run from the repository root or pass --config")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -120,7 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _configure_logging()
     start = time.perf_counter()
     out_dir = args.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    cfg = load_config(_demo_config_path(args.config), [*args.overrides, f"output_dir={out_dir}"])
+    cfg = load_config(find_config(args.config), [*args.overrides, f"output_dir={out_dir}"])
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     print(f"depo demo: {cfg.selector} on preset '{cfg.preset}', {cfg.max_steps} steps x {cfg.batch_size} prompts "

@@ -1,0 +1,283 @@
+"""`depo bench train`: GRPO vs DAPO vs DEPO trained side by side (the paper's Table 1/2, Fig. 1/4/5).
+
+Every method starts from the same warm-started tiny policy, sees the same data order (the
+DataOrder is seeded by the run's seed) and uses the same seeds; only what the method changes
+differs. Every rollout is counted by the engine (`rollout/*`), so the cost columns are exact.
+
+Methods (the paper's rows):
+  grpo       uniform selection, sequence-mean loss (GRPO)
+  dapo       dynamic sampling + clip-higher (0.28) + token-mean loss + overlong shaping (DAPO)
+  depo-paper the reference design: warm-up, then keep iff p_hat in [0.15, 0.85]
+  depo       our default selector (P(zero-variance) rule, exploration, memory)
+  depo+dapo  our selector with DAPO's loss parts, without dynamic sampling (the paper's best row)
+
+Both DEPO variants use the same warm-up length (`--warmup`, default 10 steps): the paper's 100
+steps would outlast a laptop-sized run, and the comparison is fairer with equal warm-ups.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+
+DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
+METHODS: dict[str, dict[str, Any]] = {
+    "grpo": {"selector": "uniform", "loss_type": "grpo"},
+    "dapo": {"selector": "uniform", "dynamic_sampling": True, **DAPO_LOSS},
+    "depo-paper": {"selector": "depo-paper", "loss_type": "grpo"},
+    "depo": {"selector": "depo", "loss_type": "grpo"},
+    "depo+dapo": {"selector": "depo", **DAPO_LOSS},
+}
+DEPO_METHODS = ("depo-paper", "depo", "depo+dapo")
+TIME_PHASES = ("select", "rollout", "reward", "advantage", "update", "estimator", "total")
+
+
+def method_config(method: str, *, preset: str, seed: int, steps: int, out: Path, warmup: int, base: dict[str, Any]):
+    """The TrainConfig of one (method, seed) run."""
+    from depo.rl.config import TrainConfig
+
+    values = {**base, **METHODS[method], "preset": preset, "seed": seed, "max_steps": steps}
+    if method in DEPO_METHODS:
+        values["selector_options"] = {**values.get("selector_options", {}), "warmup_steps": warmup}
+    else:  # the estimator settings of the base config only concern the DEPO rows
+        for key in ("selector_options", "estimator_options", "estimator_init"):
+            values.pop(key, None)
+    values["output_dir"] = str(out / "runs" / method / f"seed{seed}")
+    values["progress"] = False
+    return TrainConfig(**values)
+
+
+def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> dict[str, float]:
+    """One run's figures from its metrics.jsonl records (step 0 = the evaluation before training)."""
+    steps = [r for r in records if r.get("step", 0) >= 1 and "rollout/responses" in r]
+    evals = [r for r in records if f"eval/avg@{eval_k}" in r]
+    after = [r for r in steps if r["step"] > warmup] or steps
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float:
+        vals = [r[key] for r in rows if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    last = steps[-1] if steps else {}
+    out = {
+        "steps": float(len(steps)),
+        "rollouts": float(last.get("rollout/total_responses", 0.0)),
+        "tokens": float(last.get("rollout/total_tokens", 0.0)),
+        "rollouts_per_step": mean(steps, "rollout/responses"),
+        "effective_rate": mean(steps, "select/effective_rate"),
+        "effective_rate_after_warmup": mean(after, "select/effective_rate"),
+        "survival_rate_after_warmup": mean(after, "select/survival_rate"),
+        "avg_at_k_start": float(evals[0][f"eval/avg@{eval_k}"]) if evals else float("nan"),
+        "avg_at_k": float(evals[-1][f"eval/avg@{eval_k}"]) if evals else float("nan"),
+        "pass_at_k": float(evals[-1].get(f"eval/pass@{eval_k}", float("nan"))) if evals else float("nan"),
+    }
+    out["avg_gain"] = out["avg_at_k"] - out["avg_at_k_start"]
+    out["gain_per_1k_rollouts"] = 1000 * out["avg_gain"] / out["rollouts"] if out["rollouts"] else float("nan")
+    for phase in TIME_PHASES:
+        out[f"time_{phase}_s"] = mean(steps, f"time/{phase}_s")
+    total = out["time_total_s"]
+    out["estimator_share"] = out["time_estimator_s"] / total if total and math.isfinite(total) else float("nan")
+    out["calib_mae_first"] = mean(steps[:5], "estimator/calib_mae")
+    out["calib_mae_last"] = mean(steps[-5:], "estimator/calib_mae")
+    return out
+
+
+def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and std over seeds of every metric: {"x": mean, "x_std": std}."""
+    out: dict[str, float] = {}
+    for key in per_seed[0]:
+        vals = np.array([s[key] for s in per_seed], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        out[key] = float(vals.mean()) if vals.size else float("nan")
+        out[f"{key}_std"] = float(vals.std()) if vals.size else float("nan")
+    return out
+
+
+def estimator_flops_projection(
+    *,
+    encoder_params: float = 22.7e6,
+    prompt_tokens: int = 256,
+    policy_params: float = 1.5e9,
+    group_size: int = 8,
+    response_tokens: int = 4096,
+) -> dict[str, Any]:
+    """Estimator FLOPs per prompt vs the policy's rollout FLOPs per prompt (forward ~ 2 x params x tokens).
+
+    Encoder: all-MiniLM-L6-v2 (22.7M parameters) reads the prompt once; the trunk and heads add
+    about 2 x (384*1024 + 4*1024*1024 + 1024*512 + 2*512) FLOPs per prompt. Policy: G responses of
+    `response_tokens` tokens each, each generated token costing ~2 x policy_params FLOPs
+    (attention over the context ignored, which only makes the policy side larger).
+    """
+    trunk = 2 * (384 * 1024 + 4 * 1024 * 1024 + 1024 * 512 + 2 * 512)
+    estimator = 2 * encoder_params * prompt_tokens + trunk
+    rollout = 2 * policy_params * group_size * response_tokens
+    return {
+        "estimator_flops": estimator,
+        "rollout_flops": rollout,
+        "ratio": rollout / estimator,
+        "arithmetic": (
+            f"estimator: 2 x {encoder_params:.3g} params x {prompt_tokens} tokens + trunk {trunk:.3g} "
+            f"= {estimator:.3g} FLOPs; rollout: 2 x {policy_params:.3g} params x {group_size} x "
+            f"{response_tokens} tokens = {rollout:.3g} FLOPs; the estimator costs 1/{rollout / estimator:,.0f} "
+            "of one prompt's rollout"
+        ),
+    }
+
+
+TABLE = [
+    Col("rollouts", "rollouts", ".0f"),
+    Col("rollouts_per_step", "rollouts/step", ".0f"),
+    Col("effective_rate_after_warmup", "eff. rate (after warm-up)"),
+    Col("survival_rate_after_warmup", "survival"),
+    Col("avg_at_k_start", "Avg@8 start"),
+    Col("avg_at_k", "Avg@8 final"),
+    Col("pass_at_k", "pass@8 final"),
+    Col("gain_per_1k_rollouts", "gain / 1k rollouts", ".4f"),
+    Col("time_rollout_s", "rollout s/step", ".2f"),
+    Col("time_estimator_s", "estimator s/step", ".2f"),
+    Col("time_total_s", "total s/step", ".2f"),
+    Col("estimator_share", "estimator share", ".3f"),
+]
+
+
+def _pm(agg: dict[str, float], key: str, fmt: str) -> str:
+    mean, std = agg.get(key, float("nan")), agg.get(f"{key}_std", float("nan"))
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:{fmt}} ± {std:{fmt}}" if math.isfinite(std) and std > 0 else f"{mean:{fmt}}"
+
+
+def results_table(results: dict[str, dict[str, float]]) -> str:
+    """Markdown table, mean ± std over seeds."""
+    rows = [{"method": m, **{c.key: _pm(agg, c.key, c.fmt) for c in TABLE}} for m, agg in results.items()]
+    return markdown_table(rows, [Col(c.key, c.header, "") for c in TABLE])
+
+
+def _mean_curve(runs: list[list[dict[str, Any]]], x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Average y over seeds at each record index that has y (x averaged too: rollouts differ)."""
+    series = [[(r.get(x_key), r[y_key]) for r in recs if isinstance(r.get(y_key), int | float)] for recs in runs]
+    n = min(len(s) for s in series) if series else 0
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    xs = np.array([[float(p[0] or 0.0) for p in s[:n]] for s in series]).mean(axis=0)
+    ys = np.array([[float(p[1]) for p in s[:n]] for s in series]).mean(axis=0)
+    return xs, ys
+
+
+def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, figures_dir: Path | None, prefix: str, k: int):
+    """Fig. 1 (accuracy vs step), Fig. 4 (estimator vs actual), Fig. 5 (survival), efficiency curve."""
+    written = []
+    avg = f"eval/avg@{k}"
+    # Cumulative rollouts at an evaluation record = the step's running total (step 0 has none yet).
+    for recs_list in records.values():
+        for recs in recs_list:
+            for r in recs:
+                r.setdefault("rollout/total_responses", 0.0)
+
+    specs: list[tuple[str, str, Callable]] = []
+
+    def accuracy_vs(x_key: str, xlabel: str):
+        def draw(ax):
+            for method, runs in records.items():
+                xs, ys = _mean_curve(runs, x_key, avg)
+                ax.plot(xs, ys, marker="o", ms=3, label=method)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"held-out Avg@{k}")
+            ax.legend(fontsize=7)
+
+        return draw
+
+    def estimator_vs_actual(ax):
+        for method in DEPO_METHODS:
+            if method not in records:
+                continue
+            xs, pred = _mean_curve(records[method], "step", "estimator/pred_mean")
+            xs2, target = _mean_curve(records[method], "step", "estimator/target_mean")
+            line = ax.plot(xs, pred, label=f"{method} predicted")[0]
+            ax.plot(xs2, target, ls="--", color=line.get_color(), label=f"{method} actual")
+        ax.set_xlabel("step")
+        ax.set_ylabel("mean reward of rolled-out prompts")
+        ax.legend(fontsize=7)
+
+    def survival(ax):
+        for method in DEPO_METHODS:
+            if method in records:
+                xs, ys = _mean_curve(records[method], "step", "select/survival_rate")
+                ax.plot(xs, ys, label=method)
+        ax.set_xlabel("step")
+        ax.set_ylabel("survival rate (kept / scanned)")
+        ax.legend(fontsize=7)
+
+    specs = [
+        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", accuracy_vs("step", "step")),
+        ("estimator_vs_actual.png", "estimator vs actual (paper Fig. 4)", estimator_vs_actual),
+        ("survival_rate.png", "survival rate (paper Fig. 5)", survival),
+        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed", accuracy_vs("rollout/total_responses", "cumulative rollouts (responses)")),
+    ]
+    for name, title, draw in specs:
+        fig, (ax,) = new_figure(width=5.0, height=3.6)
+        draw(ax)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        written.append(save_figure(fig, out, name, figures_dir=figures_dir, prefix=prefix))
+    return written
+
+
+def run_bench(
+    *,
+    preset: str,
+    seeds: int,
+    steps: int,
+    out: Path,
+    warmup: int,
+    methods: list[str],
+    base: dict[str, Any],
+    figures_dir: Path | None,
+) -> dict[str, Any]:
+    """Train every method for every seed, then aggregate, tabulate and plot."""
+    from tqdm import tqdm
+
+    from depo.rl.trainer import Trainer
+
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, list[list[dict[str, Any]]]] = {m: [] for m in methods}
+    summaries: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    start = time.perf_counter()
+    jobs = [(seed, m) for seed in range(seeds) for m in methods]
+    for seed, method in tqdm(jobs, desc="bench train", unit="run"):
+        cfg = method_config(method, preset=preset, seed=seed, steps=steps, out=out, warmup=warmup, base=base)
+        run_dir = Path(cfg.output_dir)
+        if (run_dir / "summary.md").exists():  # finished earlier: reuse (delete the folder to rerun)
+            from depo.rl.trainer import read_metrics
+
+            recs = read_metrics(run_dir / "metrics.jsonl")
+        else:
+            trainer = Trainer.resume(run_dir) if (run_dir / "config.yaml").exists() else Trainer(cfg)
+            trainer.train()
+            recs = trainer.read_metrics()
+        records[method].append(recs)
+        summaries[method].append(run_summary(recs, warmup=warmup if method in DEPO_METHODS else 0, eval_k=cfg.eval_k))
+    results = {m: aggregate(s) for m, s in summaries.items()}
+    table = results_table(results)
+    projection = estimator_flops_projection()
+    meta = {
+        "preset": preset,
+        "seeds": seeds,
+        "steps": steps,
+        "warmup": warmup,
+        "base": base,
+        "wall_s": time.perf_counter() - start,
+        "flops_projection": projection,
+        "per_seed": summaries,
+    }
+    write_results(out, results, table=table, meta=meta)
+    write_figures(records, out, figures_dir, f"bench_train_{preset}_", k=int(base.get("eval_k", 8)))
+    (out / "records.json").write_text(json.dumps(records))
+    return {"results": results, "table": table, "meta": meta}

@@ -1,0 +1,69 @@
+"""`depo bench train`: register the command (argparse only; the work is in depo.bench.train)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+QUICK = {"steps": 4, "seeds": 1, "warmup": 1}
+QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_every": 2, "train_size": 2000, "generation_batch_size": 512}
+QUICK_SFT_STEPS = 60
+"""--quick checks the pipeline, not the method: its policy gets a few SFT steps, built in seconds."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="GRPO vs DAPO vs DEPO trained side by side on the tiny policy",
+        description=__doc__,
+    )
+    p.add_argument("--preset", default="mixed", help="task preset: mixed, easy or hard")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per method (0..seeds-1)")
+    p.add_argument("--steps", type=int, default=60, help="training steps per run")
+    p.add_argument("--warmup", type=int, default=10, help="warm-up steps of both DEPO selectors")
+    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo", help="comma-separated subset")
+    p.add_argument("--config", default=None, help="base training config (default: configs/demo.yaml; its selector and loss keys are replaced per method)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base config field (repeatable)")
+    p.add_argument("--out", default=None, help="output directory (default runs/bench-train-<preset>)")
+    p.add_argument("--figures-dir", default="docs/figures", help="where to copy the PNGs ('' = nowhere)")
+    p.add_argument("--quick", action="store_true", help="pipeline check: 1 seed, 4 steps, small batches")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from depo.bench.train import METHODS, run_bench
+    from depo.errors import DepoError
+    from depo.rl.commands import find_config
+    from depo.rl.config import apply_overrides, from_dict, read_yaml
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise DepoError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if args.seeds < 1 or args.steps < 1 or args.warmup < 0:
+        raise DepoError("--seeds and --steps must be >= 1 and --warmup >= 0")
+    base = read_yaml(find_config(args.config))  # the demo's schedule and estimator options
+    for key in ("selector", "loss_type", "dynamic_sampling", "epsilon_high", "output_dir", "max_steps", "seed", "preset"):
+        base.pop(key, None)
+    steps, seeds, warmup = args.steps, args.seeds, args.warmup
+    if args.quick:
+        steps, seeds, warmup = QUICK["steps"], QUICK["seeds"], QUICK["warmup"]
+        base.update(QUICK_BASE)
+        if base.get("model", "tiny") == "tiny":
+            from depo.policy.tiny import TinyPolicyConfig, build_tiny_policy
+
+            small = TinyPolicyConfig(preset=args.preset, sft_steps=QUICK_SFT_STEPS, sft_warmup_steps=10)
+            base["model"] = str(build_tiny_policy(args.preset, config=small, progress=False))
+    base = apply_overrides(base, args.overrides)
+    from_dict({**base, "preset": args.preset, "selector": "depo"})  # validate the base before any run
+    out = Path(args.out or f"runs/bench-train-{args.preset}{'-quick' if args.quick else ''}")
+    figures = Path(args.figures_dir) if args.figures_dir and not args.quick else None
+    result = run_bench(
+        preset=args.preset, seeds=seeds, steps=steps, out=out, warmup=warmup,
+        methods=methods, base=base, figures_dir=figures,
+    )
+    print(result["table"])
+    print(f"\nprojection to the paper's setting: {result['meta']['flops_projection']['arithmetic']}")
+    print(f"results: {out / 'results.json'} ({result['meta']['wall_s']:.0f} s)")
+    return 0

@@ -1,0 +1,55 @@
+"""`depo bench train --quick`: every method trains, and the rollout counts add up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from depo.bench.train import METHODS, estimator_flops_projection, run_summary
+from depo.cli import main
+
+
+def test_run_summary_counts_and_warmup():
+    records = [
+        {"step": 0, "eval/avg@8": 0.30, "eval/pass@8": 0.5},
+        {"step": 1, "rollout/responses": 16.0, "rollout/total_responses": 16.0, "select/effective_rate": 0.25,
+         "time/total_s": 2.0, "time/estimator_s": 0.5},
+        {"step": 2, "rollout/responses": 16.0, "rollout/total_responses": 32.0, "select/effective_rate": 0.75,
+         "time/total_s": 2.0, "time/estimator_s": 0.5, "eval/avg@8": 0.40, "eval/pass@8": 0.6},
+    ]
+    s = run_summary(records, warmup=1, eval_k=8)
+    assert s["rollouts"] == 32.0 and s["rollouts_per_step"] == 16.0
+    assert s["effective_rate"] == pytest.approx(0.5)
+    assert s["effective_rate_after_warmup"] == pytest.approx(0.75)  # only step 2 is past warm-up
+    assert s["avg_gain"] == pytest.approx(0.10)
+    assert s["gain_per_1k_rollouts"] == pytest.approx(1000 * 0.10 / 32)
+    assert s["estimator_share"] == pytest.approx(0.25)
+
+
+def test_flops_projection_arithmetic():
+    p = estimator_flops_projection(encoder_params=1e6, prompt_tokens=10, policy_params=1e9, group_size=2, response_tokens=5)
+    assert p["rollout_flops"] == 2 * 1e9 * 2 * 5
+    assert p["estimator_flops"] > 2 * 1e6 * 10
+    assert p["ratio"] == pytest.approx(p["rollout_flops"] / p["estimator_flops"])
+
+
+@pytest.mark.slow
+def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench"
+    assert main(["bench", "train", "--quick", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(METHODS) <= set(results)
+    steps = results["meta"]["steps"]
+    batch, group = 8, 8
+    for method in METHODS:
+        r = results[method]
+        assert r["steps"] == steps
+        if method == "dapo":  # dynamic sampling: at least one generation batch per step
+            assert r["rollouts"] >= steps * batch * group
+        else:  # one batch of `batch` prompts x G responses per step, every rollout counted
+            assert r["rollouts"] == steps * batch * group
+        assert 0.0 <= r["effective_rate"] <= 1.0
+    for name in ("accuracy_vs_step", "estimator_vs_actual", "survival_rate", "accuracy_vs_rollouts"):
+        assert (out / f"{name}.png").stat().st_size > 0
