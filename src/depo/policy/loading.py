@@ -30,8 +30,9 @@ def load_policy(path: str | Path, device: str = "cpu"):
         else:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise DepoError(f"cannot load policy from {path}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # transformers/safetensors raise OSError, ValueError, TypeError, SafetensorError...
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise DepoError(f"cannot load policy from {path}: {type(exc).__name__}: {first}") from exc
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
