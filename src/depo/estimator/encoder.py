@@ -95,9 +95,13 @@ class TextEncoder(nn.Module):
         self.path = path
         self.pooling = pooling
         self.max_length = max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True)
-        self.hidden_size = int(self.model.config.hidden_size)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+            self.hidden_size = int(self.model.config.hidden_size)
+        except Exception as exc:  # a directory that is not an encoder: OSError, ValueError, TypeError, SafetensorError...
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise DepoError(f"cannot load encoder from {path}: {type(exc).__name__}: {first}") from exc
         self.truncated_count = 0
         self._warned = False
         self._trainable_layers: list[nn.Module] | None = None  # None = the whole model trains

@@ -504,9 +504,15 @@ class OnlineEstimator:
         config_file = path / CONFIG_FILE
         if not config_file.is_file():
             raise DepoError(f"{path} is not a saved depo estimator (no {CONFIG_FILE})")
-        data = json.loads(config_file.read_text())
-        if data.get("format") != FORMAT:
-            raise DepoError(f"{config_file}: unknown format {data.get('format')!r}, expected {FORMAT}")
+        try:
+            data = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DepoError(f"cannot read {config_file}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise DepoError(f"{config_file}: unknown format {found!r}, expected {FORMAT}")
+        if not isinstance(data.get("config"), dict):
+            raise DepoError(f"{config_file}: 'config' must be a mapping of EstimatorConfig fields")
         config_data = dict(data["config"])
         config_data["encoder_path"] = str(path / ENCODER_DIR)
         for name in overrides:
@@ -515,13 +521,26 @@ class OnlineEstimator:
         config_data.update(overrides)
         if device is not None:
             config_data["device"] = device
-        estimator = cls(EstimatorConfig.from_dict(config_data))
+        try:
+            config = EstimatorConfig.from_dict(config_data)
+            config.validate()
+        except (TypeError, ValueError) as exc:  # a hand-edited file: wrong value types
+            raise DepoError(f"{config_file}: invalid estimator config: {exc}") from None
+        estimator = cls(config)
         from safetensors.torch import load_file
 
-        estimator.head.load_state_dict(load_file(path / HEAD_FILE, device=str(estimator.device)))
-        train_state_file = path / TRAIN_STATE_FILE
-        if train_state_file.is_file():
-            train_state = torch.load(train_state_file, map_location=estimator.device, weights_only=True)
+        try:  # missing, corrupt or mismatched weights: FileNotFoundError, SafetensorError, RuntimeError...
+            estimator.head.load_state_dict(load_file(path / HEAD_FILE, device=str(estimator.device)))
+            train_state_file = path / TRAIN_STATE_FILE
+            train_state = (
+                torch.load(train_state_file, map_location=estimator.device, weights_only=True)
+                if train_state_file.is_file()
+                else None
+            )
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise DepoError(f"cannot load the estimator weights in {path}: {type(exc).__name__}: {first}") from exc
+        if train_state is not None:
             state = {
                 "format": FORMAT,
                 "config": data["config"],
