@@ -38,12 +38,27 @@ def list_checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(ckpt_root: Path) -> tuple[int, Path] | None:
+    restore_replaced(ckpt_root)
     found = list_checkpoints(ckpt_root)
     return found[-1] if found else None
 
 
+def restore_replaced(ckpt_root: Path) -> None:
+    """Undo a re-save of the same step killed between its two renames (`step_X` moved to
+    `.old-step_X-<pid>`, the new copy not yet in place): the old copy is complete, so it goes
+    back to `step_X` instead of being deleted with the partial leftovers."""
+    if not ckpt_root.is_dir():
+        return
+    for child in sorted(ckpt_root.iterdir()):
+        m = re.fullmatch(r"\.old-(step_\d+)-\d+", child.name)
+        final = ckpt_root / m.group(1) if m else None
+        if final is not None and not final.exists() and (child / STATE_FILE).is_file():
+            os.rename(child, final)
+
+
 def clean_partial(ckpt_root: Path) -> None:
-    """Delete leftovers of interrupted saves."""
+    """Delete leftovers of interrupted saves (after restoring a replaced checkpoint)."""
+    restore_replaced(ckpt_root)
     if ckpt_root.is_dir():
         for child in ckpt_root.iterdir():
             if child.name.startswith(".tmp-") or child.name.startswith(".old-"):
