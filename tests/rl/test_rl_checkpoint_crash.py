@@ -1,0 +1,38 @@
+"""Crash windows inside `save_checkpoint` itself: every intermediate state on disk resumes."""
+
+from __future__ import annotations
+
+import os
+
+from depo.rl import checkpoint as ckpt
+from depo.rl.config import load_config
+from depo.rl.trainer import Trainer, read_metrics
+
+
+def test_killed_between_the_two_renames_of_a_resave_keeps_the_checkpoint(tiny_overrides, toy_tasks):
+    """Re-saving step X renames step_X to .old-step_X-<pid>, then the new copy into place. A kill
+    between the two leaves no step_X at all; with save_total_limit=1 it was the only checkpoint."""
+    tasks = (toy_tasks(8), [])
+    cfg = load_config(None, tiny_overrides(max_steps=2, save_every=1, save_total_limit=1))
+    run = Trainer(cfg, tasks=tasks).train()
+    root = run / "checkpoints"
+    assert [s for s, _ in ckpt.list_checkpoints(root)] == [2]
+    os.rename(root / "step_000002", root / ".old-step_000002-4242")
+    (root / ".tmp-step_000002-4242" / "policy").mkdir(parents=True)  # the new copy, half written
+
+    resumed = Trainer.resume(run, ["max_steps=3"], tasks=tasks)
+    assert resumed.step == 2
+    resumed.train()
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [0, 1, 2, 3]
+    assert sorted(p.name for p in root.iterdir()) == ["step_000003"]
+
+
+def test_an_old_copy_never_replaces_a_complete_checkpoint(tmp_path):
+    root = tmp_path / "checkpoints"
+    for name in ("step_000005", ".old-step_000005-1"):
+        (root / name / "policy").mkdir(parents=True)
+        (root / name / ckpt.STATE_FILE).write_text(name)
+    (root / ".old-step_000004-1" / "policy").mkdir(parents=True)  # incomplete: no state file
+    ckpt.clean_partial(root)
+    assert sorted(p.name for p in root.iterdir()) == ["step_000005"]
+    assert (root / "step_000005" / ckpt.STATE_FILE).read_text() == "step_000005"
