@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("verl")
+# "verl.protocol", not "verl": in a full run tests/integrations is on sys.path, where this
+# folder is a namespace package named verl.
+pytest.importorskip("verl.protocol")
 ray = pytest.importorskip("ray")
 
 import numpy as np  # noqa: E402

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-verl = pytest.importorskip("verl")
+# "verl.protocol", not "verl": in a full run tests/integrations is on sys.path, where this
+# folder is a namespace package named verl.
+pytest.importorskip("verl.protocol")
+import verl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 VERL07 = Path(os.environ.get("DEPO_VERL07_PATH", ROOT / ".venv-verl" / "verl07"))
