@@ -22,6 +22,7 @@ from typing import Any
 
 from depo.errors import DepoError
 from depo.rl.losses import LOSS_TYPES, SCALE_REWARDS
+from depo.yaml_file import read_yaml_mapping
 
 SELECTORS = ("uniform", "depo", "depo-paper", "history")
 
@@ -367,25 +368,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise DepoError(f"config file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DepoError(f"cannot read config {path}: {exc}") from None
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).replace("\n", " ")
-        raise DepoError(f"config {path} is not valid YAML: {first}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise DepoError(f"config {path} must be a mapping of key: value, got {type(values).__name__}")
-    return values
+    return read_yaml_mapping(path, "config")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:

@@ -211,20 +211,9 @@ def _number(value: Any, what: str) -> float:
 
 def load_config(path: str | Path) -> ServeConfig:
     """Read a YAML config; relative estimator paths are taken relative to the file."""
-    import yaml
+    from depo.yaml_file import read_yaml_mapping
 
-    path = Path(path)
-    if not path.is_file():
-        raise DepoError(f"route serve config not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DepoError(f"cannot read route serve config {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DepoError(f"route serve config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return config_from_dict(data, base_dir=path.parent)
+    return config_from_dict(read_yaml_mapping(path, "route serve config"), base_dir=Path(path).parent)
 
 
 class ConstantRate:
