@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from transformers import AutoTokenizer
 from trl import GRPOConfig
 
 from depo.integrations.trl import DEPOGRPOTrainer
 from depo.integrations.trl.tasks import task_reward, tasks_dataset
+from depo.policy import load_policy
 from depo.selection import make_selector
 from depo.tasks.gym import preset_tasks
 
@@ -48,10 +48,14 @@ def main() -> None:
     else:
         model = opts.model
     # chat models read the natural question as a user message; the tiny policy its compact prompt
-    chat = bool(AutoTokenizer.from_pretrained(model).chat_template)
+    # load_policy, not AutoTokenizer: transformers 5 would rebuild the tiny policy's char tokenizer wrongly
+    policy, tokenizer = load_policy(model)
+    policy.train()
+    chat = bool(tokenizer.chat_template)
     tasks = preset_tasks(opts.preset, "train", opts.train_size, seed=0)
     # columns: prompt (what the policy reads), text (what the estimator reads), prompt_id
-    dataset = tasks_dataset(tasks, chat=chat)
+    # TRL tokenizes prompts without special tokens: the tiny policy's separator goes into the text
+    dataset = tasks_dataset(tasks, chat=chat, suffix="" if chat else (tokenizer.sep_token or ""))
 
     gpu = torch.cuda.is_available()
     args = GRPOConfig(
@@ -75,7 +79,8 @@ def main() -> None:
         options["estimator_config"] = {"freeze_encoder": True, "seed": opts.seed}
     selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed, options=options)
     trainer = DEPOGRPOTrainer(
-        model=model,
+        model=policy,
+        processing_class=tokenizer,
         reward_funcs=task_reward(tasks),
         args=args,
         train_dataset=dataset,

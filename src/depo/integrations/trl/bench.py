@@ -76,20 +76,20 @@ def run_one(kind: str, opts: argparse.Namespace, model_dir: Path, train: list[Ta
     """Train one run and return its summary."""
     import numpy as np
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
     from depo.integrations.trl import DEPOGRPOTrainer
+    from depo.policy import load_policy
     from depo.rl.evaluation import evaluate
     from depo.selection import Uniform, make_selector
 
     torch.manual_seed(opts.seed)
     out = Path(opts.out) / kind
     args = grpo_config(out, opts)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model, tokenizer = load_policy(model_dir)  # AutoTokenizer would mangle the tiny policy's tokenizer
+    model.train()
     chat = bool(getattr(tokenizer, "chat_template", None))
-    dataset = tasks_dataset(train, chat=chat)
+    dataset = tasks_dataset(train, chat=chat, suffix="" if chat else (tokenizer.sep_token or ""))
     reward = task_reward(train)
     common = dict(model=model, reward_funcs=reward, args=args, train_dataset=dataset, processing_class=tokenizer)
     if kind == "grpo":

@@ -13,16 +13,18 @@ from typing import Any
 from depo.tasks.base import Task
 
 
-def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False):
+def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False, suffix: str = ""):
     """A TRL prompt dataset: `prompt` (what the policy reads), `text` (what the estimator reads),
     `prompt_id`. With `chat`, the prompt is one user message with the natural question (for real
-    chat models); otherwise the compact prompt the tiny policy was trained on."""
+    chat models); otherwise the compact prompt the tiny policy was trained on, plus `suffix`:
+    TRL tokenizes prompts with add_special_tokens=False, so the tiny policy's separator token
+    (which its tokenizer appends by itself elsewhere) must be written into the text."""
     from datasets import Dataset
 
     def prompt(t: Task):
         if chat:
             return [{"role": "user", "content": f"{t.text}\nReply with the final answer only."}]
-        return t.prompt
+        return t.prompt + suffix
 
     return Dataset.from_dict(
         {
