@@ -49,7 +49,18 @@ def measure(
         "avg_at_g": sum(means) / n,
         "truncated": sum(ro.truncated) / len(ro.truncated),
         "by_component": {k: (len(v), sum(v) / len(v)) for k, v in sorted(by_comp.items())},
+        "pass_rates": means,
     }
+
+
+def write_pass_rates(path: str, tasks: Sequence[Task], pass_rates: Sequence[float]) -> None:
+    """JSONL of prompt_id, text (what the estimator reads) and pass_rate: a training file for
+    `depo bench estimator --save DIR`, whose DIR then warm-starts DEPO (`estimator_init`)."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for task, rate in zip(tasks, pass_rates):
+            fh.write(json.dumps({"prompt_id": task.prompt_id, "text": task.text, "pass_rate": rate}) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--policy", default=None, help="HF model dir (default: the preset's tiny policy)")
     parser.add_argument("--policy-preset", default=None, help="build the tiny policy of this preset instead")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dump", default=None, help="also write per-prompt pass rates to this JSONL file")
     args = parser.parse_args(argv)
 
     import torch
@@ -82,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_new_tokens=args.max_new_tokens, seed=args.seed,
     )
     t2 = time.time()
+    if args.dump:
+        write_pass_rates(args.dump, tasks, stats["pass_rates"])
     g = args.group_size
     print(f"policy {path} (ready in {t1 - t0:.1f}s)")
     print(f"preset {args.preset} split {args.split} n={stats['n']} G={g} T={args.temperature}")
