@@ -70,7 +70,7 @@ class EstimatorBenchConfig:
     out: Path | None = None
     save: Path | None = None
     save_variant: str = "frozen"
-    figures_dir: Path | None = None
+    figures_dir: str | Path | None = None
     variants: tuple[str, ...] = VARIANTS
     pooling: str = "mean"
     max_length: int = 512

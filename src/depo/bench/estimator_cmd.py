@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="directory for results.json, results.md and plots")
     p.add_argument("--save", type=Path, default=None, help="save the trained estimator here (OnlineEstimator.load)")
     p.add_argument("--save-variant", choices=("frozen", "full"), default="frozen", help="which variant --save stores")
-    p.add_argument("--figures-dir", type=Path, default=None, help="also copy plots here as bench_estimator_*.png")
+    p.add_argument("--figures-dir", default=None, help="also copy plots here as bench_estimator_*.png ('' = nowhere)")
     p.add_argument("--variants", default="frozen,full", help="estimator variants to run: frozen, full (comma list)")
     p.add_argument("--pooling", choices=("cls", "mean"), default="mean", help="encoder pooling")
     p.add_argument("--max-length", type=int, default=512, help="encoder tokens per prompt (frozen variant)")

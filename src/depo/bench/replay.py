@@ -66,7 +66,7 @@ class ReplayConfig:
     batch_size: int = 128
     seed: int = 0
     out: Path | None = None
-    figures_dir: Path | None = None
+    figures_dir: str | Path | None = None
     methods: tuple[str, ...] = METHODS
     text_column: str | None = None
     id_column: str | None = None

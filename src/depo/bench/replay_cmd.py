@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=128, help="candidates per decision and groups per RL step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="directory for results.json, results.md and plots")
-    p.add_argument("--figures-dir", type=Path, default=None, help="also copy plots here as bench_replay_*.png")
+    p.add_argument("--figures-dir", default=None, help="also copy plots here as bench_replay_*.png ('' = nowhere)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list of methods to replay")
     p.add_argument("--text-column", default=None, help="prompt text column (default: prompt|problem|question)")
     p.add_argument("--id-column", default=None, help="prompt id column (default: extra_info.index, idx, ...)")

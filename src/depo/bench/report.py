@@ -89,7 +89,7 @@ def save_figure(fig, out: str | Path, name: str, *, figures_dir: str | Path | No
     path = out / name
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
-    if figures_dir is not None:
+    if figures_dir:  # None or "" = keep the figure in `out` only
         figures = Path(figures_dir)
         figures.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, figures / f"{prefix}{name}")

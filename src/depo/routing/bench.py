@@ -55,7 +55,7 @@ class RouteBenchConfig:
     id_column: str | None = None
     seed: int = 0
     out: Path = Path("runs/bench_route")
-    figures_dir: Path | None = None
+    figures_dir: str | Path | None = None
     cost_small: float = 1.5
     cost_large: float = 7.0
     estimator: bool = True
@@ -258,7 +258,7 @@ def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict[str, Any], out: Path, figures_dir: Path | None) -> Path:
+def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> Path:
     from depo.bench.report import new_figure, save_figure
 
     fig, (ax,) = new_figure(width=6.0, height=4.2)

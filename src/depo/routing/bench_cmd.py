@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--small", required=True, help="column of the small model's success rates")
     parser.add_argument("--large", required=True, help="column of the large model's success rates")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_route"), help="results.json, results.md, plot")
-    parser.add_argument("--figures-dir", type=Path, help="also copy the plot here (e.g. docs/figures)")
+    parser.add_argument("--figures-dir", default=None, help="also copy the plot here (e.g. docs/figures; '' = nowhere)")
     parser.add_argument("--text-column", default="problem")
     parser.add_argument("--id-column", help="prompt id column (default: the first of prompt_id, extra_info.index, idx, id, ...)")
     parser.add_argument("--cost-small", type=float, default=1.5, help="cost per query of the small model (e.g. params, B)")
