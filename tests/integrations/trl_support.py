@@ -20,27 +20,15 @@ from depo.selection import Candidate, Decisions, GroupOutcome
 
 def build_tiny_model(path: Path) -> Path:
     """A randomly initialised 1-layer Qwen2 with the project's character tokenizer, saved to `path`."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
+    from depo.policy.tiny import TinyPolicyConfig, make_model
     from depo.policy.tokenizer import build_char_tokenizer
 
     if (path / "config.json").is_file():
         return path
     tok = build_char_tokenizer()
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.eos_token_id,
-    )
     torch.manual_seed(0)
-    Qwen2ForCausalLM(cfg).save_pretrained(path)
+    config = TinyPolicyConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+    make_model(config, tok).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 

@@ -19,23 +19,13 @@ PROMPTS = ["gcd 14, 7", "add 3 + 4 + 5", "rev cat", "x"]
 
 @pytest.fixture(scope="module")
 def policy():
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from depo.policy.tiny import TinyPolicyConfig, make_model
 
     tok = build_char_tokenizer()
     torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
-    )
-    model = Qwen2ForCausalLM(cfg).eval()
+    config = TinyPolicyConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=2, max_position_embeddings=128)
+    model = make_model(config, tok).eval()
     return model, tok
 
 

@@ -13,6 +13,8 @@ import torch
 
 from depo.tasks.base import Task
 
+TINY_ARGS = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -21,26 +23,12 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def random_policy_dir(tmp_path_factory) -> str:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
+    from depo.policy.tiny import TinyPolicyConfig, make_model
     from depo.policy.tokenizer import build_char_tokenizer
 
     tokenizer = build_char_tokenizer()
     torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-    )
-    model = Qwen2ForCausalLM(config)
+    model = make_model(TinyPolicyConfig(**TINY_ARGS), tokenizer)
     path = tmp_path_factory.mktemp("random_policy")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

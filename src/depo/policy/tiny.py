@@ -110,7 +110,9 @@ def build_tiny_policy(
     return final
 
 
-def _make_model(config: TinyPolicyConfig, tokenizer):
+def make_model(config: TinyPolicyConfig, tokenizer):
+    """A randomly initialised tiny Qwen2 (tied embeddings) for `tokenizer`: the tiny policy
+    before its warm start, and the test suite's stand-in policy (with a smaller config)."""
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     model_config = Qwen2Config(
@@ -209,7 +211,7 @@ def _build(config: TinyPolicyConfig, out: Path, *, progress: bool, num_threads: 
     try:
         tokenizer = build_char_tokenizer()
         torch.manual_seed(config.seed)
-        model = _make_model(config, tokenizer)
+        model = make_model(config, tokenizer)
         losses = sft_train(model, tokenizer, config, progress=progress)
         out.mkdir(parents=True)
         model.save_pretrained(out)
