@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from depo.data.io import chat_text, column, holdout_mask, prompt_ids, read_table, split_fraction, text_column
+from depo.data.io import (
+    chat_text,
+    column,
+    holdout_mask,
+    pass_rate_column,
+    prompt_ids,
+    read_table,
+    split_fraction,
+    text_column,
+)
 from depo.errors import DepoError
 
 
@@ -95,3 +104,11 @@ def test_chat_text_reads_user_messages():
     assert chat_text("plain") == "plain"
     with pytest.raises(DepoError):
         chat_text(3)
+
+
+def test_pass_rate_column_accepts_rates_and_refuses_anything_else():
+    frame = pd.DataFrame({"ok": [0.0, 0.5, 1.0], "high": [0.2, 1.5, 0.1], "text": ["a", "b", "c"], "nan": [0.1, None, 0.2]})
+    assert list(pass_rate_column(frame, "ok")) == [0.0, 0.5, 1.0]
+    for name in ("high", "text", "nan"):
+        with pytest.raises(DepoError, match=f"column '{name}' of data must hold pass rates in \\[0, 1\\]"):
+            pass_rate_column(frame, name)

@@ -34,7 +34,15 @@ from depo.bench.metrics import (
     reliability_bins,
 )
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
-from depo.data.io import column, has_column, holdout_mask, prompt_ids, read_table, text_column
+from depo.data.io import (
+    column,
+    has_column,
+    holdout_mask,
+    pass_rate_column,
+    prompt_ids,
+    read_table,
+    text_column,
+)
 from depo.errors import DepoError
 
 VARIANTS = ("frozen", "full")
@@ -116,9 +124,7 @@ def _load(path: Path, cfg: EstimatorBenchConfig) -> tuple[list[str], list[str], 
     source = path.name
     ids = prompt_ids(frame, cfg.id_column, source=source)
     texts = text_column(frame, cfg.text_column, source=source)
-    y = np.asarray(column(frame, cfg.target, source=source), dtype=np.float64)
-    if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
-        raise DepoError(f"target column {cfg.target!r} of {source} must hold pass rates in [0, 1]")
+    y = pass_rate_column(frame, cfg.target, source=source)
     levels = [str(v) for v in column(frame, cfg.level_column)] if has_column(frame, cfg.level_column) else None
     if cfg.normalize_latex:
         texts = [normalize_latex(t) for t in texts]

@@ -130,6 +130,17 @@ def column(frame: pd.DataFrame, name: str, *, source: str | Path = "data") -> pd
     raise DepoError(f"column {name!r} not found in {source}; columns found: {describe_columns(frame)}")
 
 
+def pass_rate_column(frame: pd.DataFrame, name: str, *, source: str | Path = "data") -> np.ndarray:
+    """The column `name` as float pass rates; a DepoError unless every value is a number in [0, 1]."""
+    try:
+        y = np.asarray(column(frame, name, source=source), dtype=np.float64)
+    except (TypeError, ValueError):
+        y = np.array([np.nan])
+    if y.size == 0 or not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
+        raise DepoError(f"column {name!r} of {source} must hold pass rates in [0, 1]")
+    return y
+
+
 def describe_columns(frame: pd.DataFrame) -> str:
     """Column names, with one level of nested keys for dict columns (`reward_model.{ground_truth, style}`)."""
     parts = []

@@ -77,19 +77,14 @@ class Rows:
 
 
 def _read(path: Path, cfg: RouteBenchConfig) -> Rows:
-    from depo.data.io import column, prompt_ids, read_table, text_column
+    from depo.data.io import pass_rate_column, prompt_ids, read_table, text_column
 
     frame = read_table(path)
     source = path.name
     ids = prompt_ids(frame, cfg.id_column, source=source)
     texts = text_column(frame, cfg.text_column, source=source)
-    rates = []
-    for name in (cfg.small, cfg.large):
-        y = np.asarray(column(frame, name, source=source), dtype=np.float64)
-        if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
-            raise DepoError(f"column {name!r} of {source} must hold success rates in [0, 1]")
-        rates.append(y)
-    return Rows(ids, texts, rates[0], rates[1])
+    small, large = (pass_rate_column(frame, name, source=source) for name in (cfg.small, cfg.large))
+    return Rows(ids, texts, small, large)
 
 
 def _subset(rows: Rows, mask: np.ndarray) -> Rows:
