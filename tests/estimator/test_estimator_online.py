@@ -160,6 +160,23 @@ def test_replay_and_k_updates_per_step():
     assert adam_steps == {4}  # 2 RL steps x 2 optimizer steps
 
 
+def test_update_batch_size_samples_the_replay_but_keeps_every_fresh_group():
+    est = make(freeze_encoder=True, replay_size=6, update_batch_size=5, updates_per_step=3)
+    est.update(outcomes()[:6])  # 6 fresh groups, empty replay: the whole batch, larger than 5
+    for k in range(3):
+        idx = est._update_sample(2, 2 + 6, k)
+        assert idx[:2] == [0, 1] and len(idx) == 5 == len(set(idx)) and all(2 <= i < 8 for i in idx[2:])
+    draws = {tuple(est._update_sample(2, 8, k)) for k in range(3)}
+    assert len(draws) > 1  # each optimizer step draws its own sample
+    again = make(freeze_encoder=True, replay_size=6, update_batch_size=5, updates_per_step=3)
+    again.update(outcomes()[:6])
+    assert [again._update_sample(2, 8, k) for k in range(3)] == [est._update_sample(2, 8, k) for k in range(3)]
+    metrics = est.update(outcomes()[6:])
+    assert metrics["estimator/batch_size"] == 8 and metrics["estimator/update_batch_size"] == 5
+    with pytest.raises(DepoError, match="update_batch_size"):
+        EstimatorConfig(update_batch_size=-1).validate()
+
+
 def test_fit_is_deterministic_given_seed_and_learns():
     texts = [f"Compute {a} + {b}." for a in range(6) for b in range(4)]
     targets = [1.0 if a < 3 else 0.0 for a in range(6) for _ in range(4)]

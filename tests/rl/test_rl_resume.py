@@ -14,7 +14,7 @@ from depo.rl.trainer import Trainer, read_metrics
 def _comparable(records):
     """Everything but timings and the estimator's embedding-cache counters (a cache is rebuilt
     after a resume, not checkpointed: it changes speed, never a prediction)."""
-    return [{k: v for k, v in r.items() if not k.startswith(("time/", "estimator/cache_"))} for r in records]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "estimator/cache_", "estimator/precompute_"))} for r in records]
 
 
 def _weights(run_dir, step):
@@ -32,12 +32,22 @@ DEPO_FAST = {
 }
 
 
+DEPO_SAMPLED_REPLAY = {  # replay minibatches are drawn at random: a resumed run must draw the same
+    **DEPO_FAST,
+    "estimator_options.replay_size": 8,
+    "estimator_options.update_batch_size": 6,
+    "estimator_options.updates_per_step": 2,
+    "estimator_precompute": True,
+}
+
+
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"num_iterations": 2, "steps_per_generation": 2, "beta": 0.05}, DEPO_FAST],
-    ids=["grpo", "epochs-minibatches-kl", "depo"],
+    [{}, {"num_iterations": 2, "steps_per_generation": 2, "beta": 0.05}, DEPO_FAST, DEPO_SAMPLED_REPLAY],
+    ids=["grpo", "epochs-minibatches-kl", "depo", "depo-sampled-replay-precomputed"],
 )
-def test_resume_matches_uninterrupted_run(tiny_overrides, toy_tasks, extra):
+def test_resume_matches_uninterrupted_run(tiny_overrides, toy_tasks, extra, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))  # the precomputed vectors' disk cache
     tasks = (toy_tasks(24), toy_tasks(4, prefix="h"))  # 24 prompts: the 4-step run crosses an epoch
     full_cfg = load_config(None, tiny_overrides("full", max_steps=8, eval_every=3, save_every=4, **extra))
     full = Trainer(full_cfg, tasks=tasks).train()

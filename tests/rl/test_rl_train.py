@@ -113,3 +113,21 @@ def test_ctrl_c_finishes_the_step_saves_and_stops(tiny_overrides, toy_tasks, mon
     assert trainer.interrupted and trainer.step == 2
     assert (run_dir / "checkpoints" / "step_000002" / "trainer_state.pt").is_file()
     assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+
+
+def test_estimator_precompute_encodes_the_pool_once_per_machine(tiny_overrides, toy_tasks, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))
+    depo = {"selector": "depo", "estimator_options.freeze_encoder": True, "estimator_options.width": 32,
+            "estimator_options.feature_width": 16, "estimator_precompute": True, "max_steps": 1}
+    tasks = (toy_tasks(40), toy_tasks(4, prefix="h"))
+    first = read_metrics(Trainer(load_config(None, tiny_overrides("a", **depo)), tasks=tasks).train() / "metrics.jsonl")
+    second = read_metrics(Trainer(load_config(None, tiny_overrides("b", **depo)), tasks=tasks).train() / "metrics.jsonl")
+    assert (first[0]["estimator/precompute_encoded"], first[0]["estimator/precompute_loaded"]) == (40, 0)
+    assert (second[0]["estimator/precompute_encoded"], second[0]["estimator/precompute_loaded"]) == (0, 40)
+    assert first[0]["time/estimator_precompute_s"] > 0
+    assert first[1]["estimator/cache_hit_rate"] == 1.0  # no step encoded a prompt itself
+
+
+def test_estimator_precompute_needs_a_frozen_encoder(tiny_overrides):
+    with pytest.raises(DepoError, match="estimator_precompute needs"):
+        load_config(None, tiny_overrides(selector="depo", estimator_precompute=True))

@@ -201,7 +201,7 @@ def tfidf_embed_ridge(train: Split, test: Split, estimator) -> np.ndarray:
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import RidgeCV
 
-    from depo.bench.embedding_cache import cached_vectors
+    from depo.estimator.vector_store import cached_vectors
 
     vectorizer = _tfidf()
     x_train = hstack([vectorizer.fit_transform(train.texts), csr_matrix(cached_vectors(estimator, train.texts).numpy())])
@@ -218,8 +218,8 @@ def _val_mask(ids: Sequence[str], seed: int) -> np.ndarray:
 
 def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log) -> tuple[Any, dict[str, Any]]:
     """Frozen encoder + trunk: encode once (disk cache), train trunk/heads, keep the best validation epoch."""
-    from depo.bench.embedding_cache import warm_estimator_cache
     from depo.estimator import EstimatorConfig, OnlineEstimator
+    from depo.estimator.vector_store import warm_estimator_cache
 
     est = OnlineEstimator(
         EstimatorConfig(freeze_encoder=True, pooling=cfg.pooling, max_length=cfg.max_length, lr=cfg.lr, seed=cfg.seed)

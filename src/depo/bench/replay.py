@@ -151,8 +151,8 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
 
 # ------------------------------------------------------------------------------------ methods
 def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
-    from depo.bench.embedding_cache import warm_estimator_cache
     from depo.estimator import EstimatorConfig, OnlineEstimator
+    from depo.estimator.vector_store import warm_estimator_cache
 
     if cfg.estimator_init is not None:
         est = OnlineEstimator.load(cfg.estimator_init)

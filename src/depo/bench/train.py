@@ -48,7 +48,7 @@ def method_config(method: str, *, preset: str, seed: int, steps: int, out: Path,
     if method in DEPO_METHODS:
         values["selector_options"] = {**values.get("selector_options", {}), "warmup_steps": warmup}
     else:  # the estimator settings of the base config only concern the DEPO rows
-        for key in ("selector_options", "estimator_options", "estimator_init"):
+        for key in ("selector_options", "estimator_options", "estimator_init", "estimator_precompute"):
             values.pop(key, None)
     values["output_dir"] = str(out / "runs" / method / f"seed{seed}")
     values["progress"] = False

@@ -58,6 +58,11 @@ class FeatureCache:
             self.bytes -= old.numel() * old.element_size()
         return out
 
+    def reset_counts(self) -> None:
+        """Zero the hit/miss counters (e.g. after filling the cache up front, so the hit rate
+        describes the steps that follow)."""
+        self.hits = self.misses = 0
+
     def clear(self) -> None:
         self._entries.clear()
         self.bytes = 0

@@ -8,7 +8,9 @@ gradient-norm clip 1.0. Weights and optimizer are checkpointed with the policy (
 
 Beyond the paper (each off by default, so the defaults are the paper's):
 - `updates_per_step=k` and `replay_size=n`: k optimizer steps per RL step, each on this step's
-  groups plus up to n groups from earlier steps (a small replay buffer of recent outcomes).
+  groups plus up to n groups from earlier steps (a small replay buffer of recent outcomes);
+  `update_batch_size=b` makes each of those steps use a random sample of the buffer instead
+  (this step's groups always included, b prompts in all), which keeps the update cheap.
 - `freeze_encoder=True`: the encoder never trains, so each prompt's pooled vector is computed once
   and cached by a hash of its text; only trunk and heads train (much cheaper per step).
 - `train_top_layers=n`: only the top n encoder layers train.
@@ -73,6 +75,11 @@ class EstimatorConfig:
     """ours: optimizer steps per `update` call (paper: 1)."""
     replay_size: int = 0
     """ours: recent outcomes from earlier steps mixed into each update (paper: 0)."""
+    update_batch_size: int = 0
+    """ours: with a replay buffer, each optimizer step uses this step's groups plus a random sample
+    of the replay up to this many prompts in all (0 = the whole buffer every time). The trunk's
+    cost and the ranking loss's pairs grow with the batch (pairs quadratically), so a sample keeps
+    the update cheap while the buffer still remembers recent steps."""
     freeze_encoder: bool = False
     """ours: train only trunk and heads, caching each prompt's pooled encoder vector."""
     train_top_layers: int | None = None
@@ -95,8 +102,8 @@ class EstimatorConfig:
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise DepoError(f"estimator {name} must be >= 1, got {getattr(self, name)}")
-        if self.num_blocks < 0 or self.replay_size < 0:
-            raise DepoError("estimator num_blocks and replay_size must be >= 0")
+        if self.num_blocks < 0 or self.replay_size < 0 or self.update_batch_size < 0:
+            raise DepoError("estimator num_blocks, replay_size and update_batch_size must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise DepoError(f"estimator dropout must be in [0, 1), got {self.dropout}")
         for name in ("lr", "grad_clip"):
@@ -313,6 +320,17 @@ class OnlineEstimator:
         parts["grad_norm"] = float(grad_norm)
         return parts
 
+    def _update_sample(self, fresh: int, total: int, k: int) -> list[int] | None:
+        """Indices of one optimizer step's batch: every fresh group (the first `fresh`) plus a random
+        sample of the replay up to `update_batch_size` in all; None = the whole batch. The sample's
+        RNG is seeded by (seed, update count, k), so a resumed run draws the same batches."""
+        size = self.config.update_batch_size
+        if not size or total <= max(size, fresh):
+            return None
+        rng = np.random.default_rng([self.config.seed, self.steps, k])
+        extra = rng.choice(np.arange(fresh, total), size=size - fresh, replace=False) if size > fresh else []
+        return list(range(fresh)) + sorted(int(i) for i in extra)
+
     def update(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         """One online step (k optimizer steps) on this RL step's groups (+ replay); returns metrics.
 
@@ -335,13 +353,22 @@ class OnlineEstimator:
             t = torch.tensor([v if v is not None else 0.5 for v in targets], dtype=torch.float32, device=self.device)
         first: dict[str, float] = {}
         for k in range(self.config.updates_per_step):
-            parts = self._step(texts, y, t, mask if t is not None else None)
+            idx = self._update_sample(len(outcomes), len(batch), k)
+            if idx is None:
+                parts = self._step(texts, y, t, mask if t is not None else None)
+            else:
+                ix = torch.as_tensor(idx, device=self.device)
+                parts = self._step(
+                    [texts[i] for i in idx], y[ix], t[ix] if t is not None else None, mask[ix] if t is not None else None
+                )
             if k == 0:
                 first = parts
         self.steps += 1
         self.replay.extend(outcomes)
         metrics = {f"estimator/{key}": value for key, value in first.items()}
         metrics["estimator/batch_size"] = float(len(batch))
+        if self.config.update_batch_size:
+            metrics["estimator/update_batch_size"] = float(min(len(batch), max(len(outcomes), self.config.update_batch_size)))
         metrics["estimator/distill_n"] = float(mask.sum())
         metrics["estimator/target_mean"] = float(y_np[: len(outcomes)].mean())
         if self.feature_mode != "none":

@@ -78,6 +78,10 @@ class TrainConfig:
     estimator_init: str = ""
     """Directory of an estimator trained beforehand (OnlineEstimator.save, e.g. by
     `depo bench estimator --save DIR`) to start DEPO from instead of an untrained one."""
+    estimator_precompute: bool = False
+    """Encode the whole training pool with the frozen encoder once, before step 1 (loaded from /
+    saved to the on-disk vector cache, so a second run on the same data encodes nothing), so
+    steps pay only for the estimator's trunk. Needs estimator_options.freeze_encoder: true."""
 
     # --- loss -------------------------------------------------------------------------------
     learning_rate: float = 1e-4
@@ -260,6 +264,10 @@ def _check(cfg: TrainConfig) -> None:
     need(
         not cfg.estimator_init or Path(cfg.estimator_init).is_dir(),
         f"estimator_init: no such directory {cfg.estimator_init}",
+    )
+    need(
+        not cfg.estimator_precompute or (uses_estimator and (cfg.estimator_init or cfg.estimator_options.get("freeze_encoder"))),
+        "estimator_precompute needs selector depo or depo-paper with estimator_options.freeze_encoder: true",
     )
 
 

@@ -555,8 +555,9 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter()
         elapsed0 = self.elapsed_s
+        setup = self._precompute_estimator_vectors()
         if self.step == 0 and not self.read_metrics():
-            self._log({"step": 0, **self.evaluate()})
+            self._log({"step": 0, **self.evaluate(), **setup})
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress, desc="depo train", dynamic_ncols=True)
         last_saved = None
         with self._sigint_saves():
@@ -584,6 +585,24 @@ class Trainer:
         write_plots(self.run_dir, records, cfg)
         write_summary(self.run_dir, records, cfg, self.summary_extra())
         return self.run_dir
+
+    def _precompute_estimator_vectors(self) -> dict[str, float]:
+        """`estimator_precompute`: encode the training pool once (disk cache), timed on its own."""
+        estimator = getattr(self.selector, "estimator", None)
+        if not self.cfg.estimator_precompute or estimator is None:
+            return {}
+        if estimator.feature_mode != "pooled":
+            raise DepoError("estimator_precompute needs a frozen encoder (estimator_options.freeze_encoder: true)")
+        from depo.estimator.vector_store import warm_estimator_cache
+
+        start = time.perf_counter()
+        counts = warm_estimator_cache(estimator, [t.text for t in self.train_tasks])
+        estimator.cache.reset_counts()  # the steps' hit rate then shows whether any step encoded
+        return {
+            "time/estimator_precompute_s": time.perf_counter() - start,
+            "estimator/precompute_loaded": counts["loaded"],
+            "estimator/precompute_encoded": counts["encoded"],
+        }
 
     def summary_extra(self) -> dict[str, Any]:
         """What the summary needs from the live objects (the selector's warm-up length)."""

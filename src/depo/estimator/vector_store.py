@@ -1,15 +1,17 @@
-"""A disk cache of frozen-encoder vectors, so benchmarks encode each prompt once per machine.
+"""A disk cache of frozen-encoder vectors, so each prompt is encoded once per machine.
 
 With `freeze_encoder=True` the estimator keeps each prompt's pooled encoder vector in memory,
 keyed by a hash of the text (`depo.estimator.online.text_key`). Encoding is the whole cost of a
 frozen-encoder benchmark (7,500 MATH problems take minutes on a shared 2-core CPU; the trunk
-trains in seconds), so the benchmarks persist that in-memory cache under
-`cache_dir()/embeddings/`, one file per (encoder, pooling, max_length).
+trains in seconds), so the benchmarks, and training runs with `estimator_precompute: true`,
+persist that in-memory cache under `cache_dir()/embeddings/`, one file per (encoder, pooling,
+max_length). Like tokenising a dataset, it is work done once per dataset, not per step.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,7 +59,7 @@ def warm_estimator_cache(estimator, texts: Sequence[str], *, use_disk: bool = Tr
         vectors = estimator.cache.lookup(missing, unexpected)
         stored.update({text_key(t): v for t, v in zip(missing, vectors)})
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never share a half-written file
         torch.save({"keys": list(stored), "vectors": torch.stack(list(stored.values()))}, tmp)
         tmp.replace(path)
     return {"loaded": float(len(known)), "encoded": float(len(missing))}
