@@ -35,7 +35,7 @@ def test_flops_projection_arithmetic():
 
 
 @pytest.mark.slow
-def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch):
+def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "bench"
     assert main(["bench", "train", "--quick", "--out", str(out)]) == 0
@@ -53,3 +53,9 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch):
         assert 0.0 <= r["effective_rate"] <= 1.0
     for name in ("accuracy_vs_step", "estimator_vs_actual", "survival_rate", "accuracy_vs_rollouts"):
         assert (out / f"{name}.png").stat().st_size > 0
+
+    # A second call reuses the finished runs; one with other settings refuses to mix them in.
+    assert main(["bench", "train", "--quick", "--out", str(out), "--methods", "grpo"]) == 0
+    assert json.loads((out / "results.json").read_text())["grpo"]["rollouts"] == results["grpo"]["rollouts"]
+    assert main(["bench", "train", "--quick", "--out", str(out), "--methods", "grpo", "--set", "learning_rate=0.5"]) == 2
+    assert "learning_rate" in capsys.readouterr().err

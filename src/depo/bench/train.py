@@ -230,6 +230,21 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
     return written
 
 
+def _check_same_config(cfg, run_dir: Path) -> None:
+    """A finished run is reused only if it was trained with exactly this config."""
+    from depo.errors import DepoError
+    from depo.rl.config import load_config
+
+    saved = load_config(run_dir / "config.yaml").to_dict()
+    wanted = cfg.to_dict()
+    changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    if changed:
+        raise DepoError(
+            f"{run_dir} is a finished run with other settings ({', '.join(changed)}): "
+            "delete it or pick another --out to rerun"
+        )
+
+
 def run_bench(
     *,
     preset: str,
@@ -257,6 +272,7 @@ def run_bench(
         if (run_dir / "summary.md").exists():  # finished earlier: reuse (delete the folder to rerun)
             from depo.rl.trainer import read_metrics
 
+            _check_same_config(cfg, run_dir)
             recs = read_metrics(run_dir / "metrics.jsonl")
         else:
             trainer = Trainer.resume(run_dir) if (run_dir / "config.yaml").exists() else Trainer(cfg)
