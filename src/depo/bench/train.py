@@ -104,6 +104,10 @@ def estimator_flops_projection(
     *,
     encoder_params: float = 22.7e6,
     prompt_tokens: int = 256,
+    hidden: int = 384,
+    width: int = 1024,
+    feature_width: int = 512,
+    num_blocks: int = 2,
     policy_params: float = 1.5e9,
     group_size: int = 8,
     response_tokens: int = 4096,
@@ -111,11 +115,14 @@ def estimator_flops_projection(
     """Estimator FLOPs per prompt vs the policy's rollout FLOPs per prompt (forward ~ 2 x params x tokens).
 
     Encoder: all-MiniLM-L6-v2 (22.7M parameters) reads the prompt once; the trunk and heads add
-    about 2 x (384*1024 + 4*1024*1024 + 1024*512 + 2*512) FLOPs per prompt. Policy: G responses of
+    2 x (hidden*width + num_blocks*2*width^2 + width*feature_width + 2*feature_width) FLOPs per
+    prompt (the DualHead's linear layers). Policy: G responses of
     `response_tokens` tokens each, each generated token costing ~2 x policy_params FLOPs
-    (attention over the context ignored, which only makes the policy side larger).
+    (attention over the context ignored, which only makes the policy side larger). The encoder's
+    22.7M parameters include its 11.7M-parameter embedding table, a lookup rather than a matmul,
+    so the estimator side is an overestimate too: the true ratio is larger still.
     """
-    trunk = 2 * (384 * 1024 + 4 * 1024 * 1024 + 1024 * 512 + 2 * 512)
+    trunk = 2 * (hidden * width + num_blocks * 2 * width**2 + width * feature_width + 2 * feature_width)
     estimator = 2 * encoder_params * prompt_tokens + trunk
     rollout = 2 * policy_params * group_size * response_tokens
     return {
@@ -282,7 +289,9 @@ def run_bench(
         summaries[method].append(run_summary(recs, warmup=warmup if method in DEPO_METHODS else 0, eval_k=cfg.eval_k))
     results = {m: aggregate(s) for m, s in summaries.items()}
     table = results_table(results)
-    projection = estimator_flops_projection()
+    est = base.get("estimator_options", {})
+    trunk_shape = {k: int(est[k]) for k in ("width", "feature_width", "num_blocks") if k in est}
+    projection = estimator_flops_projection(**trunk_shape)
     meta = {
         "preset": preset,
         "seeds": seeds,
