@@ -31,7 +31,9 @@ def cache_file(estimator) -> Path:
     return cache_dir() / "embeddings" / f"{Path(enc.path).name}-{enc.pooling}-{enc.max_length}-{digest}.pt"
 
 
-def warm_estimator_cache(estimator, texts: Sequence[str], *, use_disk: bool = True) -> dict[str, float]:
+def warm_estimator_cache(
+    estimator, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False
+) -> dict[str, float]:
     """Fill a frozen estimator's vector cache for `texts`: from disk where known, else encode and save.
 
     Returns counts (`loaded`, `encoded`). A no-op for an estimator whose encoder trains.
@@ -50,8 +52,13 @@ def warm_estimator_cache(estimator, texts: Sequence[str], *, use_disk: bool = Tr
     if known:  # through the cache's own lookup: `compute` hands back the stored vectors
         estimator.cache.lookup(known, lambda miss: [stored[text_key(t)] for t in miss])
     missing = [t for t in texts if text_key(t) not in stored]
-    if missing:
-        estimator.predict(missing)  # encodes and caches the pooled vectors
+    if missing:  # encodes and caches the pooled vectors, in chunks so a bar can show progress
+        from tqdm.auto import tqdm
+
+        chunk = 512
+        for start in tqdm(range(0, len(missing), chunk), desc="estimator: encoding prompts", unit="chunk",
+                          disable=not progress, leave=False):
+            estimator.predict(missing[start : start + chunk])
     if use_disk and missing:
         def unexpected(miss: list[str]) -> list[torch.Tensor]:
             raise RuntimeError(f"{len(miss)} vectors fell out of the estimator cache (raise cache_max_mb)")

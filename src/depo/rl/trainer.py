@@ -596,7 +596,7 @@ class Trainer:
         from depo.estimator.vector_store import warm_estimator_cache
 
         start = time.perf_counter()
-        counts = warm_estimator_cache(estimator, [t.text for t in self.train_tasks])
+        counts = warm_estimator_cache(estimator, [t.text for t in self.train_tasks], progress=self.cfg.progress)
         estimator.cache.reset_counts()  # the steps' hit rate then shows whether any step encoded
         return {
             "time/estimator_precompute_s": time.perf_counter() - start,
