@@ -12,7 +12,7 @@ from depo.cli import main
 
 def test_run_summary_counts_and_warmup():
     records = [
-        {"step": 0, "eval/avg@8": 0.30, "eval/pass@8": 0.5},
+        {"step": 0, "eval/avg@8": 0.30, "eval/pass@8": 0.5, "time/estimator_precompute_s": 4.0},
         {"step": 1, "rollout/responses": 16.0, "rollout/total_responses": 16.0, "select/effective_rate": 0.25,
          "time/total_s": 2.0, "time/estimator_s": 0.5},
         {"step": 2, "rollout/responses": 16.0, "rollout/total_responses": 32.0, "select/effective_rate": 0.75,
@@ -25,6 +25,8 @@ def test_run_summary_counts_and_warmup():
     assert s["avg_gain"] == pytest.approx(0.10)
     assert s["gain_per_1k_rollouts"] == pytest.approx(1000 * 0.10 / 32)
     assert s["estimator_share"] == pytest.approx(0.25)
+    assert s["precompute_s"] == 4.0
+    assert s["estimator_share_with_precompute"] == pytest.approx((1.0 + 4.0) / (4.0 + 4.0))
 
 
 def test_flops_projection_arithmetic():
