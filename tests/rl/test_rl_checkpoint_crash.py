@@ -36,3 +36,19 @@ def test_an_old_copy_never_replaces_a_complete_checkpoint(tmp_path):
     ckpt.clean_partial(root)
     assert sorted(p.name for p in root.iterdir()) == ["step_000005"]
     assert (root / "step_000005" / ckpt.STATE_FILE).read_text() == "step_000005"
+
+
+def test_checkpoint_policy_reloads_with_the_char_tokenizer(tiny_overrides, toy_tasks):
+    """A checkpoint's policy directory has no tiny-policy marker file; `depo eval --model` and
+    resume must still read prompts with the char tokenizer the run trained with (a Qwen2 BPE
+    rebuilt by AutoTokenizer splits spaces differently and silently ruins every prompt)."""
+    from depo.policy import load_policy
+    from depo.policy.tokenizer import build_char_tokenizer
+
+    cfg = load_config(None, tiny_overrides(max_steps=1, save_every=1))
+    run_dir = Trainer(cfg, tasks=(toy_tasks(8), [])).train()
+    policy = next((run_dir / "checkpoints").iterdir()) / "policy"
+    assert not (policy / "depo_tiny.json").exists()
+    _, tokenizer = load_policy(policy)
+    prompt = "spell backward: hello world"
+    assert tokenizer(prompt)["input_ids"] == build_char_tokenizer()(prompt)["input_ids"]

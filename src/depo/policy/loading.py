@@ -7,10 +7,28 @@ to which its tokenizer's post-processor appends the separator token it was train
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from depo.errors import DepoError
+
+PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""tokenizer_class values of a tokenizer saved as a bare `tokenizers` object (the tiny policy's
+char tokenizer): AutoTokenizer would ignore them and rebuild the model type's tokenizer
+(Qwen2Tokenizer for the tiny Qwen2 policy), whose pre-tokenizer splits spaces differently."""
+
+
+def _is_plain_fast_tokenizer(path: Path) -> bool:
+    """True for the tiny policy (its marker file) and for any directory whose tokenizer was saved
+    as a plain fast tokenizer, e.g. a training checkpoint of the tiny policy, which has no marker."""
+    if (path / "depo_tiny.json").is_file():
+        return True
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("tokenizer_class") in PLAIN_FAST_TOKENIZERS
 
 
 def load_policy(path: str | Path, device: str = "cpu"):
@@ -21,7 +39,7 @@ def load_policy(path: str | Path, device: str = "cpu"):
     if not (path / "config.json").is_file():
         raise DepoError(f"not a Hugging Face model directory (no config.json): {path}")
     try:
-        if (path / "depo_tiny.json").is_file():
+        if _is_plain_fast_tokenizer(path):
             # The tiny policy's char tokenizer: AutoTokenizer would rebuild a Qwen2Tokenizer
             # from the model type (transformers 5) and drop its pre-tokenizer.
             from transformers import PreTrainedTokenizerFast
