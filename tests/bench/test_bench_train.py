@@ -16,7 +16,7 @@ def test_run_summary_counts_and_warmup():
         {"step": 1, "rollout/responses": 16.0, "rollout/total_responses": 16.0, "select/effective_rate": 0.25,
          "time/total_s": 2.0, "time/estimator_s": 0.5},
         {"step": 2, "rollout/responses": 16.0, "rollout/total_responses": 32.0, "select/effective_rate": 0.75,
-         "time/total_s": 2.0, "time/estimator_s": 0.5, "eval/avg@8": 0.40, "eval/pass@8": 0.6},
+         "time/total_s": 2.0, "time/estimator_s": 0.5, "eval/avg@8": 0.40, "eval/pass@8": 0.6, "time/elapsed_s": 9.0},
     ]
     s = run_summary(records, warmup=1, eval_k=8)
     assert s["rollouts"] == 32.0 and s["rollouts_per_step"] == 16.0
@@ -25,7 +25,7 @@ def test_run_summary_counts_and_warmup():
     assert s["avg_gain"] == pytest.approx(0.10)
     assert s["gain_per_1k_rollouts"] == pytest.approx(1000 * 0.10 / 32)
     assert s["estimator_share"] == pytest.approx(0.25)
-    assert s["precompute_s"] == 4.0
+    assert s["precompute_s"] == 4.0 and s["run_s"] == 9.0
     assert s["estimator_share_with_precompute"] == pytest.approx((1.0 + 4.0) / (4.0 + 4.0))
 
 

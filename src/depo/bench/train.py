@@ -89,6 +89,7 @@ def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> d
     # estimator_precompute: the one-off encoding of the pool (0 when loaded from disk or unused),
     # charged to this run alone in the second share, as a first run on new data would pay it.
     first = records[0] if records else {}
+    out["run_s"] = float(last.get("time/elapsed_s", float("nan")))  # the run's own wall time, also when reused
     out["precompute_s"] = float(first.get("time/estimator_precompute_s", 0.0))
     run_total = sum(float(r.get("time/total_s", 0.0)) for r in steps) + out["precompute_s"]
     run_estimator = sum(float(r.get("time/estimator_s", 0.0)) for r in steps) + out["precompute_s"]
@@ -308,6 +309,7 @@ def run_bench(
         "warmup": warmup,
         "base": base,
         "wall_s": time.perf_counter() - start,
+        "runs_wall_s": float(sum(s["run_s"] for runs in summaries.values() for s in runs if math.isfinite(s["run_s"]))),
         "flops_projection": projection,
         "per_seed": summaries,
     }
