@@ -104,6 +104,7 @@ def test_random_yaml_files(text) -> None:
         (["selector=depo", "selector_options.warmup_steps=abc"], "selector_options.warmup_steps: expected an integer"),
         (["selector=depo", "selector_options.bogus=1"], "unknown option.*bogus.*allowed: "),
         (["selector=depo", "selector_options.explore=2"], "explore must be in"),
+        (["selector=depo", "selector_options.skip=sideways"], "skip: expected one of both, hard, easy"),
         (["selector=history", "selector_options.p_easy=[1]"], "selector_options.p_easy: expected a number"),
         (["selector_options.threshold=0.3"], "unknown option.*uniform.*threshold; allowed: none"),
         (["selector=depo", "estimator_options.width=wide"], "estimator_options.width: expected an integer"),

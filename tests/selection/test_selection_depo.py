@@ -53,6 +53,20 @@ def test_default_rule_follows_group_size() -> None:
     assert keep == {4: False, 16: True}
 
 
+@pytest.mark.parametrize("mode", ["paper", "default"])
+def test_skip_one_side_only(mode: str) -> None:
+    """skip="hard" rolls out predicted all-correct prompts, skip="easy" predicted all-wrong ones."""
+    est = FakeEstimator({"hopeless": 0.02, "mid": 0.5, "solved": 0.98})
+    batch = cands(["hopeless", "mid", "solved"])
+    kept = {}
+    for skip in ("both", "hard", "easy"):
+        sel = DEPO(est, DEPOConfig(mode=mode, skip=skip, warmup_steps=0, explore=0.0, memory=False), seed=0)
+        kept[skip] = sel.select(batch)
+    assert kept == {"both": [False, True, False], "hard": [False, True, True], "easy": [True, True, False]}
+    with pytest.raises(DepoError, match="skip must be"):
+        DEPOConfig(skip="sideways")
+
+
 def test_untrained_estimator_keeps_everything() -> None:
     sel = DEPO(FakeEstimator(default=0.5), DEPOConfig(warmup_steps=0, explore=0.0), seed=0)
     assert all(sel.select(cands([f"q{i}" for i in range(20)])))

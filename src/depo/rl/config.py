@@ -163,6 +163,11 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         return _coerce(name, value, options[0])
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if value in choices:
+            return value
+        raise DepoError(f"config {name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
     if annotation is bool:
         if isinstance(value, bool):
             return value

@@ -22,6 +22,12 @@ No memory, no exploration.
       `health_max_calib_mae`, for `health_patience` consecutive steps, the selector keeps every
       prompt (`select/fallback` = 1) until the first healthy step. The estimator keeps
       learning meanwhile; exploration flags and the false-skip measurement go on as usual.
+  (f) `skip`: which zero-variance side may be skipped: "both" (the paper), "hard" (only
+      prompts predicted all-wrong: the rule uses P(K = 0), paper mode drops the upper bound
+      hi) or "easy" (only predicted all-correct). On the tiny policy's `easy` preset, skipping
+      predicted all-correct prompts cost held-out accuracy while skipping predicted all-wrong
+      ones did not (BENCHMARKS.md section 9), so "hard" is there for data the policy nearly
+      solves; "both" stays the default, as in the paper.
 
 Defaults of `default`, and why (simulation figures: `python -m depo.selection.simulate`):
   - threshold 0.5: a skipped prompt loses (1 - P) expected informative groups and saves one
@@ -66,7 +72,7 @@ from depo.selection.base import Candidate, Decisions, GroupOutcome
 from depo.selection.health import EstimatorHealth
 from depo.selection.memory import BetaMemory
 from depo.selection.metrics import auc, calib_mae, share
-from depo.selection.zero_variance import beta_binomial_zero_var, zero_var_probability
+from depo.selection.zero_variance import beta_binomial_extremes
 
 RECORD_TTL_STEPS = 100
 """Select-time records of prompts never observed (rejected, or dropped by the trainer) expire."""
@@ -82,6 +88,7 @@ class DEPOConfig:
     lo: float = 0.15  # paper: keep iff lo <= p_hat <= hi (code)
     hi: float = 0.85
     threshold: float = 0.5  # default: keep iff P(zero-variance group) <= threshold
+    skip: Literal["both", "hard", "easy"] = "both"  # which zero-variance side may be skipped
     explore: float | None = None  # default 0.05, paper 0.0
     memory: bool | None = None  # default True, paper False
     prior_strength: float = 2.0  # n0, pseudo-count of the estimator's prediction
@@ -112,6 +119,8 @@ class DEPOConfig:
             raise DepoError(f"need 0 <= lo <= hi <= 1, got lo={self.lo}, hi={self.hi}")
         if not 0.0 <= self.threshold <= 1.0:
             raise DepoError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.skip not in ("both", "hard", "easy"):
+            raise DepoError(f"skip must be 'both', 'hard' or 'easy', got {self.skip!r}")
         if not 0.0 <= self.explore <= 1.0:
             raise DepoError(f"explore must be in [0, 1], got {self.explore}")
         if self.prior_strength <= 0 or self.memory_half_life <= 0:
@@ -186,13 +195,19 @@ class DEPO:
         """P(zero-variance group) per candidate: Beta-binomial on the memory posterior (memory
         on), or the same with the estimator's prior alone (memory off, default mode), or the
         plug-in p^G + (1-p)^G (paper mode, whose rule is a window on p_hat)."""
+        none, every = self._extremes(batch, pred)
+        return none + every
+
+    def _extremes(self, batch: Sequence[Candidate], pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P(all wrong), P(all correct)) per candidate, the two parts of `zero_var_prob`."""
         g = self.config.group_size
         if self.config.mode == "paper":
-            return zero_var_probability(pred, g)
+            p = np.clip(pred, 0.0, 1.0)
+            return (1.0 - p) ** g, p**g
         ids = [c.prompt_id for c in batch] if self.config.memory else [""] * len(batch)
         memory = self.memory if self.config.memory else BetaMemory(self.config.prior_strength)
         a, b = memory.posterior(ids, pred, self.steps)
-        return beta_binomial_zero_var(a, b, g)
+        return beta_binomial_extremes(a, b, g)
 
     def priority(self, batch: Sequence[Candidate]) -> np.ndarray:
         """Higher = more worth rolling out (used to force-fill a batch): -P(zero-variance)."""
@@ -205,13 +220,16 @@ class DEPO:
             return Decisions(keep=[], explored=[], priority=np.zeros(0))
         cfg = self.config
         pred = self._predict([c.text for c in batch])
-        p_zero = self.zero_var_prob(batch, pred)
+        none, every = self._extremes(batch, pred)
+        p_zero = none + every
+        hard_side, easy_side = cfg.skip in ("both", "hard"), cfg.skip in ("both", "easy")
         if cfg.mode == "paper":
-            rule = (pred >= cfg.lo) & (pred <= cfg.hi)
+            rule = ((pred >= cfg.lo) | (not hard_side)) & ((pred <= cfg.hi) | (not easy_side))
             priority = -np.abs(pred - 0.5)
         else:
-            rule = p_zero <= cfg.threshold
-            priority = -p_zero
+            p_skip = none * hard_side + every * easy_side  # the zero-variance side(s) we may skip
+            rule = p_skip <= cfg.threshold
+            priority = -p_skip
         if not record:
             return Decisions(keep=[bool(k) for k in rule], explored=[False] * n, priority=priority)
         u = self.rng.random(n)  # drawn for every candidate: the stream does not depend on outcomes

@@ -23,7 +23,15 @@ def zero_var_probability(p: np.ndarray | float, group_size: int) -> np.ndarray:
 
 def beta_binomial_zero_var(a: np.ndarray | float, b: np.ndarray | float, group_size: int) -> np.ndarray:
     """P(0 or G successes out of G) when the pass rate is Beta(a, b) distributed (a, b > 0)."""
+    none, every = beta_binomial_extremes(a, b, group_size)
+    return none + every
+
+
+def beta_binomial_extremes(
+    a: np.ndarray | float, b: np.ndarray | float, group_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(K = 0), P(K = G)): the all-wrong and the all-correct parts of P(zero-variance)."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     base = betaln(a, b)
-    return np.exp(betaln(a, b + group_size) - base) + np.exp(betaln(a + group_size, b) - base)
+    return np.exp(betaln(a, b + group_size) - base), np.exp(betaln(a + group_size, b) - base)
