@@ -1,0 +1,65 @@
+"""Held-out Avg@8 per gym task of the final policies of a `depo bench train` run.
+
+    python scripts/bench_train_per_task.py runs/bench-train-easy --preset easy
+
+Evaluates each method's final checkpoint (every seed) on `--n` held-out prompts of the preset,
+with one fixed evaluation seed for all of them, and prints a markdown table of the per-task
+Avg@8, mean over seeds, beside the starting policy's. Answers "where does a method gain or
+lose?" (BENCHMARKS.md section 9).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from depo.policy import load_policy
+    from depo.rl.config import load_config
+    from depo.rl.evaluation import evaluate
+    from depo.rl.trainer import resolve_model_path
+    from depo.tasks.gym import preset_tasks
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bench_dir", type=Path, help="the --out directory of depo bench train")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo")
+    p.add_argument("--n", type=int, default=400, help="held-out prompts")
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="evaluation sampling seed (the same for every policy)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()
+    tasks = preset_tasks(args.preset, "heldout", args.n, seed=0)
+
+    def score(path: Path) -> dict[str, float]:
+        model, tokenizer = load_policy(path)
+        out = evaluate(model, tokenizer, tasks, k=args.k, max_new_tokens=16, seed=args.seed, per_task=True)
+        return {key.removeprefix(f"eval/avg@{args.k}").lstrip("/") or "all": v for key, v in out.items()
+                if key.startswith(f"eval/avg@{args.k}")}
+
+    columns: dict[str, dict[str, float]] = {}
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        runs = sorted((args.bench_dir / "runs" / method).glob("seed*"))
+        finals = [max((r / "checkpoints").glob("step_*")) / "policy" for r in runs if (r / "checkpoints").is_dir()]
+        if not finals:
+            continue
+        if "start" not in columns:
+            columns["start"] = score(resolve_model_path(load_config(runs[0] / "config.yaml")))
+        per_seed = [score(f) for f in finals]
+        columns[f"{method} ({len(finals)} seeds)"] = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
+    names = list(columns)
+    print(f"| task ({args.n} held-out prompts, Avg@{args.k}) | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for task in columns[names[0]]:
+        print(f"| {task} | " + " | ".join(f"{columns[n][task]:.3f}" for n in names) + " |")
+
+
+if __name__ == "__main__":
+    main()
