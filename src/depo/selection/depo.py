@@ -24,10 +24,10 @@ No memory, no exploration.
       learning meanwhile; exploration flags and the false-skip measurement go on as usual.
   (f) `skip`: which zero-variance side may be skipped: "both" (the paper), "hard" (only
       prompts predicted all-wrong: the rule uses P(K = 0), paper mode drops the upper bound
-      hi) or "easy" (only predicted all-correct). On the tiny policy's `easy` preset, skipping
-      predicted all-correct prompts cost held-out accuracy while skipping predicted all-wrong
-      ones did not (BENCHMARKS.md section 9), so "hard" is there for data the policy nearly
-      solves; "both" stays the default, as in the paper.
+      hi) or "easy" (only predicted all-correct). An ablation knob: on the tiny policy's
+      `easy` preset the accuracy DEPO loses against GRPO comes with skipping predicted
+      all-correct prompts, but "hard" alone did not win it back with the default rule
+      (BENCHMARKS.md section 9). "both" is the default, as in the paper.
 
 Defaults of `default`, and why (simulation figures: `python -m depo.selection.simulate`):
   - threshold 0.5: a skipped prompt loses (1 - P) expected informative groups and saves one
