@@ -150,6 +150,7 @@ def estimator_flops_projection(
 
 TABLE = [
     Col("rollouts", "rollouts", ".0f"),
+    Col("tokens", "tokens", ".0f"),
     Col("rollouts_per_step", "rollouts/step", ".0f"),
     Col("effective_rate_after_warmup", "eff. rate (after warm-up)"),
     Col("survival_rate_after_warmup", "survival"),
