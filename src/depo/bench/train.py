@@ -11,8 +11,7 @@ Methods (the paper's rows):
   depo       our default selector (P(zero-variance) rule, exploration, memory)
   depo+dapo  our selector with DAPO's loss parts, without dynamic sampling (the paper's best row)
 
-The base config is configs/bench_train.yaml: the demo's schedule with a smaller estimator trunk
-and the training pool's encoder vectors computed once up front (see its comments).
+The base config is configs/demo.yaml: the demo's schedule and estimator options (see its comments).
 Both DEPO variants use the same warm-up length (`--warmup`, default 10 steps): the paper's 100
 steps would outlast a laptop-sized run, and the comparison is fairer with equal warm-ups.
 """

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=60, help="training steps per run")
     p.add_argument("--warmup", type=int, default=10, help="warm-up steps of both DEPO selectors")
     p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo", help="comma-separated subset")
-    p.add_argument("--config", default=None, help="base training config (default: configs/bench_train.yaml; its selector and loss keys are replaced per method)")
+    p.add_argument("--config", default=None, help="base training config (default: configs/demo.yaml; its selector and loss keys are replaced per method)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field (repeatable)")
     p.add_argument("--out", default=None, help="output directory (default runs/bench-train-<preset>)")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise DepoError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if args.seeds < 1 or args.steps < 1 or args.warmup < 0:
         raise DepoError("--seeds and --steps must be >= 1 and --warmup >= 0")
-    base = read_yaml(find_config(args.config, "bench_train.yaml"))  # the demo's schedule, a cheaper estimator
+    base = read_yaml(find_config(args.config))  # the demo's schedule and estimator options
     for key in ("selector", "loss_type", "dynamic_sampling", "epsilon_high", "output_dir", "max_steps", "seed", "preset"):
         base.pop(key, None)
     steps, seeds, warmup = args.steps, args.seeds, args.warmup
