@@ -72,7 +72,7 @@ from depo.selection.base import Candidate, Decisions, GroupOutcome
 from depo.selection.health import EstimatorHealth
 from depo.selection.memory import BetaMemory
 from depo.selection.metrics import auc, calib_mae, share
-from depo.selection.zero_variance import beta_binomial_extremes
+from depo.selection.zero_variance import beta_binomial_extremes, zero_var_extremes
 
 RECORD_TTL_STEPS = 100
 """Select-time records of prompts never observed (rejected, or dropped by the trainer) expire."""
@@ -202,8 +202,7 @@ class DEPO:
         """(P(all wrong), P(all correct)) per candidate, the two parts of `zero_var_prob`."""
         g = self.config.group_size
         if self.config.mode == "paper":
-            p = np.clip(pred, 0.0, 1.0)
-            return (1.0 - p) ** g, p**g
+            return zero_var_extremes(pred, g)
         ids = [c.prompt_id for c in batch] if self.config.memory else [""] * len(batch)
         memory = self.memory if self.config.memory else BetaMemory(self.config.prior_strength)
         a, b = memory.posterior(ids, pred, self.steps)

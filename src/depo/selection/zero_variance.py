@@ -17,8 +17,14 @@ from scipy.special import betaln
 
 def zero_var_probability(p: np.ndarray | float, group_size: int) -> np.ndarray:
     """Plug-in P(zero-variance group) = p^G + (1 - p)^G for a known pass rate p."""
+    none, every = zero_var_extremes(p, group_size)
+    return none + every
+
+
+def zero_var_extremes(p: np.ndarray | float, group_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plug-in ((1 - p)^G, p^G): the all-wrong and the all-correct parts of `zero_var_probability`."""
     p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
-    return p**group_size + (1.0 - p) ** group_size
+    return (1.0 - p) ** group_size, p**group_size
 
 
 def beta_binomial_zero_var(a: np.ndarray | float, b: np.ndarray | float, group_size: int) -> np.ndarray:
