@@ -352,8 +352,10 @@ class OnlineEstimator:
         if bool(mask.any()):
             t = torch.tensor([v if v is not None else 0.5 for v in targets], dtype=torch.float32, device=self.device)
         first: dict[str, float] = {}
+        used = len(batch)  # prompts per optimizer step
         for k in range(self.config.updates_per_step):
             idx = self._update_sample(len(outcomes), len(batch), k)
+            used = len(batch) if idx is None else len(idx)
             if idx is None:
                 parts = self._step(texts, y, t, mask if t is not None else None)
             else:
@@ -368,7 +370,7 @@ class OnlineEstimator:
         metrics = {f"estimator/{key}": value for key, value in first.items()}
         metrics["estimator/batch_size"] = float(len(batch))
         if self.config.update_batch_size:
-            metrics["estimator/update_batch_size"] = float(min(len(batch), max(len(outcomes), self.config.update_batch_size)))
+            metrics["estimator/update_batch_size"] = float(used)
         metrics["estimator/distill_n"] = float(mask.sum())
         metrics["estimator/target_mean"] = float(y_np[: len(outcomes)].mean())
         if self.feature_mode != "none":
