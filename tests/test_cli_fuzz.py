@@ -52,7 +52,7 @@ HEAVY = [  # (module, attribute, replacement)
     ("depo.rl.evaluation", "evaluate", _reached),
     ("depo.bench.estimator", "run_bench", _reached),
     ("depo.bench.replay", "run_replay", _reached),
-    ("depo.routing.bench", "run_bench", _reached),
+    ("depo.bench.route", "run_bench", _reached),
     ("depo.bench.train", "run_bench", _reached),
     ("depo.routing.serve_config", "build_router", _reached),
     ("depo.routing.serve", "serve", _reached),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from depo.errors import DepoError
+
 
 def cache_dir() -> Path:
     """`$DEPO_CACHE`, else `~/.cache/depo`. Created on first use."""
@@ -23,3 +25,14 @@ def shared_data_dir() -> Path | None:
         if path.is_dir():
             return path
     return None
+
+
+def find_config(given: str | Path | None, default: str) -> Path:
+    """`given` when set, else configs/`default` of the working directory or of this repository."""
+    if given:
+        return Path(given)
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        path = root / "configs" / default
+        if path.is_file():
+            return path
+    raise DepoError(f"configs/{default} not found; run from the repository root or pass --config")

@@ -63,9 +63,9 @@ def _copy(src: Path, dst: Path) -> Path:
         (lambda d: (d / "head.safetensors").unlink(), "cannot load the estimator weights"),
         (lambda d: (d / "head.safetensors").write_bytes(b"\x00" * 32), "cannot load the estimator weights"),
         (lambda d: (d / "train_state.pt").write_bytes(b"not a torch file"), "cannot load the estimator weights"),
-        (lambda d: _rewrite_config(d, width="wide"), "invalid estimator config"),
+        (lambda d: _rewrite_config(d, width="wide"), "estimator_config.json width: Input should be a valid integer"),
         (lambda d: _rewrite_config(d, width=32), "cannot load the estimator weights"),  # shapes no longer match
-        (lambda d: _rewrite_config(d, bogus=1), "unknown estimator option"),
+        (lambda d: _rewrite_config(d, bogus=1), "estimator_config.json: unknown key 'bogus'"),
     ],
 )
 def test_damaged_saved_estimator(saved_estimator: Path, tmp_path: Path, damage, message: str) -> None:

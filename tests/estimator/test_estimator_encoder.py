@@ -12,7 +12,7 @@ import torch
 from depo.errors import DepoError
 from depo.estimator import EstimatorConfig, OnlineEstimator
 from depo.estimator.encoder import TextEncoder, default_encoder_path, encoder_layers
-from depo.selection.base import GroupOutcome
+from depo.types import GroupOutcome
 
 torch.set_num_threads(1)
 
@@ -104,7 +104,7 @@ def test_bad_encoder_inputs_are_user_errors(tmp_path, tiny_bert_dir):
 
 
 def test_speed_measure_runs_every_variant_on_any_encoder(tiny_bert_dir):
-    from depo.estimator.speed import VARIANTS, measure
+    from depo.bench.speed import VARIANTS, measure
 
     texts = ["gcd 14, 7", "what is 3 + 4?", "count the vowels in banana", "reverse 'abc'"]
     results = measure(texts, repeats=1, max_length=16, encoder_path=str(tiny_bert_dir))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depo.estimator.model import DualHead, ResidualBlock
+from depo.estimator.trunk import DualHead, ResidualBlock
 
 torch.set_num_threads(1)
 

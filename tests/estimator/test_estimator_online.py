@@ -9,7 +9,7 @@ import torch
 from depo.errors import DepoError
 from depo.estimator import EstimatorConfig, OnlineEstimator
 from depo.estimator.encoder import encoder_layers
-from depo.selection.base import GroupOutcome
+from depo.types import GroupOutcome
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:estimator encoder.*truncated:UserWarning")
@@ -112,11 +112,11 @@ def test_frozen_encoder_caches_embeddings_and_trains_only_the_head():
     enc_before = [p.detach().clone() for p in est.encoder.parameters()]
     head_before = est.head.stem[0].weight.detach().clone()
     est.predict(TEXTS)
-    assert est.cache.misses == len(TEXTS) and est.cache.hits == 0
+    assert est.features.cache.misses == len(TEXTS) and est.features.cache.hits == 0
     est.predict(TEXTS[:3])
-    assert est.cache.hits == 3
+    assert est.features.cache.hits == 3
     metrics = est.update(outcomes())
-    assert est.cache.misses == len(TEXTS)  # every update text was already cached
+    assert est.features.cache.misses == len(TEXTS)  # every update text was already cached
     assert metrics["estimator/cache_hit_rate"] == pytest.approx((3 + len(TEXTS)) / (3 + 2 * len(TEXTS)))
     assert all(torch.equal(a, b) for a, b in zip(enc_before, est.encoder.parameters()))
     assert not torch.equal(head_before, est.head.stem[0].weight)
@@ -135,17 +135,17 @@ def test_top_layers_option_updates_only_those_layers():
 
 def test_top_layers_cache_of_lower_layers_matches_running_the_whole_encoder():
     cached, plain = make(train_top_layers=2), make(train_top_layers=2, cache_lower_layers=False)
-    assert cached.feature_mode == "lower" and plain.feature_mode == "none"
+    assert cached.features.mode == "lower" and plain.features.mode == "none"
     plain.head.load_state_dict(cached.head.state_dict())
     batch = outcomes()
     np.testing.assert_allclose(cached.predict(TEXTS), plain.predict(TEXTS), atol=1e-5)
-    assert cached.cache.misses == len(TEXTS)
+    assert cached.features.cache.misses == len(TEXTS)
     losses = []
     for est in (cached, plain):
         torch.manual_seed(3)  # same dropout masks in the trainable top layers and the head
         losses.append(est.update(batch)["estimator/loss"])
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
-    assert cached.cache.hits == len(TEXTS)  # the update reused the states computed by predict
+    assert cached.features.cache.hits == len(TEXTS)  # the update reused the states computed by predict
     np.testing.assert_allclose(cached.predict(TEXTS), plain.predict(TEXTS), atol=1e-4)
 
 
@@ -174,7 +174,7 @@ def test_update_batch_size_samples_the_replay_but_keeps_every_fresh_group():
     metrics = est.update(outcomes()[6:])
     assert metrics["estimator/batch_size"] == 8 and metrics["estimator/update_batch_size"] == 5
     with pytest.raises(DepoError, match="update_batch_size"):
-        EstimatorConfig(update_batch_size=-1).validate()
+        EstimatorConfig.build({"update_batch_size": -1})
 
 
 def test_fit_is_deterministic_given_seed_and_learns():
@@ -200,6 +200,6 @@ def test_bad_labels_and_config_are_user_errors():
     with pytest.raises(DepoError, match="targets"):
         est.fit(["a", "b"], [0.5], epochs=1)
     with pytest.raises(DepoError, match="not both"):
-        EstimatorConfig(freeze_encoder=True, train_top_layers=1).validate()
-    with pytest.raises(DepoError, match="unknown estimator option"):
-        EstimatorConfig.from_dict({"lr": 1e-3, "learning_rate": 1e-3})
+        EstimatorConfig.build({"freeze_encoder": True, "train_top_layers": 1})
+    with pytest.raises(DepoError, match="unknown key 'learning_rate'; valid keys: .*, lr, "):
+        EstimatorConfig.build({"lr": 1e-3, "learning_rate": 1e-3})

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("trl")
 
+from depo.bench.trl import _parse_options, format_table, parse_args  # noqa: E402
 from depo.errors import DepoError  # noqa: E402
-from depo.integrations.trl.bench import _parse_options, format_table, parse_args  # noqa: E402
 from depo.integrations.trl.tasks import task_reward, tasks_dataset  # noqa: E402
 from depo.tasks.base import Task  # noqa: E402
 

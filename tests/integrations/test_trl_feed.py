@@ -13,7 +13,8 @@ import torch
 from depo.errors import DepoError
 from depo.integrations.trl.feed import SelectionFeed, SyncedSelector, state_fingerprint
 from depo.integrations.trl.sampler import DEPORepeatSampler
-from depo.selection import Candidate, Decisions, GroupOutcome, Uniform
+from depo.selection import Uniform
+from depo.types import Candidate, Decisions, GroupOutcome
 
 
 class KeepNotMultipleOf3:
@@ -22,8 +23,9 @@ class KeepNotMultipleOf3:
     def __init__(self) -> None:
         self.observed: list[GroupOutcome] = []
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return [int(c.prompt_id) % 3 != 0 for c in batch]
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
+        keep = [int(c.prompt_id) % 3 != 0 for c in batch]
+        return Decisions(keep=keep, explored=[False] * len(batch), priority=np.zeros(len(batch)))
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         self.observed.extend(outcomes)
@@ -115,10 +117,10 @@ def test_synced_selector_takes_the_main_process_decisions() -> None:
     main = Decisions(keep=[True, False, True], explored=[False, False, True], priority=np.array([0.1, 0.2, 0.3]))
     synced = SyncedSelector(Uniform(), broadcast=lambda payload: (main.keep, main.explored, main.priority.tolist()))
     batch = [Candidate(str(i), "t") for i in range(3)]
-    got = synced.decide(batch)
+    got = synced.select(batch)
     assert got.keep == main.keep and got.explored == main.explored
     assert synced.rank_disagreements == 1  # Uniform alone would keep all three
-    assert SyncedSelector(Uniform()).decide(batch).keep == [True, True, True]
+    assert SyncedSelector(Uniform()).select(batch).keep == [True, True, True]
 
 
 def test_state_fingerprint_sees_tensor_and_counter_changes() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
 pytest.importorskip("trl")
@@ -14,7 +15,8 @@ from trl_support import LearnedHash, build_tiny_model, grpo_args, parity_reward,
 
 from depo.errors import DepoError  # noqa: E402
 from depo.integrations.trl import STATE_FILE, DEPOGRPOTrainer, state_fingerprint  # noqa: E402
-from depo.selection import Candidate, GroupOutcome, make_selector  # noqa: E402
+from depo.selection import make_selector  # noqa: E402
+from depo.types import Candidate, Decisions, GroupOutcome  # noqa: E402
 
 
 class SkipMultiplesOf3:
@@ -24,8 +26,9 @@ class SkipMultiplesOf3:
         self.observed: list[str] = []
         self.with_logprobs = 0
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return [int(c.prompt_id) % 3 != 0 for c in batch]
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
+        keep = [int(c.prompt_id) % 3 != 0 for c in batch]
+        return Decisions(keep=keep, explored=[False] * len(keep), priority=np.zeros(len(keep)))
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         self.observed.extend(o.prompt_id for o in outcomes)

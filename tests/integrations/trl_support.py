@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from depo.selection import Candidate, Decisions, GroupOutcome
+from depo.types import Candidate, Decisions, GroupOutcome
 
 
 def build_tiny_model(path: Path) -> Path:
@@ -75,13 +75,11 @@ class LearnedHash:
         with torch.no_grad():
             return torch.sigmoid(self.features(texts) @ self.w + self.b).numpy()
 
-    def decide(self, batch: Sequence[Candidate]) -> Decisions:
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
         p = self.predict([c.text for c in batch])
         keep = [bool(self.lo <= x <= self.hi) for x in p]
         return Decisions(keep=keep, explored=[False] * len(keep), priority=-np.abs(p - 0.5))
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         y = torch.tensor([o.mean_reward for o in outcomes], dtype=torch.float32)

@@ -62,10 +62,10 @@ def tiny_overrides(random_policy_dir, tmp_path) -> Callable[..., list[str]]:
             "num_generations": 4,
             "max_steps": 3,
             "max_completion_length": 4,
-            "eval_every": 0,
+            "eval_steps": 0,
             "eval_k": 2,
             "learning_rate": 1e-3,
-            "save_every": 0,
+            "save_steps": 0,
             "progress": False,
             "output_dir": str(tmp_path / name),
         }

@@ -6,14 +6,15 @@ import os
 
 from depo.rl import checkpoint as ckpt
 from depo.rl.config import load_config
-from depo.rl.trainer import Trainer, read_metrics
+from depo.rl.metrics_log import read_metrics
+from depo.rl.trainer import Trainer
 
 
 def test_killed_between_the_two_renames_of_a_resave_keeps_the_checkpoint(tiny_overrides, toy_tasks):
     """Re-saving step X renames step_X to .old-step_X-<pid>, then the new copy into place. A kill
     between the two leaves no step_X at all; with save_total_limit=1 it was the only checkpoint."""
     tasks = (toy_tasks(8), [])
-    cfg = load_config(None, tiny_overrides(max_steps=2, save_every=1, save_total_limit=1))
+    cfg = load_config(None, tiny_overrides(max_steps=2, save_steps=1, save_total_limit=1))
     run = Trainer(cfg, tasks=tasks).train()
     root = run / "checkpoints"
     assert [s for s, _ in ckpt.list_checkpoints(root)] == [2]
@@ -45,7 +46,7 @@ def test_checkpoint_policy_reloads_with_the_char_tokenizer(tiny_overrides, toy_t
     from depo.policy import load_policy
     from depo.policy.tokenizer import build_char_tokenizer
 
-    cfg = load_config(None, tiny_overrides(max_steps=1, save_every=1))
+    cfg = load_config(None, tiny_overrides(max_steps=1, save_steps=1))
     run_dir = Trainer(cfg, tasks=(toy_tasks(8), [])).train()
     policy = next((run_dir / "checkpoints").iterdir()) / "policy"
     assert not (policy / "depo_tiny.json").exists()

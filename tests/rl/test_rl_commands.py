@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from depo.cli import main
-from depo.rl.trainer import read_metrics
+from depo.rl.metrics_log import read_metrics
 
 
 def test_train_then_resume_then_eval(random_policy_dir, tmp_path, capsys):

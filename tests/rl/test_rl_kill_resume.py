@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from depo.rl.config import load_config
-from depo.rl.trainer import Trainer, read_metrics
+from depo.rl.metrics_log import read_metrics
+from depo.rl.trainer import Trainer
 
 SCRIPT = """
 import sys, torch
@@ -40,9 +41,9 @@ def _comparable(records):
 def test_sigkill_at_random_point_then_resume(tiny_overrides, toy_tasks):
     tasks = (toy_tasks(24), toy_tasks(4, prefix="h"))
     steps = 8
-    full = Trainer(load_config(None, tiny_overrides("full", max_steps=steps, eval_every=2, save_every=1)), tasks=tasks).train()
+    full = Trainer(load_config(None, tiny_overrides("full", max_steps=steps, eval_steps=2, save_steps=1)), tasks=tasks).train()
 
-    overrides = tiny_overrides("killed", max_steps=steps, eval_every=2, save_every=1)
+    overrides = tiny_overrides("killed", max_steps=steps, eval_steps=2, save_steps=1)
     run_dir = Path(load_config(None, overrides).output_dir)
     code = SCRIPT.format(tests_dir=str(Path(__file__).parent), overrides=overrides)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))

@@ -8,7 +8,8 @@ import torch
 from depo.errors import DepoError
 from depo.rl import checkpoint as ckpt
 from depo.rl.config import load_config
-from depo.rl.trainer import Trainer, read_metrics
+from depo.rl.metrics_log import read_metrics
+from depo.rl.trainer import Trainer
 
 
 def _comparable(records):
@@ -49,10 +50,10 @@ DEPO_SAMPLED_REPLAY = {  # replay minibatches are drawn at random: a resumed run
 def test_resume_matches_uninterrupted_run(tiny_overrides, toy_tasks, extra, tmp_path, monkeypatch):
     monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))  # the precomputed vectors' disk cache
     tasks = (toy_tasks(24), toy_tasks(4, prefix="h"))  # 24 prompts: the 4-step run crosses an epoch
-    full_cfg = load_config(None, tiny_overrides("full", max_steps=8, eval_every=3, save_every=4, **extra))
+    full_cfg = load_config(None, tiny_overrides("full", max_steps=8, eval_steps=3, save_steps=4, **extra))
     full = Trainer(full_cfg, tasks=tasks).train()
 
-    part_cfg = load_config(None, tiny_overrides("part", max_steps=5, eval_every=3, save_every=2, **extra))
+    part_cfg = load_config(None, tiny_overrides("part", max_steps=5, eval_steps=3, save_steps=2, **extra))
     part = Trainer(part_cfg, tasks=tasks).train()  # checkpoints at 4 and 5 (end)
     # Simulate a crash after step 5's checkpoint was lost: keep step 4 only, with a torn metrics line.
     import shutil
@@ -74,14 +75,14 @@ def test_resume_matches_uninterrupted_run(tiny_overrides, toy_tasks, extra, tmp_
 def test_resume_refuses_changes_that_would_alter_the_run(tiny_overrides, toy_tasks):
     cfg = load_config(None, tiny_overrides(max_steps=1))
     run = Trainer(cfg, tasks=(toy_tasks(8), [])).train()
-    with pytest.raises(DepoError, match="cannot change learning_rate"):
+    with pytest.raises(DepoError, match="--set learning_rate: cannot change it when resuming"):
         Trainer.resume(run, ["learning_rate=1"], tasks=(toy_tasks(8), []))
     with pytest.raises(DepoError, match="not a run directory"):
         Trainer.resume(run / "plots")
 
 
 def test_partial_checkpoint_is_ignored_and_cleaned(tiny_overrides, toy_tasks):
-    cfg = load_config(None, tiny_overrides(max_steps=2, save_every=1))
+    cfg = load_config(None, tiny_overrides(max_steps=2, save_steps=1))
     run = Trainer(cfg, tasks=(toy_tasks(8), [])).train()
     root = run / "checkpoints"
     (root / ".tmp-step_000003-999").mkdir()

@@ -8,8 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depo.rl.rollout import score_responses
-from depo.tasks.base import Task
+from depo.tasks.base import Task, score_responses
 
 
 class _Boom(Exception):

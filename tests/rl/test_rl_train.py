@@ -10,11 +10,12 @@ import pytest
 
 from depo.errors import DepoError
 from depo.rl.config import load_config
-from depo.rl.trainer import Trainer, read_metrics
+from depo.rl.metrics_log import read_metrics
+from depo.rl.trainer import Trainer
 
 
 def test_smoke_run_writes_run_directory(tiny_overrides, toy_tasks):
-    cfg = load_config(None, tiny_overrides(eval_every=2, save_every=2))
+    cfg = load_config(None, tiny_overrides(eval_steps=2, save_steps=2))
     trainer = Trainer(cfg, tasks=(toy_tasks(40), toy_tasks(6, prefix="h")))
     run_dir = trainer.train()
     for name in ("config.yaml", "metrics.jsonl", "summary.md", "plots/heldout_accuracy.png"):
@@ -111,7 +112,7 @@ def test_ctrl_c_finishes_the_step_saves_and_stops(tiny_overrides, toy_tasks, mon
     monkeypatch.setattr(trainer, "train_step", step_then_interrupt)
     run_dir = trainer.train()
     assert trainer.interrupted and trainer.step == 2
-    assert (run_dir / "checkpoints" / "step_000002" / "trainer_state.pt").is_file()
+    assert (run_dir / "checkpoints" / "step_000002" / "trainer_state.json").is_file()
     assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
 
 

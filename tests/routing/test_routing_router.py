@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from depo.bench.route_curves import accuracy_at_share, curve, random_curve, threshold_point
 from depo.errors import DepoError
-from depo.routing.curves import accuracy_at_share, curve, random_curve, threshold_point
 from depo.routing.router import ModelSpec, Router, gain_choice, threshold_choice
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from depo.selection import GroupOutcome
+from depo.types import GroupOutcome
 
 
 class FakeEstimator:

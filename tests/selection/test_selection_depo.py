@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from selection_fakes import FakeEstimator
 
 from depo.errors import DepoError
-from depo.selection import Candidate, DataOrder, GroupOutcome, RefillStream, make_selector
+from depo.selection import DataOrder, RefillStream, make_selector
 from depo.selection.depo import DEPO, DEPOConfig
-from depo.selection.zero_variance import beta_binomial_zero_var
+from depo.types import Candidate, GroupOutcome
+from depo.zero_variance import beta_binomial_zero_var
 
 QUICK = settings(max_examples=50, deadline=None)
 
@@ -32,11 +33,11 @@ def test_paper_mode_warmup_then_window() -> None:
     sel = DEPO(est, DEPOConfig(mode="paper", warmup_steps=2), seed=0)
     batch = cands(["low", "edge_lo", "mid", "edge_hi", "high"])
     for _ in range(2):
-        assert sel.select(batch) == [True] * 5  # warm-up keeps everything
+        assert sel.select(batch).keep == [True] * 5  # warm-up keeps everything
         m = sel.observe([])
         assert m["select/warmup"] == 1.0
     assert est.updates == 0  # nothing observed, nothing to learn from
-    assert sel.select(batch) == [False, True, True, True, False]  # window [0.15, 0.85], inclusive
+    assert sel.select(batch).keep == [False, True, True, True, False]  # window [0.15, 0.85], inclusive
     assert DEPOConfig(mode="paper").warmup_steps == 100 and DEPOConfig(mode="paper").explore == 0.0
 
 
@@ -45,7 +46,7 @@ def test_default_rule_follows_group_size() -> None:
     keep = {}
     for g in (4, 16):
         sel = DEPO(est, DEPOConfig(group_size=g, warmup_steps=0, explore=0.0, memory=False), seed=0)
-        keep[g] = sel.select(cands(["hard"]))[0]
+        keep[g] = sel.select(cands(["hard"])).keep[0]
         n0 = sel.config.prior_strength
         expected = beta_binomial_zero_var(n0 * 0.15, n0 * 0.85, g) <= 0.5
         assert keep[g] == bool(expected)
@@ -61,15 +62,15 @@ def test_skip_one_side_only(mode: str) -> None:
     kept = {}
     for skip in ("both", "hard", "easy"):
         sel = DEPO(est, DEPOConfig(mode=mode, skip=skip, warmup_steps=0, explore=0.0, memory=False), seed=0)
-        kept[skip] = sel.select(batch)
+        kept[skip] = sel.select(batch).keep
     assert kept == {"both": [False, True, False], "hard": [False, True, True], "easy": [True, True, False]}
-    with pytest.raises(DepoError, match="skip must be"):
-        DEPOConfig(skip="sideways")
+    with pytest.raises(DepoError, match="skip: Input should be 'both', 'hard' or 'easy'"):
+        DEPOConfig.build({"skip": "sideways"})
 
 
 def test_untrained_estimator_keeps_everything() -> None:
     sel = DEPO(FakeEstimator(default=0.5), DEPOConfig(warmup_steps=0, explore=0.0), seed=0)
-    assert all(sel.select(cands([f"q{i}" for i in range(20)])))
+    assert all(sel.select(cands([f"q{i}" for i in range(20)])).keep)
 
 
 def test_memory_combines_history_and_text() -> None:
@@ -83,10 +84,10 @@ def test_memory_combines_history_and_text() -> None:
     # n0 = 2, w = 0.5^(1/100): easy_seen Beta(1.6 + 8w, 0.4), P(zero-var) ~ 0.78 -> skip; its
     # unseen twin has the prior alone (P ~ 0.47) -> keep; the prompt whose text says hard but
     # that went 8/8 has Beta(0.6 + 8w, 1.4), P ~ 0.40 -> keep: text and history both count.
-    assert sel.select(cands(["easy_seen", "easy_unseen", "hard_text_seen"])) == [False, True, True]
+    assert sel.select(cands(["easy_seen", "easy_unseen", "hard_text_seen"])).keep == [False, True, True]
     off = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0, memory=False), seed=0)
     off.observe([group("easy_seen", [1] * 8)])
-    assert off.select(cands(["easy_seen"])) == [True]
+    assert off.select(cands(["easy_seen"])).keep == [True]
 
 
 @settings(max_examples=15, deadline=None)
@@ -94,7 +95,7 @@ def test_memory_combines_history_and_text() -> None:
 def test_exploration_rate_within_tolerance(eps: float, seed: int) -> None:
     sel = DEPO(FakeEstimator(default=0.01), DEPOConfig(warmup_steps=0, explore=eps), seed=seed)
     n = 3000
-    d = sel.decide(cands([f"q{i}" for i in range(n)]))
+    d = sel.select(cands([f"q{i}" for i in range(n)]))
     rate = float(np.mean(d.keep))
     assert abs(rate - eps) <= 5 * np.sqrt(eps * (1 - eps) / n) + 1e-9
     assert d.explored == d.keep  # every kept prompt here was rejected by the rule
@@ -103,7 +104,7 @@ def test_exploration_rate_within_tolerance(eps: float, seed: int) -> None:
 def test_observe_metrics_hand_worked() -> None:
     est = FakeEstimator({"a": 0.3, "b": 0.8, "c": 0.01, "d": 0.5})
     sel = DEPO(est, DEPOConfig(warmup_steps=0, explore=1.0, memory=False), seed=0)
-    d = sel.decide(cands(["a", "b", "c", "d"]))
+    d = sel.select(cands(["a", "b", "c", "d"]))
     assert d.keep == [True] * 4 and d.explored == [False, False, True, False]
     m = sel.observe(
         [
@@ -130,7 +131,7 @@ def test_observe_metrics_hand_worked() -> None:
 
 def test_warmup_groups_the_rule_rejects_measure_false_skips() -> None:
     sel = DEPO(FakeEstimator({"x": 0.02, "y": 0.5}), DEPOConfig(warmup_steps=1), seed=0)
-    assert sel.select(cands(["x", "y"])) == [True, True]
+    assert sel.select(cands(["x", "y"])).keep == [True, True]
     m = sel.observe([group("x", [0, 1, 0, 0, 0, 0, 0, 0]), group("y", [0] * 8)])
     assert m["estimator/false_skip_rate"] == 1.0 and m["estimator/false_skip_n"] == 1.0
 
@@ -141,7 +142,7 @@ def _run(sel: DEPO, steps: int, seed: int) -> list:
     log = []
     for _ in range(steps):
         texts = [f"q{i}" for i in rng.integers(0, 30, size=8)]
-        d = sel.decide(cands(texts))
+        d = sel.select(cands(texts))
         log.append((d.keep, d.explored, np.round(d.priority, 12).tolist()))
         out = [group(t, rng.integers(0, 2, size=4)) for t, k in zip(texts, d.keep) if k]
         sel.observe(out)
@@ -172,8 +173,8 @@ def test_state_mode_mismatch_is_an_error() -> None:
 
 @pytest.mark.parametrize("bad", [{"lo": 0.9, "hi": 0.1}, {"threshold": 1.5}, {"explore": -0.1}, {"group_size": 1}, {"mode": "x"}])
 def test_bad_config_is_a_clear_error(bad: dict) -> None:
-    with pytest.raises(DepoError):
-        DEPOConfig(**bad)
+    with pytest.raises(DepoError, match=f"^config {next(iter(bad))}: |need lo <= hi"):
+        DEPOConfig.build(bad)
 
 
 def test_stream_with_depo_rejecting_everything_forces_least_bad() -> None:
@@ -208,9 +209,9 @@ def test_metrics_use_the_newest_decision_of_a_prompt() -> None:
     est = FakeEstimator({"q": 0.01})
     est.update = lambda outcomes: {}  # type: ignore[method-assign]
     sel = DEPO(est, DEPOConfig(warmup_steps=0, explore=0.0, memory=False), seed=0)
-    assert sel.select(cands(["q"])) == [False]  # rejected, never rolled out
+    assert sel.select(cands(["q"])).keep == [False]  # rejected, never rolled out
     sel.observe([])
     est.rates["q"] = 0.5  # the estimator changed its mind; the prompt comes back next epoch
-    assert sel.select(cands(["q"])) == [True]
+    assert sel.select(cands(["q"])).keep == [True]
     m = sel.observe([group("q", [1, 0, 0, 0, 0, 0, 0, 0])])
     assert m["estimator/pred_mean"] == 0.5 and "estimator/false_skip_rate" not in m

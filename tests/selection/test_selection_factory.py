@@ -7,10 +7,12 @@ import pytest
 from selection_fakes import FakeEstimator
 
 from depo.errors import DepoError
-from depo.selection import SELECTORS, Candidate, GroupOutcome, Selector, make_selector
+from depo.estimator import OnlineEstimator
+from depo.selection import SELECTORS, Selector, make_selector
 from depo.selection.depo import DEPO
 from depo.selection.history import History
 from depo.selection.oracle import Oracle
+from depo.types import Candidate, GroupOutcome
 
 
 def test_every_name_builds_a_selector() -> None:
@@ -19,7 +21,7 @@ def test_every_name_builds_a_selector() -> None:
         opts = {"pass_rates": rates} if name == "oracle" else None
         sel = make_selector(name, group_size=8, seed=1, options=opts, estimator=FakeEstimator())
         assert isinstance(sel, Selector)
-        assert sel.select([Candidate("a", "a")]) == [True]
+        assert sel.select([Candidate("a", "a")]).keep == [True]
     paper = make_selector("depo-paper", group_size=4, seed=0, estimator=FakeEstimator())
     assert isinstance(paper, DEPO) and paper.config.mode == "paper" and paper.config.group_size == 4
     depo = make_selector("depo", group_size=16, seed=0, options={"threshold": 0.3, "explore": 0.1}, estimator=FakeEstimator())
@@ -28,49 +30,39 @@ def test_every_name_builds_a_selector() -> None:
     assert isinstance(hist, History) and hist.p_easy == 0.7
 
 
-def test_default_estimator_is_built_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_estimator_is_built_from_options_only_for_estimator_selectors(monkeypatch: pytest.MonkeyPatch) -> None:
     import depo.estimator
 
     built = []
+    real = depo.estimator.build_estimator
 
-    class Cfg:
-        @classmethod
-        def from_dict(cls, data):
-            cfg = cls()
-            cfg.data = data
-            return cfg
+    def counting(spec=None, **kw):
+        built.append(spec)
+        return real(spec, **kw)
 
-    class Est(FakeEstimator):
-        def __init__(self, config):
-            super().__init__()
-            built.append(config)
-
-        @classmethod
-        def load(cls, path):
-            est = cls(None)
-            est.path = path
-            return est
-
-    monkeypatch.setattr(depo.estimator, "OnlineEstimator", Est, raising=False)
-    monkeypatch.setattr(depo.estimator, "EstimatorConfig", Cfg, raising=False)
+    monkeypatch.setattr(depo.estimator, "build_estimator", counting)
     make_selector("uniform", group_size=8, seed=0)
     make_selector("history", group_size=8, seed=0)
     assert built == []
-    sel = make_selector("depo", group_size=8, seed=0)
-    assert isinstance(sel.estimator, Est) and isinstance(built[0], Cfg)
-    sel = make_selector("depo", group_size=8, seed=0, options={"estimator_config": {"freeze_encoder": True}})
-    assert built[1].data == {"freeze_encoder": True}
-    sel = make_selector("depo-paper", group_size=8, seed=0, options={"estimator_init": "/some/dir"})
-    assert sel.estimator.path == "/some/dir"
+    tiny = {"freeze_encoder": True, "width": 8, "feature_width": 8, "max_length": 16}
+    sel = make_selector("depo", group_size=8, seed=5, estimator=tiny)
+    assert built == [tiny] and isinstance(sel.estimator, OnlineEstimator)
+    assert sel.estimator.config.width == 8 and sel.estimator.config.seed == 5  # the selector's seed by default
+    loaded = []
+    monkeypatch.setattr(OnlineEstimator, "load", classmethod(lambda cls, path, **kw: loaded.append(path) or FakeEstimator()))
+    sel = make_selector("depo-paper", group_size=8, seed=0, estimator="/some/dir")
+    assert loaded == ["/some/dir"] and isinstance(sel.estimator, FakeEstimator)
 
 
 @pytest.mark.parametrize(
     ("name", "options", "match"),
     [
-        ("depo", {"nope": 1}, "unknown option"),
-        ("depo", {"mode": "paper"}, "unknown option"),  # the name picks the mode
-        ("history", {"threshold": 0.5}, "unknown option"),
-        ("oracle", {}, "pass_rates"),
+        ("depo", {"nope": 1}, "selector 'depo' options: unknown key 'nope'"),
+        ("depo", {"mode": "paper"}, "mode is set by the selector name"),
+        ("depo", {"treshold": 0.5}, "did you mean 'threshold'"),
+        ("history", {"threshold": 0.5}, "selector 'history' options: unknown key 'threshold'"),
+        ("oracle", {}, "pass_rates: Field required"),
+        ("nosuch", {}, "unknown selector 'nosuch'; choose one of: depo, depo-paper"),
         ("oracle", {"pass_rates": {}, "threshold": 2.0}, "threshold"),
         ("depo", {"threshold": -1.0}, "threshold"),
         ("history", {"p_easy": 1.5}, "p_easy"),
@@ -85,10 +77,10 @@ def test_oracle_keeps_iff_true_zero_variance_probability_is_low() -> None:
     rates = {"easy": 0.97, "hard": 0.02, "mid": 0.5, "edge": 0.1}
     sel = Oracle(rates, group_size=8)
     # p^8 + (1-p)^8: easy 0.78, hard 0.85, mid 0.008, edge 0.43
-    assert sel.select([Candidate(k, "") for k in rates]) == [False, False, True, True]
-    assert Oracle(rates, group_size=8, threshold=0.4).select([Candidate("edge", "")]) == [False]
-    assert Oracle(lambda pid: 0.5, group_size=8).select([Candidate("any", "")]) == [True]
-    np.testing.assert_allclose(sel.priority([Candidate("mid", ""), Candidate("hard", "")]), [-(2 * 0.5**8), -(0.02**8 + 0.98**8)])
+    assert sel.select([Candidate(k, "") for k in rates]).keep == [False, False, True, True]
+    assert Oracle(rates, group_size=8, threshold=0.4).select([Candidate("edge", "")]).keep == [False]
+    assert Oracle(lambda pid: 0.5, group_size=8).select([Candidate("any", "")]).keep == [True]
+    np.testing.assert_allclose(sel.select([Candidate("mid", ""), Candidate("hard", "")]).priority, [-(2 * 0.5**8), -(0.02**8 + 0.98**8)])
     with pytest.raises(DepoError, match="no true pass rate"):
         sel.select([Candidate("unknown", "")])
     m = sel.observe([GroupOutcome("mid", "", (1.0, 0.0)), GroupOutcome("easy", "", (1.0, 1.0))])

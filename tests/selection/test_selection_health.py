@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from depo.errors import DepoError
-from depo.selection import Candidate, DataOrder, GroupOutcome, RefillStream
+from depo.selection import DataOrder, RefillStream
 from depo.selection.depo import DEPO, DEPOConfig
 from depo.selection.health import EstimatorHealth
+from depo.types import Candidate, GroupOutcome
 
 G = 10
 TEXTS = [f"q{i}" for i in range(20)]
@@ -60,7 +61,7 @@ def outcome(text: str) -> GroupOutcome:
 
 def step(sel: DEPO) -> tuple[list[bool], dict[str, float]]:
     """One RL step on all TEXTS: decide, roll out the kept ones, observe; metrics without timings."""
-    keep = sel.select(cands(TEXTS))
+    keep = sel.select(cands(TEXTS)).keep
     metrics = sel.observe([outcome(t) for t, k in zip(TEXTS, keep) if k])
     return keep, {k: v for k, v in metrics.items() if not k.startswith("time/")}
 
@@ -193,5 +194,5 @@ def test_unmeasurable_steps_are_healthy() -> None:
     [{"health_min_spread": -0.1}, {"health_max_calib_mae": 1.5}, {"health_window": 0}, {"health_patience": 0}],
 )
 def test_bad_health_settings_are_clear_errors(bad: dict) -> None:
-    with pytest.raises(DepoError, match="health_"):
-        DEPOConfig(**bad)
+    with pytest.raises(DepoError, match=f"^config {next(iter(bad))}: Input should be"):
+        DEPOConfig.build(bad)

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depo.errors import DepoError
-from depo.selection import Candidate, GroupOutcome
-from depo.selection.history import History, explore_probability
+from depo.metrics import auc, calib_mae, share
+from depo.selection.history import History, HistoryConfig, explore_probability
 from depo.selection.memory import BetaMemory
-from depo.selection.metrics import auc, calib_mae, share
-from depo.selection.zero_variance import beta_binomial_zero_var, zero_var_probability
+from depo.types import Candidate, GroupOutcome
+from depo.zero_variance import beta_binomial_zero_var, zero_var_probability
 
 
 def test_plug_in_zero_variance_probability() -> None:
@@ -104,7 +104,7 @@ def test_greso_streaks_and_adaptation_hand_worked() -> None:
     assert h.streak == {"e": 1, "e2": 1, "m": 0, "m2": 0}
     h.observe([_group("e", [1] * 4), _group("m", [0] * 4)])
     assert h.streak["e"] == 2 and h.streak["m"] == 1 and h.easy == {"e": True, "e2": True, "m": False}
-    probs = h.priority([Candidate("e", ""), Candidate("m", ""), Candidate("new", "")])
+    probs = h.explore_probabilities([Candidate("e", ""), Candidate("m", ""), Candidate("new", "")])
     assert probs == pytest.approx([h.p_easy**2, h.p_hard, 1.0])
     h.observe([_group("e", [0, 1, 0, 0])])  # informative: the streak resets
     assert h.streak["e"] == 0
@@ -113,12 +113,12 @@ def test_greso_streaks_and_adaptation_hand_worked() -> None:
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), streak=st.integers(1, 3))
 def test_greso_skips_at_its_rate(seed: int, streak: int) -> None:
-    h = History(seed=seed, p_easy=0.6, delta_p=0.0)
+    h = History(HistoryConfig(p_easy=0.6, delta_p=0.0), seed=seed)
     n = 3000
     for i in range(n):
         h.streak[f"q{i}"] = streak
         h.easy[f"q{i}"] = True
-    d = h.decide([Candidate(f"q{i}", "") for i in range(n)])
+    d = h.select([Candidate(f"q{i}", "") for i in range(n)])
     p = 0.6**streak
     assert abs(np.mean(d.keep) - p) <= 5 * np.sqrt(p * (1 - p) / n)
     assert d.explored == d.keep  # every rolled-out prompt on a streak is GRESO exploration

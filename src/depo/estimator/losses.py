@@ -1,4 +1,4 @@
-"""The estimator's loss, term by term (SPEC.md section 2, "Estimator loss", from the reference code).
+"""The estimator's loss, term by term (docs/method.md section 2.3).
 
     L = BCE(sigmoid(s_q), y_q) + lambda_d * BCE(sigmoid(d_q), t_q) + lambda_r * L_rank
 
@@ -18,8 +18,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from depo.errors import DepoError
 
 DISTILL_CLIP = 1e-4
 
@@ -43,6 +46,12 @@ def distill_target(mean_logprobs: Sequence[float] | None) -> float | None:
         return None
     t = math.exp(sum(values) / len(values))
     return min(max(t, DISTILL_CLIP), 1.0 - DISTILL_CLIP)
+
+
+def check_labels(values: np.ndarray, what: str) -> None:
+    """Pass-rate labels must be finite and in [0, 1]; anything else is a one-line DepoError."""
+    if values.size and (not np.all(np.isfinite(values)) or values.min() < 0.0 or values.max() > 1.0):
+        raise DepoError(f"estimator {what} must be pass rates in [0, 1] (mean rewards of binary or [0,1] rewards)")
 
 
 def score_bce(score_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
 from depo.errors import DepoError
 
 PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
@@ -33,8 +35,6 @@ def _is_plain_fast_tokenizer(path: Path) -> bool:
 
 def load_policy(path: str | Path, device: str = "cpu"):
     """(model, tokenizer) from a local HF directory; no hub access (local_files_only)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     path = Path(path)
     if not (path / "config.json").is_file():
         raise DepoError(f"not a Hugging Face model directory (no config.json): {path}")
@@ -42,7 +42,6 @@ def load_policy(path: str | Path, device: str = "cpu"):
         if _is_plain_fast_tokenizer(path):
             # The tiny policy's char tokenizer: AutoTokenizer would rebuild a Qwen2Tokenizer
             # from the model type (transformers 5) and drop its pre-tokenizer.
-            from transformers import PreTrainedTokenizerFast
 
             tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
         else:

@@ -26,8 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
 from depo.errors import DepoError
 from depo.paths import cache_dir
+from depo.policy.tokenizer import build_char_tokenizer
+from depo.tasks.gym import preset_components, preset_tasks
 
 BUILD_VERSION = 1
 """Bump when the build procedure changes, so stale cached policies are not reused."""
@@ -57,8 +63,6 @@ class TinyPolicyConfig:
 
     def key(self) -> str:
         """Stable hash of the config, the build version and the task mixture."""
-        from depo.tasks.gym import preset_components
-
         payload = {
             "version": BUILD_VERSION,
             "config": dataclasses.asdict(self),
@@ -83,8 +87,6 @@ def build_tiny_policy(
     shared with other processes, two OpenMP threads spin-wait on each other and a step was
     measured 25x slower than with one.
     """
-    from depo.tasks.gym import preset_components
-
     preset_components(preset)  # validates the name
     config = config or TinyPolicyConfig(preset=preset)
     if config.preset != preset:
@@ -113,8 +115,6 @@ def build_tiny_policy(
 def make_model(config: TinyPolicyConfig, tokenizer):
     """A randomly initialised tiny Qwen2 (tied embeddings) for `tokenizer`: the tiny policy
     before its warm start, and the test suite's stand-in policy (with a smaller config)."""
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
     model_config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
@@ -138,8 +138,6 @@ def make_model(config: TinyPolicyConfig, tokenizer):
 def sft_batches(tokenizer, prompts: list[str], answers: list[str]):
     """Right-padded (input_ids, labels) tensors for `prompt <sep> answer <eos>`; the loss
     covers the answer and EOS only (labels -100 on the prompt and padding)."""
-    import torch
-
     prompt_ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
     answer_ids = tokenizer(answers, add_special_tokens=False)["input_ids"]
     rows = [p + a + [tokenizer.eos_token_id] for p, a in zip(prompt_ids, answer_ids)]
@@ -157,11 +155,6 @@ def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = Tr
     preset's SFT corpus. Linear warm-up then a constant learning rate, so a build with k
     steps is exactly the first k steps of a longer one (calibration picks k from one run).
     `on_step(step, model)` is called after every step (1-based). Returns the losses."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from depo.tasks.gym import preset_tasks
-
     tasks = preset_tasks(config.preset, "train", config.sft_examples, seed=SFT_SEED)
     input_ids, labels = sft_batches(tokenizer, [t.prompt for t in tasks], [t.answer for t in tasks])
     if input_ids.shape[1] > config.max_position_embeddings:
@@ -201,10 +194,6 @@ def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = Tr
 
 
 def _build(config: TinyPolicyConfig, out: Path, *, progress: bool, num_threads: int) -> None:
-    import torch
-
-    from depo.policy.tokenizer import build_char_tokenizer
-
     start = time.time()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)

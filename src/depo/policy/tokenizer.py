@@ -12,6 +12,9 @@ prompt, so `tokenizer(prompt)` gives exactly what the policy conditions on.
 
 from __future__ import annotations
 
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
 PAD, EOS, SEP, UNK = "<pad>", "<eos>", "<sep>", "<unk>"
 SPECIALS = (PAD, EOS, SEP, UNK)
 CHARS = [chr(c) for c in range(32, 127)]
@@ -19,9 +22,6 @@ CHARS = [chr(c) for c in range(32, 127)]
 
 def build_char_tokenizer():
     """A PreTrainedTokenizerFast with one token per printable ASCII character."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
     vocab = {tok: i for i, tok in enumerate([*SPECIALS, *CHARS])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")

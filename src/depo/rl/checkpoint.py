@@ -1,11 +1,12 @@
 """Atomic checkpoints: a checkpoint directory is complete or absent, never half-written.
 
-Layout: `RUN/checkpoints/step_000040/{policy/, trainer_state.pt}`. Everything is written into
+Layout: `RUN/checkpoints/step_000040/{policy/, trainer_state.json, trainer_state.safetensors}`. Everything is written into
 `RUN/checkpoints/.tmp-step_000040-<pid>/` first and then renamed in one `os.rename`, which is
 atomic on POSIX within a file system; a crash mid-write leaves only a `.tmp-*` directory that
 the next save or resume deletes. `policy/` is a Hugging Face directory (`depo eval --model`
-reads it); `trainer_state.pt` holds the optimizer, every RNG state, the data position, the
-selector's state (with its estimator) and the run's counters.
+reads it); `trainer_state.*` holds the optimizer, every RNG state, the data position, the
+selector's state (with its estimator) and the run's counters, stored without pickle
+(`depo.state_io`), so resuming from someone else's checkpoint can run no code.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from depo.errors import DepoError
+from depo.state_io import load_state as read_state
+from depo.state_io import save_state
+
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-STATE_FILE = "trainer_state.pt"
+STATE_NAME = "trainer_state"
+STATE_FILE = f"{STATE_NAME}.json"
 POLICY_DIR = "policy"
 
 
@@ -38,7 +44,14 @@ def list_checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(ckpt_root: Path) -> tuple[int, Path] | None:
+    """The newest complete checkpoint; a pickled one (older depo) is refused, never unpickled."""
     restore_replaced(ckpt_root)
+    pickled = sorted(ckpt_root.glob(f"step_*/{STATE_NAME}.pt")) if ckpt_root.is_dir() else []
+    if pickled:
+        raise DepoError(
+            f"{pickled[-1].parent} holds a pickled {pickled[-1].name}, which depo does not load "
+            "(unpickling can run arbitrary code); resume from a checkpoint written by this version"
+        )
     found = list_checkpoints(ckpt_root)
     return found[-1] if found else None
 
@@ -67,8 +80,6 @@ def clean_partial(ckpt_root: Path) -> None:
 
 def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 0) -> Path:
     """Write checkpoint `step` atomically; keep only the newest `keep` (0 = all). Returns its path."""
-    import torch
-
     ckpt_root.mkdir(parents=True, exist_ok=True)
     clean_partial(ckpt_root)
     final = ckpt_root / checkpoint_name(step)
@@ -76,10 +87,7 @@ def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[st
     tmp.mkdir()
     model.save_pretrained(tmp / POLICY_DIR)
     tokenizer.save_pretrained(tmp / POLICY_DIR)
-    with open(tmp / STATE_FILE, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    save_state(state, tmp, STATE_NAME)
     if final.exists():  # the same step saved again (e.g. interrupted right after a save)
         old = ckpt_root / f".old-{final.name}-{os.getpid()}"
         os.rename(final, old)
@@ -95,10 +103,8 @@ def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[st
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    import torch
-
-    # Our own file holding RNG tuples and numpy states, hence weights_only=False.
-    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    """The trainer state of checkpoint directory `path` (data only: nothing in it is executed)."""
+    return read_state(path, STATE_NAME)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from math import comb
 
 import numpy as np
+import torch
 
-from depo.rl.rollout import score_responses
-from depo.tasks.base import Task
+from depo.policy import sample
+from depo.tasks.base import Task, score_responses
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -49,10 +50,6 @@ def evaluate(
     With `per_task`, also `eval/avg@k/<name>` per `Task.meta["task"]` (the gym task name).
     Verifier failures count as reward 0 and are reported in `eval/errors` (responses).
     """
-    import torch
-
-    from depo.policy import sample
-
     if not tasks:
         return {}
     generator = torch.Generator().manual_seed(int(seed))

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from depo.rl.config import TrainConfig
 
 
@@ -25,16 +27,12 @@ def _mean(values: list[float]) -> float:
 
 def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) -> list[Path]:
     """plots/heldout_accuracy.png (Avg@k and pass@k vs step) and plots/effective_rate.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     k = cfg.eval_k
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for key, label in ((f"eval/avg@{k}", f"Avg@{k}"), (f"eval/pass@{k}", f"pass@{k}")):
         steps, values = _series(records, key)
         if steps:
@@ -49,12 +47,12 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) 
         ax.text(0.5, 0.5, "no held-out set", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(out_dir / "heldout_accuracy.png", dpi=100)
-    plt.close(fig)
     written.append(out_dir / "heldout_accuracy.png")
 
     steps, values = _series(records, "select/effective_rate")
     if steps:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         ax.plot(steps, values, label="effective rate")
         s2, v2 = _series(records, "select/survival_rate")
         if s2 and cfg.selector != "uniform":
@@ -66,7 +64,6 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) 
         ax.legend()
         fig.tight_layout()
         fig.savefig(out_dir / "effective_rate.png", dpi=100)
-        plt.close(fig)
         written.append(out_dir / "effective_rate.png")
     return written
 

@@ -1,4 +1,4 @@
-"""The built-in GRPO / DAPO engine. One training step reads like SPEC.md section 2:
+"""The built-in GRPO / DAPO engine. One training step reads like docs/method.md section 2.1:
 
     1. select     the refill stream draws candidates and asks the Selector which to roll out
     2. rollout    G responses per kept prompt (KV-cache sampling, per-token log-probs)
@@ -9,69 +9,79 @@
                   and mini-batches as TRL's num_iterations / steps_per_generation
     6. observe    the Selector (and its estimator) learns from the rolled-out groups' rewards
 
-Every rollout is counted, every phase is timed, and the run directory gets config.yaml,
-metrics.jsonl (one JSON object per step), checkpoints/, plots/ and summary.md. Checkpoints
-hold everything a bit-identical resume needs on CPU: policy, optimizer, the four RNG states
-(python, numpy, torch, the sampling generator), the data position and the selector's state.
+Every rollout is counted and every phase is timed. The run directory (`run_dir.py`), the
+metrics log (`metrics_log.py`), checkpoints (`checkpoint.py`, `state.py`) and Ctrl-C
+(`signals.py`) live beside this file; this one holds the step and the loop.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
+import functools
 import logging
-import random
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
+from transformers.utils import logging as hf_logging
 
 from depo.errors import DepoError
+from depo.policy import build_tiny_policy, load_policy, sample
 from depo.rl import checkpoint as ckpt
-from depo.rl.config import TrainConfig, dump_config, load_config
+from depo.rl.config import RESUME_OVERRIDABLE, TrainConfig, dump_config, load_config
 from depo.rl.dynamic_sampling import collect_informative
 from depo.rl.evaluation import evaluate
+from depo.rl.groups import Group
 from depo.rl.losses import aggregate, clipped_surrogate, group_advantages, kl_k3, overlong_penalty
-from depo.rl.rollout import Group, score_responses
-from depo.selection import Candidate, DataOrder, GroupOutcome, RefillStream, make_selector
-from depo.tasks.base import Task
+from depo.rl.report import write_plots, write_summary
+from depo.rl.run_dir import RunDirectory
+from depo.rl.signals import StopRequest
+from depo.rl.state import restore_rng, rng_state, seed_everything
+from depo.selection import DataOrder, RefillStream, make_selector
+from depo.tasks.base import Task, score_responses
+from depo.tasks.gym import preset_tasks
+from depo.types import Candidate, GroupOutcome
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 10_007
 """Held-out sampling uses seed + this, independent of the training random stream."""
-RESUME_OVERRIDABLE = {"max_steps", "eval_every", "save_every", "save_total_limit", "progress", "num_threads", "device"}
-"""Config keys that may change when a run is resumed; the rest would silently change the run."""
-
 COUNTED = ("select/scanned", "select/kept", "select/skipped", "select/explored", "select/forced")
+"""Select stats summed over a step's generation batches (dynamic sampling draws several)."""
 
 
-class _Timer:
-    """Wall time per named phase, summed over a step (dynamic sampling repeats phases)."""
+@dataclass
+class StepLedger:
+    """What one step measured: wall time per phase and the selector's counts, summed over its
+    generation batches (dynamic sampling repeats select, rollout and reward)."""
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    select: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    estimator_s: float = 0.0
 
     @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
+    def phase(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - start
 
+    def add_select(self, stats: dict[str, float]) -> None:
+        self.estimator_s += stats.pop("time/select_s", 0.0)  # the selector's own scoring time
+        for key, value in stats.items():
+            self.select[key] = self.select[key] + value if key in COUNTED else value
+
 
 def default_tasks(cfg: TrainConfig) -> tuple[list[Task], list[Task]]:
     """The preset's training pool and held-out set (data seed fixed at 0, so held-out numbers
     are comparable across training seeds)."""
-    from depo.tasks.gym import preset_tasks
-
     return (
         preset_tasks(cfg.preset, "train", cfg.train_size, seed=0),
         preset_tasks(cfg.preset, "heldout", cfg.heldout_size, seed=0) if cfg.heldout_size else [],
@@ -79,24 +89,8 @@ def default_tasks(cfg: TrainConfig) -> tuple[list[Task], list[Task]]:
 
 
 def resolve_model_path(cfg: TrainConfig) -> Path:
-    if cfg.model == "tiny":
-        from depo.policy import build_tiny_policy
-
-        return Path(build_tiny_policy(cfg.preset))
-    return Path(cfg.model)
-
-
-def build_estimator(cfg: TrainConfig):
-    """The difficulty estimator for depo / depo-paper (None for other selectors)."""
-    if cfg.selector not in ("depo", "depo-paper"):
-        return None
-    from depo.estimator import EstimatorConfig, OnlineEstimator
-
-    options = {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
-    if cfg.estimator_init:
-        options.pop("seed")
-        return OnlineEstimator.load(cfg.estimator_init, **options)
-    return OnlineEstimator(EstimatorConfig.from_dict(options))
+    """The policy directory: the embedded tiny policy (built and cached on first use) or `cfg.model`."""
+    return Path(build_tiny_policy(cfg.preset)) if cfg.model == "tiny" else Path(cfg.model)
 
 
 class Trainer:
@@ -115,34 +109,27 @@ class Trainer:
         _resume: bool = False,
     ) -> None:
         self.cfg = cfg = config
-        self.run_dir = Path(cfg.output_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
-        self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.ckpt_root = self.run_dir / "checkpoints"
-        self.interrupted = False
+        self.run = RunDirectory.for_config(cfg)
+        self.run_dir = self.run.path
+        self.stop = StopRequest()
         self.step = 0
         self.totals = {"prompts": 0, "responses": 0, "tokens": 0, "reward_errors": 0}
         self.elapsed_s = 0.0
         if not _resume:
-            self._claim_run_dir()
+            self.run.claim(cfg)
 
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
 
         train, heldout = tasks if tasks is not None else default_tasks(cfg)
         self.train_tasks, self.heldout_tasks = list(train), list(heldout)
         if not self.train_tasks:
             raise DepoError("the training set is empty")
 
-        from transformers.utils import logging as hf_logging
-
-        from depo.policy import load_policy
-
         hf_logging.disable_progress_bar()  # "Loading weights" bars would garble the run's own bar
         self.model_path = resolve_model_path(cfg)
-        latest = ckpt.latest_checkpoint(self.ckpt_root) if _resume else None
+        latest = ckpt.latest_checkpoint(self.run.checkpoints) if _resume else None
         policy_dir = latest[1] / ckpt.POLICY_DIR if latest else self.model_path
         self.model, self.tokenizer = load_policy(policy_dir, device=cfg.device)
         self.model.eval()  # no dropout: the ratio pi/pi_old must be exactly 1 before the first update
@@ -150,23 +137,17 @@ class Trainer:
         if cfg.beta > 0:
             ref, _ = load_policy(self.model_path, device=cfg.device)
             self.ref_model = ref.eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-        )
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
+        estimator = cfg.estimator_init or {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
         self.selector = make_selector(
-            cfg.selector,
-            group_size=cfg.num_generations,
-            seed=cfg.seed,
-            options=copy.deepcopy(cfg.selector_options),
-            estimator=build_estimator(cfg),
+            cfg.selector, group_size=cfg.num_generations, seed=cfg.seed, options=cfg.selector_options, estimator=estimator
         )
-        tasks_ = self.train_tasks
         self.stream = RefillStream(
-            DataOrder(len(tasks_), seed=cfg.seed),
+            DataOrder(len(self.train_tasks), seed=cfg.seed),
             self.selector,
-            lambda i: Candidate(prompt_id=tasks_[i].prompt_id, text=tasks_[i].text),
+            self.candidate,
             batch_size=cfg.batch_size,
             max_scan=max(cfg.scan_bound, cfg.batch_size),
         )
@@ -174,9 +155,8 @@ class Trainer:
             self._load(latest[1])
         elif _resume:
             log.warning("no checkpoint in %s: starting the run from step 0", self.run_dir)
-            self._truncate_metrics(0, keep_step0=False)
+            self.run.metrics.truncate(0)
 
-    # ------------------------------------------------------------------ construction helpers
     @classmethod
     def resume(
         cls,
@@ -186,100 +166,66 @@ class Trainer:
         tasks: tuple[Sequence[Task], Sequence[Task]] | None = None,
     ) -> Trainer:
         """Continue the run in `run_dir` from its latest complete checkpoint."""
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.yaml").is_file():
-            raise DepoError(f"not a run directory (no config.yaml): {run_dir}")
-        bad = sorted({o.split("=", 1)[0].strip() for o in overrides or []} - RESUME_OVERRIDABLE)
-        if bad:
-            raise DepoError(
-                f"cannot change {', '.join(bad)} when resuming; changeable: {', '.join(sorted(RESUME_OVERRIDABLE))}"
-            )
-        cfg = load_config(run_dir / "config.yaml", list(overrides or []) + [f"output_dir={run_dir}"])
-        dump_config(cfg, run_dir / "config.yaml")
+        run = RunDirectory(run_dir)
+        if not run.config_file.is_file():
+            raise DepoError(f"not a run directory (no config.yaml): {run.path}")
+        why = f"cannot change it when resuming; changeable: {', '.join(sorted(RESUME_OVERRIDABLE))}"
+        locked = {text.split("=", 1)[0].strip(): why for text in overrides or []}
+        locked = {key: why for key in locked if key not in RESUME_OVERRIDABLE}
+        cfg = load_config(run.config_file, overrides, locked=locked).replace(output_dir=str(run.path))
+        dump_config(cfg, run.config_file)
         return cls(cfg, tasks=tasks, _resume=True)
 
-    def _claim_run_dir(self) -> None:
-        if self.metrics_path.exists() or ckpt.list_checkpoints(self.ckpt_root):
-            raise DepoError(
-                f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
-                "or pick another output_dir"
-            )
-        for sub in ("", "checkpoints", "plots"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        cfg = copy.deepcopy(self.cfg)
-        cfg.output_dir = str(self.run_dir)
-        dump_config(cfg, self.run_dir / "config.yaml")
+    def candidate(self, index: int) -> Candidate:
+        """Dataset index -> what the selector sees: a stable id and the text the estimator reads."""
+        task = self.train_tasks[index]
+        return Candidate(prompt_id=task.prompt_id, text=task.text)
 
     # ------------------------------------------------------------------ one training step
     def train_step(self) -> dict[str, float]:
-        """One RL step (SPEC.md section 2); returns its metrics."""
+        """One RL step (docs/method.md section 2.1); returns its metrics."""
         cfg = self.cfg
-        timer = _Timer()
-        select_stats: dict[str, float] = defaultdict(float)
-        estimator_s = 0.0
-
-        def generate() -> list[Group]:
-            nonlocal estimator_s
-            # 1. select: which prompts are worth a rollout (the Selector, via the refill stream).
-            with timer("select"):
-                indices, stats = self.stream.next_batch()
-                explored = list(self.stream.last_explored)
-            estimator_s += stats.pop("time/select_s", 0.0)  # the selector's own scoring time
-            for key, value in stats.items():
-                select_stats[key] = select_stats[key] + value if key in COUNTED else value
-            # 2. rollout: G responses per prompt.
-            with timer("rollout"):
-                rollouts = self._rollout(indices)
-            # 3. reward: verifier + overlong shaping; a failing reward call drops its group.
-            with timer("reward"):
-                return self._reward(indices, rollouts, explored)
-
+        ledger = StepLedger()
+        generate = functools.partial(self._generate, ledger)  # 1-3: select, roll out, reward
         if cfg.dynamic_sampling:
             groups, rolled, dynamic_stats = collect_informative(generate, cfg.batch_size, cfg.max_num_gen_batches)
         else:
             rolled = generate()
             groups, dynamic_stats = [g for g in rolled if g.error is None], {}
-
         # 4. advantage: GRPO, normalised within each group.
-        with timer("advantage"):
+        with ledger.phase("advantage"):
             batch = self._advantages(groups) if groups else None
         # 5. update the policy.
-        with timer("update"):
+        with ledger.phase("update"):
             update_stats = self._update(batch) if batch is not None else {"update/skipped": 1.0}
         # 6. observe: the selector learns from every rolled-out group that has valid rewards.
-        with timer("observe"):
-            outcomes = [
-                GroupOutcome(
-                    prompt_id=self.train_tasks[g.index].prompt_id,
-                    text=self.train_tasks[g.index].text,
-                    rewards=tuple(float(r) for r in g.correct),
-                    mean_logprobs=g.mean_logprobs(),
-                    explored=g.explored,
-                )
-                for g in rolled
-                if g.error is None
-            ]
+        with ledger.phase("observe"):
+            outcomes = [self._outcome(g) for g in rolled if g.error is None]
             observe_stats = self.selector.observe(outcomes) if outcomes else {}
-        estimator_s += timer.seconds["observe"]
+        ledger.estimator_s += ledger.seconds["observe"]
         self.step += 1
-        return self._step_metrics(rolled, groups, select_stats, dynamic_stats, update_stats, observe_stats, timer, estimator_s)
+        return self._step_metrics(rolled, groups, ledger, dynamic_stats, update_stats, observe_stats)
 
-    # ------------------------------------------------------------------ phases
-    def _rollout(self, indices: list[int]):
-        from depo.policy import sample
-
-        cfg = self.cfg
-        return sample(
-            self.model,
-            self.tokenizer,
-            [self.train_tasks[i].prompt for i in indices],
-            cfg.num_generations,
-            max_new_tokens=cfg.max_completion_length,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            generator=self.generator,
-            batch_size=cfg.generation_batch_size,
-        )
+    def _generate(self, ledger: StepLedger) -> list[Group]:
+        """Steps 1-3 once: the selected prompts, rolled out G times each, with their rewards."""
+        with ledger.phase("select"):  # 1. which prompts are worth a rollout
+            indices, stats = self.stream.next_batch()
+            explored = list(self.stream.last_explored)
+        ledger.add_select(stats)
+        with ledger.phase("rollout"):  # 2. G responses per prompt
+            rollouts = sample(
+                self.model,
+                self.tokenizer,
+                [self.train_tasks[i].prompt for i in indices],
+                self.cfg.num_generations,
+                max_new_tokens=self.cfg.max_completion_length,
+                temperature=self.cfg.temperature,
+                top_p=self.cfg.top_p,
+                generator=self.generator,
+                batch_size=self.cfg.sampling_chunk_size,
+            )
+        with ledger.phase("reward"):  # 3. verifier + overlong shaping; a failing reward call drops its group
+            return self._reward(indices, rollouts, explored)
 
     def _reward(self, indices: list[int], rollouts, explored: list[bool]) -> list[Group]:
         cfg, G = self.cfg, self.cfg.num_generations
@@ -318,6 +264,16 @@ class Trainer:
                 f"(max_reward_error_rate={cfg.max_reward_error_rate}); first failure: {first}"
             )
         return groups
+
+    def _outcome(self, group: Group) -> GroupOutcome:
+        task = self.train_tasks[group.index]
+        return GroupOutcome(
+            prompt_id=task.prompt_id,
+            text=task.text,
+            rewards=tuple(float(r) for r in group.correct),
+            mean_logprobs=group.mean_logprobs(),
+            explored=group.explored,
+        )
 
     def _advantages(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         """Token tensors for the update and one GRPO advantage per response.
@@ -366,8 +322,7 @@ class Trainer:
         if not reuse:
             with torch.no_grad():
                 old_all = torch.cat([self._token_logprobs(self.model, ids[r], attention[r]) for r in row_chunks])
-                order = torch.cat(row_chunks)
-                old_all = old_all[torch.argsort(order)]
+                old_all = old_all[torch.argsort(torch.cat(row_chunks))]
         ref_all = None
         if self.ref_model is not None:
             with torch.no_grad():
@@ -404,17 +359,14 @@ class Trainer:
         out["update/optimizer_steps"] = float(n)
         return out
 
-    # ------------------------------------------------------------------ bookkeeping
     def _step_metrics(
         self,
         rolled: list[Group],
         groups: list[Group],
-        select_stats: dict[str, float],
+        ledger: StepLedger,
         dynamic_stats: dict[str, float],
         update_stats: dict[str, float],
         observe_stats: dict[str, float],
-        timer: _Timer,
-        estimator_s: float,
     ) -> dict[str, float]:
         valid = [g for g in rolled if g.error is None]
         responses = sum(len(g.response_ids) for g in rolled)
@@ -436,33 +388,21 @@ class Trainer:
         m["rollout/truncated"] = float(np.mean([t for g in rolled for t in g.truncated])) if rolled else 0.0
         m["train/groups"] = float(len(groups))
         m.update({k: float(v) for k, v in observe_stats.items()})
-        m.update(dict(select_stats))
-        if select_stats.get("select/scanned"):
-            m["select/survival_rate"] = select_stats["select/kept"] / select_stats["select/scanned"]
+        m.update(dict(ledger.select))
+        if ledger.select.get("select/scanned"):
+            m["select/survival_rate"] = ledger.select["select/kept"] / ledger.select["select/scanned"]
         # Effective rate: share of rolled-out groups that carry a gradient (non-zero variance).
         m["select/effective_rate"] = sum(g.informative for g in valid) / len(valid) if valid else float("nan")
         m.update(dynamic_stats)
         m.update(update_stats)
         for phase in ("select", "rollout", "reward", "advantage", "update"):
-            m[f"time/{phase}_s"] = timer.seconds[phase]
-        m["time/estimator_s"] = estimator_s
-        m["time/total_s"] = sum(timer.seconds.values())
+            m[f"time/{phase}_s"] = ledger.seconds[phase]
+        m["time/estimator_s"] = ledger.estimator_s
+        m["time/total_s"] = sum(ledger.seconds.values())
         return m
 
-    def _log(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, allow_nan=True) + "\n")
-            fh.flush()
-
     def read_metrics(self) -> list[dict[str, Any]]:
-        return read_metrics(self.metrics_path)
-
-    def _truncate_metrics(self, step: int, keep_step0: bool = True) -> None:
-        """Drop records past the checkpoint (they will be logged again) and any torn last line."""
-        kept = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= step and (keep_step0 or step > 0)]
-        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        tmp.replace(self.metrics_path)
+        return self.run.metrics.read()
 
     def evaluate(self) -> dict[str, float]:
         """Held-out Avg@k and pass@k with a fixed seed (same draws at every evaluation)."""
@@ -478,7 +418,7 @@ class Trainer:
             max_new_tokens=cfg.max_completion_length,
             temperature=cfg.eval_temperature,
             seed=cfg.seed + EVAL_SEED_OFFSET,
-            batch_size=cfg.generation_batch_size,
+            batch_size=cfg.sampling_chunk_size,
         )
         out["time/eval_s"] = time.perf_counter() - start
         return out
@@ -490,20 +430,14 @@ class Trainer:
             "totals": dict(self.totals),
             "elapsed_s": self.elapsed_s,
             "optimizer": self.optimizer.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "sampling": self.generator.get_state(),
-            },
+            "rng": rng_state(self.generator),
             "stream": self.stream.state_dict(),
             "selector": self.selector.state_dict(),
         }
 
     def save(self) -> Path:
         return ckpt.save_checkpoint(
-            self.ckpt_root, self.step, self.model, self.tokenizer, self._state(), keep=self.cfg.save_total_limit
+            self.run.checkpoints, self.step, self.model, self.tokenizer, self._state(), keep=self.cfg.save_total_limit
         )
 
     def _load(self, path: Path) -> None:
@@ -512,75 +446,46 @@ class Trainer:
         self.totals.update(state["totals"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
         self.optimizer.load_state_dict(state["optimizer"])
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.generator.set_state(rng["sampling"])
+        restore_rng(state["rng"], generator=self.generator)
         self.stream.load_state_dict(state["stream"])
         self.selector.load_state_dict(state["selector"])
-        ckpt.clean_partial(self.ckpt_root)
-        self._truncate_metrics(self.step)
+        ckpt.clean_partial(self.run.checkpoints)
+        self.run.metrics.truncate(self.step)
 
     # ------------------------------------------------------------------ the loop
-    @contextlib.contextmanager
-    def _sigint_saves(self) -> Iterator[None]:
-        """First Ctrl-C: finish the current step, save, stop. Second Ctrl-C: stop at once."""
-
-        def handler(signum, frame):  # noqa: ARG001
-            if self.interrupted:
-                raise KeyboardInterrupt
-            self.interrupted = True
-            log.warning("interrupt: finishing step %d, saving a checkpoint, then stopping", self.step + 1)
-
-        try:
-            previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread: leave signals alone
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
     def _due(self, every: int) -> bool:
         return self.step == self.cfg.max_steps or (every > 0 and self.step % every == 0)
 
+    @property
+    def interrupted(self) -> bool:
+        return self.stop.requested
+
     def train(self) -> Path:
         """Run until max_steps (or Ctrl-C); returns the run directory."""
-        from tqdm import tqdm
-
         cfg = self.cfg
         start = time.perf_counter()
         elapsed0 = self.elapsed_s
         setup = self._precompute_estimator_vectors()
         if self.step == 0 and not self.read_metrics():
-            self._log({"step": 0, **self.evaluate(), **setup})
+            self.run.metrics.append({"step": 0, **self.evaluate(), **setup})
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress, desc="depo train", dynamic_ncols=True)
         last_saved = None
-        with self._sigint_saves():
-            while self.step < cfg.max_steps and not self.interrupted:
+        with self.stop.on_sigint():
+            while self.step < cfg.max_steps and not self.stop.requested:
                 metrics = self.train_step()
-                if self._due(cfg.eval_every):
+                if self._due(cfg.eval_steps):
                     metrics.update(self.evaluate())
                 self.elapsed_s = elapsed0 + time.perf_counter() - start
                 metrics["time/elapsed_s"] = self.elapsed_s
-                self._log(metrics)
-                if self._due(cfg.save_every) or self.interrupted:
+                self.run.metrics.append(metrics)
+                if self._due(cfg.save_steps) or self.stop.requested:
                     self.save()
                     last_saved = self.step
                 bar.update(1)
-                post = {"reward": f"{metrics['reward/accuracy']:.3f}", "eff": f"{metrics['select/effective_rate']:.2f}"}
-                if f"eval/avg@{cfg.eval_k}" in metrics:
-                    post[f"avg@{cfg.eval_k}"] = f"{metrics[f'eval/avg@{cfg.eval_k}']:.3f}"
-                bar.set_postfix(post)
+                bar.set_postfix(_progress_fields(metrics, cfg.eval_k))
         bar.close()
         if last_saved != self.step and self.step > 0:
             self.save()
-        from depo.rl.report import write_plots, write_summary
-
         records = self.read_metrics()
         write_plots(self.run_dir, records, cfg)
         write_summary(self.run_dir, records, cfg, self.summary_extra())
@@ -591,13 +496,12 @@ class Trainer:
         estimator = getattr(self.selector, "estimator", None)
         if not self.cfg.estimator_precompute or estimator is None:
             return {}
-        if estimator.feature_mode != "pooled":
+        features = estimator.features
+        if features.mode != "pooled":
             raise DepoError("estimator_precompute needs a frozen encoder (estimator_options.freeze_encoder: true)")
-        from depo.estimator.vector_store import warm_estimator_cache
-
         start = time.perf_counter()
-        counts = warm_estimator_cache(estimator, [t.text for t in self.train_tasks], progress=self.cfg.progress)
-        estimator.cache.reset_counts()  # the steps' hit rate then shows whether any step encoded
+        counts = features.warm_cache([t.text for t in self.train_tasks], progress=self.cfg.progress)
+        features.cache.reset_counts()  # the steps' hit rate then shows whether any step encoded
         return {
             "time/estimator_precompute_s": time.perf_counter() - start,
             "estimator/precompute_loaded": counts["loaded"],
@@ -606,23 +510,13 @@ class Trainer:
 
     def summary_extra(self) -> dict[str, Any]:
         """What the summary needs from the live objects (the selector's warm-up length)."""
-        warmup = None
         config = getattr(self.selector, "config", None)
-        for name in ("warmup_steps", "warmup"):
-            if config is not None and isinstance(getattr(config, name, None), int):
-                warmup = getattr(config, name)
-                break
-        return {"warmup_steps": warmup, "selector": self.cfg.selector}
+        warmup = getattr(config, "warmup_steps", None)
+        return {"warmup_steps": warmup if isinstance(warmup, int) else None, "selector": self.cfg.selector}
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl records, skipping a torn last line (a crash mid-write)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+def _progress_fields(metrics: dict[str, float], k: int) -> dict[str, str]:
+    fields = {"reward": f"{metrics['reward/accuracy']:.3f}", "eff": f"{metrics['select/effective_rate']:.2f}"}
+    if f"eval/avg@{k}" in metrics:
+        fields[f"avg@{k}"] = f"{metrics[f'eval/avg@{k}']:.3f}"
+    return fields

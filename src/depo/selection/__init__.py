@@ -1,58 +1,37 @@
-"""Prompt selection: which prompts to roll out before generation.
+"""Prompt selection: which prompts to roll out before generation (docs/method.md sections 2 and 4).
 
-The selectors that need scipy (DEPO, History, Oracle, BetaMemory) are imported lazily, so that
-`import depo.selection` stays cheap for CLI registration.
+Importing the package registers every selector (`SELECTORS`), so `make_selector(name, ...)`
+builds any of them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from depo.selection.base import (
-    Candidate,
-    Decisions,
-    GroupOutcome,
-    Selector,
-    Uniform,
-    decide,
-    is_zero_variance,
-)
-from depo.selection.factory import SELECTORS, make_selector
+from depo.selection import depo, history, oracle, uniform  # noqa: F401  (each registers its selector)
+from depo.selection.base import Selector, checked_select
+from depo.selection.depo import DEPO, DEPOConfig
+from depo.selection.history import History, HistoryConfig
+from depo.selection.memory import BetaMemory
+from depo.selection.oracle import Oracle
 from depo.selection.order import DataOrder
+from depo.selection.registry import SELECTORS, make_selector, register_selector, selector_options
 from depo.selection.stream import EpochCounts, RefillStream
-
-if TYPE_CHECKING:
-    from depo.selection.depo import DEPO, DEPOConfig
-    from depo.selection.history import History
-    from depo.selection.memory import BetaMemory
-    from depo.selection.oracle import Oracle
-
-_LAZY = {"DEPO": "depo", "DEPOConfig": "depo", "History": "history", "Oracle": "oracle", "BetaMemory": "memory"}
+from depo.selection.uniform import Uniform
 
 __all__ = [
+    "DEPO",
     "SELECTORS",
     "BetaMemory",
-    "Candidate",
-    "DEPO",
     "DEPOConfig",
     "DataOrder",
-    "Decisions",
     "EpochCounts",
-    "GroupOutcome",
     "History",
+    "HistoryConfig",
     "Oracle",
     "RefillStream",
     "Selector",
     "Uniform",
-    "decide",
-    "is_zero_variance",
+    "checked_select",
     "make_selector",
+    "register_selector",
+    "selector_options",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"depo.selection.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'depo.selection' has no attribute {name!r}")

@@ -66,73 +66,72 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
+from depo.config import Config
 from depo.errors import DepoError
-from depo.selection.base import Candidate, Decisions, GroupOutcome
+from depo.metrics import auc, calib_mae, share
 from depo.selection.health import EstimatorHealth
 from depo.selection.memory import BetaMemory
-from depo.selection.metrics import auc, calib_mae, share
-from depo.selection.zero_variance import beta_binomial_extremes, zero_var_extremes
+from depo.selection.registry import register_selector
+from depo.types import Candidate, Decisions, GroupOutcome
+from depo.zero_variance import beta_binomial_extremes, zero_var_extremes
 
 RECORD_TTL_STEPS = 100
 """Select-time records of prompts never observed (rejected, or dropped by the trainer) expire."""
 
 
-@dataclass
-class DEPOConfig:
-    """DEPO selection settings. `None` fields take the mode's default (see the module doc)."""
+class DEPOConfig(Config):
+    """DEPO selection settings. Fields left unset take the mode's default (see the module doc)."""
 
     mode: Literal["default", "paper"] = "default"
-    group_size: int = 8
-    warmup_steps: int | None = None  # paper 100 (code), default 10
-    lo: float = 0.15  # paper: keep iff lo <= p_hat <= hi (code)
-    hi: float = 0.85
-    threshold: float = 0.5  # default: keep iff P(zero-variance group) <= threshold
-    skip: Literal["both", "hard", "easy"] = "both"  # which zero-variance side may be skipped
-    explore: float | None = None  # default 0.05, paper 0.0
-    memory: bool | None = None  # default True, paper False
-    prior_strength: float = 2.0  # n0, pseudo-count of the estimator's prediction
-    memory_half_life: float = 100.0  # steps
-    health: bool | None = None  # estimator health fallback; default True, paper False
-    health_min_spread: float = 0.01  # collapse: std of a step's predictions below this
-    health_max_calib_mae: float = 0.4  # drift: rolling |p_hat - mean reward| above this
-    health_window: int = 5  # steps pooled for the rolling calibration error
-    health_patience: int = 3  # consecutive unhealthy steps before falling back
+    """default (ours) or paper (the reference release's rule)."""
+    group_size: int = Field(8, ge=2)
+    """G, the responses per prompt: the rule's P(zero-variance) depends on it."""
+    warmup_steps: int | None = Field(None, ge=0)
+    """Observe steps during which every prompt is kept (paper 100, default 10)."""
+    lo: float = Field(0.15, ge=0.0, le=1.0)
+    """Paper mode: keep iff lo <= p_hat <= hi."""
+    hi: float = Field(0.85, ge=0.0, le=1.0)
+    """Paper mode: upper end of the window."""
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Default mode: keep iff P(zero-variance group) <= threshold."""
+    skip: Literal["both", "hard", "easy"] = "both"
+    """Which zero-variance side may be skipped (docs/method.md section 4.8)."""
+    explore: float | None = Field(None, ge=0.0, le=1.0)
+    """Probability of rolling out a rejected prompt anyway (default 0.05, paper 0)."""
+    memory: bool | None = None
+    """Per-prompt Beta memory of past groups (default on, paper off)."""
+    prior_strength: float = Field(2.0, gt=0.0)
+    """n0, the pseudo-count of the estimator's prediction in the memory's prior."""
+    memory_half_life: float = Field(100.0, gt=0.0)
+    """Steps after which a past group's evidence counts half."""
+    health: bool | None = None
+    """Estimator health fallback (default on, paper off)."""
+    health_min_spread: float = Field(0.01, ge=0.0)
+    """Collapse: std of a step's predictions below this."""
+    health_max_calib_mae: float = Field(0.4, ge=0.0, le=1.0)
+    """Drift: rolling |p_hat - mean reward| above this."""
+    health_window: int = Field(5, ge=1)
+    """Steps pooled for the rolling calibration error."""
+    health_patience: int = Field(3, ge=1)
+    """Consecutive unhealthy steps before falling back."""
 
-    def __post_init__(self) -> None:
-        if self.mode not in ("default", "paper"):
-            raise DepoError(f"DEPO mode must be 'default' or 'paper', got {self.mode!r}")
-        paper = self.mode == "paper"
-        if self.warmup_steps is None:
-            self.warmup_steps = 100 if paper else 10
-        if self.explore is None:
-            self.explore = 0.0 if paper else 0.05
-        if self.memory is None:
-            self.memory = not paper
-        if self.health is None:
-            self.health = not paper
-        if self.group_size < 2:
-            raise DepoError(f"group size must be >= 2, got {self.group_size}")
-        if self.warmup_steps < 0:
-            raise DepoError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if not 0.0 <= self.lo <= self.hi <= 1.0:
-            raise DepoError(f"need 0 <= lo <= hi <= 1, got lo={self.lo}, hi={self.hi}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise DepoError(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.skip not in ("both", "hard", "easy"):
-            raise DepoError(f"skip must be 'both', 'hard' or 'easy', got {self.skip!r}")
-        if not 0.0 <= self.explore <= 1.0:
-            raise DepoError(f"explore must be in [0, 1], got {self.explore}")
-        if self.prior_strength <= 0 or self.memory_half_life <= 0:
-            raise DepoError("prior_strength and memory_half_life must be > 0")
-        if not self.health_min_spread >= 0.0:
-            raise DepoError(f"health_min_spread must be >= 0, got {self.health_min_spread}")
-        if not 0.0 <= self.health_max_calib_mae <= 1.0:
-            raise DepoError(f"health_max_calib_mae must be in [0, 1], got {self.health_max_calib_mae}")
-        if self.health_window < 1 or self.health_patience < 1:
-            raise DepoError(
-                f"health_window and health_patience must be >= 1, got {self.health_window} and {self.health_patience}"
-            )
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_defaults(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        paper = values.get("mode", "default") == "paper"
+        defaults = {"warmup_steps": 100 if paper else 10, "explore": 0.0 if paper else 0.05,
+                    "memory": not paper, "health": not paper}
+        return {**values, **{k: v for k, v in defaults.items() if values.get(k) is None}}
+
+    @model_validator(mode="after")
+    def _window(self) -> DEPOConfig:
+        if self.lo > self.hi:
+            raise ValueError(f"need lo <= hi, got lo={self.lo}, hi={self.hi}")
+        return self
 
 
 @dataclass
@@ -208,12 +207,8 @@ class DEPO:
         a, b = memory.posterior(ids, pred, self.steps)
         return beta_binomial_extremes(a, b, g)
 
-    def priority(self, batch: Sequence[Candidate]) -> np.ndarray:
-        """Higher = more worth rolling out (used to force-fill a batch): -P(zero-variance)."""
-        return self.decide(batch, record=False).priority
-
     # -- Selector --------------------------------------------------------------------------
-    def decide(self, batch: Sequence[Candidate], *, record: bool = True) -> Decisions:
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
         n = len(batch)
         if n == 0:
             return Decisions(keep=[], explored=[], priority=np.zeros(0))
@@ -229,8 +224,6 @@ class DEPO:
             p_skip = none * hard_side + every * easy_side  # the zero-variance side(s) we may skip
             rule = p_skip <= cfg.threshold
             priority = -p_skip
-        if not record:
-            return Decisions(keep=[bool(k) for k in rule], explored=[False] * n, priority=priority)
         u = self.rng.random(n)  # drawn for every candidate: the stream does not depend on outcomes
         warmup, fallback = self.in_warmup, self.in_fallback
         if self.health is not None:
@@ -247,9 +240,6 @@ class DEPO:
             )
             self._records.setdefault(c.prompt_id, []).append(rec)
         return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=priority)
-
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         """Update the estimator (once) and the memory with this step's groups; return metrics."""
@@ -333,7 +323,7 @@ class DEPO:
     # -- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "estimator": self.estimator.state_dict(),
             "memory": self.memory.state_dict(),
             "rng": self.rng.bit_generator.state,
@@ -352,3 +342,27 @@ class DEPO:
         self._records = {k: [_Record(**r) for r in v] for k, v in state["records"].items()}
         if self.health is not None and state.get("health") is not None:  # older checkpoints have none
             self.health.load_state_dict(state["health"])
+
+
+class DEPOOptions(DEPOConfig):
+    """The options of the `depo` / `depo-paper` selectors: DEPOConfig without the fields the name fixes."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_defaults(cls, values: Any) -> Any:
+        """Overrides DEPOConfig's: unset fields stay unset, so the selector name's mode fills them."""
+        if isinstance(values, dict):
+            for key in ("mode", "group_size"):
+                if key in values:
+                    raise ValueError(f"{key} is set by the selector name and the trainer's group size, not by an option")
+        return values
+
+
+@register_selector("depo", DEPOOptions, uses_estimator=True)
+def _depo(options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
+    return DEPO(estimator, DEPOConfig.build({**options.model_dump(exclude_unset=True), "mode": "default", "group_size": group_size}), seed=seed)
+
+
+@register_selector("depo-paper", DEPOOptions, uses_estimator=True)
+def _depo_paper(options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
+    return DEPO(estimator, DEPOConfig.build({**options.model_dump(exclude_unset=True), "mode": "paper", "group_size": group_size}), seed=seed)

@@ -21,12 +21,15 @@ Graded rewards: a zero-variance group counts as "easy" when its mean reward is >
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from depo.errors import DepoError
-from depo.selection.base import Candidate, Decisions, GroupOutcome
-from depo.selection.metrics import share
+from depo.config import Config
+from depo.metrics import effective_rate
+from depo.selection.registry import register_selector
+from depo.types import Candidate, Decisions, GroupOutcome
 
 
 def explore_probability(p: float, streak: int, p_min: float = 0.01) -> float:
@@ -36,36 +39,39 @@ def explore_probability(p: float, streak: int, p_min: float = 0.01) -> float:
     return max(p**streak, p_min)
 
 
+class HistoryConfig(Config):
+    """GRESO's settings (defaults from the release's training scripts)."""
+
+    p_easy: float = Field(0.5, ge=0.0, le=1.0)
+    """Initial exploration base for prompts whose last zero-variance group was all-correct."""
+    p_hard: float = Field(0.5, ge=0.0, le=1.0)
+    """Initial exploration base for prompts whose last zero-variance group was all-wrong."""
+    target_zero_variance: float = Field(0.25, ge=0.0, le=1.0)
+    """Zero-variance share of the rolled-out batch the bases adapt towards (1/3 easy, 2/3 hard)."""
+    delta_p: float = Field(0.01, ge=0.0)
+    """Step of the bases' adaptation per RL step."""
+    p_min: float = Field(0.01, ge=0.0, le=1.0)
+    """Floor of the exploration probability, so no prompt is dropped for good."""
+
+
 class History:
     """GRESO-style per-prompt selector (knows nothing about unseen prompts)."""
 
     name = "history"
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        p_easy: float = 0.5,
-        p_hard: float = 0.5,
-        target_zero_variance: float = 0.25,
-        delta_p: float = 0.01,
-        p_min: float = 0.01,
-    ) -> None:
-        for label, v in (("p_easy", p_easy), ("p_hard", p_hard), ("target_zero_variance", target_zero_variance), ("p_min", p_min)):
-            if not 0.0 <= v <= 1.0:
-                raise DepoError(f"history selector: {label} must be in [0, 1], got {v}")
-        if delta_p < 0:
-            raise DepoError(f"history selector: delta_p must be >= 0, got {delta_p}")
+    def __init__(self, config: HistoryConfig | None = None, *, seed: int = 0) -> None:
+        self.config = cfg = config or HistoryConfig()
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self.p_easy, self.p_hard = float(p_easy), float(p_hard)
-        self.alpha_easy = target_zero_variance / 3.0
-        self.alpha_hard = 2.0 * target_zero_variance / 3.0
-        self.delta_p, self.p_min = float(delta_p), float(p_min)
+        self.p_easy, self.p_hard = cfg.p_easy, cfg.p_hard
+        self.alpha_easy = cfg.target_zero_variance / 3.0
+        self.alpha_hard = 2.0 * cfg.target_zero_variance / 3.0
+        self.delta_p, self.p_min = cfg.delta_p, cfg.p_min
         self.streak: dict[str, int] = {}
         self.easy: dict[str, bool] = {}  # kind of the last zero-variance group: all-correct (True) or not
 
-    def _explore_probs(self, batch: Sequence[Candidate]) -> np.ndarray:
+    def explore_probabilities(self, batch: Sequence[Candidate]) -> np.ndarray:
+        """Each candidate's probability of being rolled out (1 off a zero-variance streak); also its priority."""
         probs = np.ones(len(batch))
         for i, c in enumerate(batch):
             z = self.streak.get(c.prompt_id, 0)
@@ -74,20 +80,15 @@ class History:
                 probs[i] = explore_probability(p, z, self.p_min)
         return probs
 
-    def decide(self, batch: Sequence[Candidate]) -> Decisions:
-        probs = self._explore_probs(batch)
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
+        probs = self.explore_probabilities(batch)
         u = self.rng.random(len(batch))
         keep = u < probs
         # A prompt on a zero-variance streak that is rolled out anyway is GRESO's exploration.
         explored = keep & (probs < 1.0)
         return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=probs)
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
 
-    def priority(self, batch: Sequence[Candidate]) -> np.ndarray:
-        """Higher = more worth rolling out: the exploration probability."""
-        return self._explore_probs(batch)
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         outcomes = list(outcomes)
@@ -107,7 +108,7 @@ class History:
         self.p_easy = self._adapt(self.p_easy, easy_share, self.alpha_easy)
         self.p_hard = self._adapt(self.p_hard, hard_share, self.alpha_hard)
         return {
-            "select/effective_rate": share([not o.is_zero_variance for o in outcomes]),
+            "select/effective_rate": effective_rate(outcomes),
             "select/explored": float(sum(o.explored for o in outcomes)),
             "history/zero_var_easy_share": easy_share,
             "history/zero_var_hard_share": hard_share,
@@ -134,3 +135,8 @@ class History:
         self.p_easy, self.p_hard = float(state["p_easy"]), float(state["p_hard"])
         self.streak = {k: int(v) for k, v in state["streak"].items()}
         self.easy = {k: bool(v) for k, v in state["easy"].items()}
+
+
+@register_selector("history", HistoryConfig)
+def _history(options: HistoryConfig, *, group_size: int, seed: int, estimator: Any) -> History:
+    return History(options, seed=seed)

@@ -8,13 +8,17 @@ could reach. The pass rates come from a mapping prompt_id -> rate or a callable.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
+from depo.config import Config
 from depo.errors import DepoError
-from depo.selection.base import Candidate, Decisions, GroupOutcome
-from depo.selection.metrics import share
-from depo.selection.zero_variance import zero_var_probability
+from depo.metrics import effective_rate
+from depo.selection.registry import register_selector
+from depo.types import Candidate, Decisions, GroupOutcome
+from depo.zero_variance import zero_var_probability
 
 
 class Oracle:
@@ -46,24 +50,33 @@ class Oracle:
     def zero_var_prob(self, batch: Sequence[Candidate]) -> np.ndarray:
         return zero_var_probability(np.array([self._rate(c.prompt_id) for c in batch]), self.group_size)
 
-    def decide(self, batch: Sequence[Candidate]) -> Decisions:
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
         p_zero = self.zero_var_prob(batch)
         keep = [bool(v <= self.threshold) for v in p_zero]
         return Decisions(keep=keep, explored=[False] * len(batch), priority=-p_zero)
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
-
-    def priority(self, batch: Sequence[Candidate]) -> np.ndarray:
-        return -self.zero_var_prob(batch)
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
-        if not outcomes:
-            return {}
-        return {"select/effective_rate": share([not o.is_zero_variance for o in outcomes])}
+        rate = effective_rate(outcomes)
+        return {} if rate is None else {"select/effective_rate": rate}
 
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         return None
+
+
+class OracleOptions(Config):
+    """The oracle's inputs: the true pass rates (bench only) and the rule's threshold."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    pass_rates: Any
+    """A mapping prompt_id -> true pass rate, or a callable prompt_id -> rate."""
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Keep iff the true P(zero-variance group) <= threshold."""
+
+
+@register_selector("oracle", OracleOptions)
+def _oracle(options: OracleOptions, *, group_size: int, seed: int, estimator: Any) -> Oracle:
+    return Oracle(options.pass_rates, group_size=group_size, threshold=options.threshold)

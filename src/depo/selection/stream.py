@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from depo.errors import DepoError
-from depo.selection.base import Candidate, Selector, decide
+from depo.selection.base import Selector, checked_select
 from depo.selection.order import DataOrder
+from depo.types import Candidate
 
 
 @dataclass
@@ -114,7 +115,7 @@ class RefillStream:
             epochs.append(self.order.epoch)
         batch = [self.candidate(i) for i in indices]
         t0 = time.perf_counter()
-        d = decide(self.selector, batch)
+        d = checked_select(self.selector, batch)
         elapsed = time.perf_counter() - t0
         for i, e, keep, explored, prio in zip(indices, epochs, d.keep, d.explored, np.asarray(d.priority, float)):
             self._pending.append(_Entry(int(i), int(e), bool(keep), bool(explored), float(prio)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 Verifier = Callable[[str, str], float]
@@ -32,3 +33,26 @@ class Task:
         """The verifier's reward for one response, clipped to [0, 1]."""
         r = float(self.verifier(response, self.answer))
         return min(1.0, max(0.0, r))
+
+
+def score_responses(task: Task, responses: Sequence[str]) -> tuple[list[float], str | None]:
+    """Verifier rewards clipped to [0, 1], and the first failure (exception or non-finite) if any.
+
+    Calls `task.verifier` directly rather than `Task.reward`, because clipping NaN with min/max
+    would silently turn it into 0.
+    """
+    rewards: list[float] = []
+    error: str | None = None
+    for text in responses:
+        try:
+            value = float(task.verifier(text, task.answer))
+        except Exception as exc:  # a user's reward function: any failure is counted, not fatal
+            error = error or f"{type(exc).__name__}: {exc}"
+            rewards.append(0.0)
+            continue
+        if not math.isfinite(value):
+            error = error or f"non-finite reward {value}"
+            rewards.append(0.0)
+            continue
+        rewards.append(min(1.0, max(0.0, value)))
+    return rewards, error

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
+import reasoning_gym
+
 from depo.errors import DepoError
 from depo.tasks.base import Task
 
@@ -156,8 +158,6 @@ def _dataset(component: Component, base_seed: int):
 
 @cache
 def _cached_dataset(name: str, config: tuple, base_seed: int):
-    import reasoning_gym
-
     # A virtual size large enough that indexing never runs off its end.
     return reasoning_gym.create_dataset(name, seed=base_seed, size=10**7, **dict(config))
 

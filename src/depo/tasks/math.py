@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from math_verify import parse, verify
 
 from depo.data.io import chat_text, column, describe_columns, first_present, prompt_ids, read_table
 from depo.errors import DepoError
@@ -65,8 +66,6 @@ def normalize_gold(value: Any) -> str:
 
 @lru_cache(maxsize=65536)
 def _parse_gold(gold: str) -> tuple:
-    from math_verify import parse
-
     return tuple(parse(f"\\boxed{{{gold}}}", parsing_timeout=_timeout()))
 
 
@@ -80,8 +79,6 @@ def math_verify_reward(response: str, answer: str) -> float:
     When math-verify can parse neither side, falls back to whitespace-insensitive string equality
     of the last `\\boxed{}` content with the gold.
     """
-    from math_verify import parse, verify
-
     gold = _parse_gold(normalize_gold(answer))
     boxed = last_boxed(response)  # the final answer is the last \boxed{}; math-verify would take the first
     predicted = parse(response if boxed is None else f"\\boxed{{{boxed}}}", parsing_timeout=_timeout())

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from depo.estimator import EstimatorConfig, OnlineEstimator  # noqa: E402
 from depo.integrations.verl.settings import DepoSettings, build_selector  # noqa: E402
-from depo.selection.base import GroupOutcome  # noqa: E402
+from depo.types import GroupOutcome  # noqa: E402
 
 TINY = {"width": 32, "feature_width": 16, "num_blocks": 1, "max_length": 32, "device": "cpu"}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from depo.selection.base import Candidate, Decisions, GroupOutcome
+from depo.types import Candidate, Decisions, GroupOutcome
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "src" / "depo" / "integrations" / "verl" / "config"
 
@@ -40,13 +40,11 @@ class Scripted:
         self.observed: list[list[GroupOutcome]] = []
         self.decided = 0
 
-    def decide(self, batch: Sequence[Candidate]) -> Decisions:
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
         keep = [c.prompt_id not in self.reject for c in batch]
         self.decided += len(batch)
         return Decisions(keep=keep, explored=[False] * len(batch), priority=np.zeros(len(batch)))
 
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         self.observed.append(list(outcomes))

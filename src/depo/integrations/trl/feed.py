@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from depo.errors import DepoError
-from depo.selection.base import Candidate, Decisions, GroupOutcome, Selector, decide
+from depo.selection.base import Selector, checked_select
 from depo.selection.order import DataOrder
 from depo.selection.stream import RefillStream
+from depo.types import Candidate, Decisions, GroupOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class SyncedSelector:
         self.broadcast = broadcast
         self.rank_disagreements = 0
 
-    def decide(self, batch: Sequence[Candidate]) -> Decisions:
-        local = decide(self.inner, batch)
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
+        local = checked_select(self.inner, batch)
         if self.broadcast is None:
             return local
         payload = (list(local.keep), list(local.explored), np.asarray(local.priority, dtype=float).tolist())
@@ -63,9 +64,6 @@ class SyncedSelector:
         if list(keep) != list(local.keep):
             self.rank_disagreements += 1
         return Decisions(keep=list(keep), explored=list(explored), priority=np.asarray(priority, dtype=float))
-
-    def select(self, batch: Sequence[Candidate]) -> list[bool]:
-        return self.decide(batch).keep
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         return self.inner.observe(outcomes)

@@ -37,7 +37,7 @@ def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False, suffix: str = ""
 
 def task_reward(tasks: Sequence[Task]):
     """A TRL reward function scoring each completion with its task's verifier (reward in [0, 1])."""
-    from depo.rl.rollout import score_responses
+    from depo.tasks.base import score_responses
 
     by_id = {t.prompt_id: t for t in tasks}
 

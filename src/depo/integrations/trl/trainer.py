@@ -37,7 +37,8 @@ from trl import GRPOTrainer
 from depo.errors import DepoError
 from depo.integrations.trl.feed import SelectionFeed
 from depo.integrations.trl.sampler import DEPORepeatSampler
-from depo.selection.base import Selector, Uniform
+from depo.selection import Uniform
+from depo.selection.base import Selector
 
 logger = logging.getLogger(__name__)
 

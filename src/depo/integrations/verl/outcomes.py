@@ -21,7 +21,8 @@ import numpy as np
 
 from depo.errors import DepoError
 from depo.integrations.verl.prompts import ID_KEY
-from depo.selection.base import GroupOutcome, is_zero_variance
+from depo.types import GroupOutcome
+from depo.zero_variance import is_zero_variance
 
 AUTO_KEYS = ("acc",)
 """Reward extra-info keys `reward_key="auto"` prefers over the score (verl's DAPO/math rewards)."""

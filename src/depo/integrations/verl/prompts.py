@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from depo.errors import DepoError
-from depo.selection.base import Candidate
+from depo.types import Candidate
 
 ID_KEY = "depo_prompt_id"
 """Key added to each selected row's `extra_info`: verl keeps `extra_info` in the batch through

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from depo.selection.base import GroupOutcome
+from depo.types import GroupOutcome
 
 
 def _to_cpu(obj: Any) -> Any:

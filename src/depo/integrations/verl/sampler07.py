@@ -32,9 +32,9 @@ from depo.errors import DepoError
 from depo.integrations.verl.outcomes import mean_logprobs, response_rewards
 from depo.integrations.verl.prompts import PromptTable
 from depo.integrations.verl.settings import DepoSettings, as_mapping, build_selector
-from depo.selection.base import GroupOutcome
 from depo.selection.order import DataOrder
 from depo.selection.stream import RefillStream
+from depo.types import GroupOutcome
 
 
 def row_fingerprint(extra_info: Any, reward_model: Any) -> str:

@@ -99,7 +99,7 @@ def build_estimator(placement: EstimatorPlacement) -> Any:
 
     cfg = dict(placement.config)
     cfg.setdefault("device", placement.torch_device)
-    config = EstimatorConfig.from_dict(cfg)
+    config = EstimatorConfig.build(cfg, what="depo.estimator.config")
     if placement.device == "ray":
         from depo.integrations.verl.remote import RemoteEstimator
 

@@ -1,22 +1,35 @@
-"""`depo train`, `depo eval`, `depo demo`. Import-light: torch is imported inside `run`."""
+"""`depo train`, `depo eval`, `depo demo`: the built-in engine from the command line."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
+import torch
+from transformers.utils import logging as hf_logging
+
 from depo.errors import DepoError
+from depo.paths import find_config
+from depo.policy import build_tiny_policy, load_policy
+from depo.rl.config import load_config
+from depo.rl.evaluation import evaluate
+from depo.rl.metrics_log import read_metrics
+from depo.rl.report import format_table, summary_rows
+from depo.rl.trainer import Trainer, resolve_model_path
+from depo.tasks.gym import preset_tasks
 
 DEMO_CONFIG = "demo.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="GRPO/DAPO/DEPO training run (config YAML + overrides)")
-    train.add_argument("--config", help="YAML file of TrainConfig fields (see configs/)")
+    train.add_argument("--config", help="YAML file of TrainConfig fields (see configs/); may `extends:` another")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set learning_rate=2e-4 (repeatable)")
     train.add_argument("--selector", help="shortcut for --set selector=NAME (uniform, depo, depo-paper, history)")
+    train.add_argument("--model", help="shortcut for --set model=PATH: 'tiny' or a local Hugging Face causal LM")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     train.set_defaults(func=run_train)
 
@@ -38,20 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _configure_logging() -> None:
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="depo: %(levelname)s: %(message)s")
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from depo.rl.config import load_config
-    from depo.rl.report import format_table, summary_rows
-    from depo.rl.trainer import Trainer, read_metrics
-
     _configure_logging()
     overrides = list(args.overrides)
-    if args.selector:
-        overrides.append(f"selector={args.selector}")
+    overrides += [f"selector={args.selector}"] if args.selector else []
+    overrides += [f"model={args.model}"] if args.model else []
     if args.resume:
         if args.config:
             raise DepoError("--resume takes the run's own config.yaml; drop --config")
@@ -68,26 +75,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from depo.policy import load_policy
-    from depo.rl.evaluation import evaluate
-    from depo.tasks.gym import preset_tasks
-
     if args.k < 1 or args.n < 1:
         raise DepoError("--k and --n must be >= 1")
     if args.max_completion_length < 1:
         raise DepoError("--max-completion-length must be >= 1")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()
-    if args.model == "tiny":
-        from depo.policy import build_tiny_policy
-
-        path = build_tiny_policy(args.preset)
-    else:
-        path = Path(args.model)
+    path = build_tiny_policy(args.preset) if args.model == "tiny" else Path(args.model)
     model, tokenizer = load_policy(path)
     tasks = preset_tasks(args.preset, "heldout", args.n, seed=0)
     start = time.perf_counter()
@@ -96,32 +90,16 @@ def run_eval(args: argparse.Namespace) -> int:
     print(f"model {path}, preset {args.preset}, {len(tasks)} held-out prompts, k={args.k} "
           f"({time.perf_counter() - start:.1f} s)")
     for key, value in out.items():
-        print(f"{key.removeprefix('eval/'):<32} {value:.4f}" if "errors" not in key else f"{key.removeprefix('eval/'):<32} {int(value)}")
+        name = key.removeprefix("eval/")
+        print(f"{name:<32} {int(value)}" if "errors" in key else f"{name:<32} {value:.4f}")
     return 0
 
 
-def find_config(given: str | None, default: str = DEMO_CONFIG) -> Path:
-    """`given` when set, else configs/`default` of the working directory or of this repository."""
-    if given:
-        return Path(given)
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        path = root / "configs" / default
-        if path.is_file():
-            return path
-    raise DepoError(f"configs/{default} not found; run from the repository root or pass --config")
-
-
 def run_demo(args: argparse.Namespace) -> int:
-    import torch
-
-    from depo.rl.config import load_config
-    from depo.rl.report import format_table, summary_rows
-    from depo.rl.trainer import Trainer, read_metrics, resolve_model_path
-
     _configure_logging()
     start = time.perf_counter()
     out_dir = args.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    cfg = load_config(find_config(args.config), [*args.overrides, f"output_dir={out_dir}"])
+    cfg = load_config(find_config(args.config, DEMO_CONFIG), [*args.overrides, f"output_dir={out_dir}"])
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     print(f"depo demo: {cfg.selector} on preset '{cfg.preset}', {cfg.max_steps} steps x {cfg.batch_size} prompts "

@@ -1,4 +1,4 @@
-"""`depo bench route`: routing curves (accuracy vs share to the small model); see depo.routing.bench."""
+"""`depo bench route`: routing curves (accuracy vs share to the small model); see depo.bench.route."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from depo.bench.route import RouteBenchConfig, run_bench
     from depo.errors import DepoError
-    from depo.routing.bench import RouteBenchConfig, run_bench
 
     if not 0.0 < args.holdout_fraction < 1.0:
         raise DepoError(f"--holdout-fraction must be in (0, 1), got {args.holdout_fraction}")

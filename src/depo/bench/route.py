@@ -3,7 +3,7 @@
 The DEPO paper's routing experiment (section 5, Table 3) in kind, on measured success rates:
 train pass-rate predictors for the small and the large model on the training rows, then on the
 held-out rows route each query and score the routing by its expected accuracy, the mean true
-success rate of the chosen model (depo.routing.curves). In one run, on one split:
+success rate of the chosen model (depo.bench.route_curves). In one run, on one split:
 
 - `random`: a random share of queries goes small (exact expectation, no sampling noise);
 - `oracle_small`: the paper's threshold rule on the small model's *true* rate (an upper bound
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from depo.bench.route_curves import CurvePoint, accuracy_at_share, curve, random_curve
 from depo.errors import DepoError
-from depo.routing.curves import CurvePoint, accuracy_at_share, curve, random_curve
 from depo.routing.router import gain_choice, threshold_choice
 
 TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)

@@ -1,4 +1,4 @@
-"""Trunk and dual heads of the difficulty estimator, exactly as SPEC.md section 2 (from the reference code).
+"""Trunk and dual heads of the difficulty estimator, exactly as docs/method.md section 2.2.
 
     features = Linear(h->1024) -> LayerNorm -> GELU
     2 x residual block: x -> GELU(x + LN(Linear(Dropout(GELU(LN(Linear(x)))))))   (width 1024)
@@ -61,7 +61,7 @@ class DualHead(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Trunk N(0, 0.02), heads N(0, 0.001), zero biases, LayerNorms at identity (SPEC.md section 2)."""
+        """Trunk N(0, 0.02), heads N(0, 0.001), zero biases, LayerNorms at identity (docs/method.md section 2.2)."""
         for module in (self.stem, self.blocks, self.neck):
             for sub in module.modules():
                 if isinstance(sub, nn.Linear):

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from depo.selection.base import Candidate, GroupOutcome
-from depo.selection.factory import make_selector
+from depo.selection import make_selector
 from depo.selection.order import DataOrder
 from depo.selection.stream import RefillStream
+from depo.types import Candidate, GroupOutcome
 
 OPS = {"add": 0.0, "subtract": 0.7, "multiply": 2.5, "divide": 3.0}
 WORDS = {"add": "What is {a} + {b}?", "subtract": "What is {a} - {b}?", "multiply": "What is {a} * {b}?", "divide": "What is {c} / {b}? Give the exact quotient."}

@@ -1,18 +1,31 @@
-"""The probability that a group of G responses is zero-variance (all right or all wrong).
+"""Zero-variance groups: the test on a group's rewards and the probability of one before the rollout.
 
-For a prompt with pass rate p, the G rewards are i.i.d. Bernoulli(p), so
-    P(zero-variance) = p^G + (1 - p)^G                                  (SPEC.md section 4)
-When p itself is uncertain, p ~ Beta(a, b), the count of successes is Beta-binomial and
+A group of G rewards is *zero-variance* when every response got the same reward: all GRPO
+advantages are then 0 and the group gives no gradient (docs/method.md section 1). For graded
+rewards this is std(rewards) <= 1e-6, not mean in {0, 1} (section 4.5).
+
+For a prompt with pass rate p, the G binary rewards are i.i.d. Bernoulli(p), so
+    P(zero-variance) = p^G + (1 - p)^G                                   (section 4.2)
+When p itself is uncertain, p ~ Beta(a, b), the count of successes K is Beta-binomial and
     P(K = 0) = B(a, b + G) / B(a, b),   P(K = G) = B(a + G, b) / B(a, b)
-(B the Beta function), so P(zero-variance) = P(K = 0) + P(K = G). Uncertainty moves mass to
-the extremes: a Beta(1, 1) prompt (mean 0.5) is zero-variance with probability 2/(G+1), far
-above the plug-in 2 * 0.5^G.
+(B the Beta function). Uncertainty moves mass to the extremes: a Beta(1, 1) prompt (mean 0.5)
+is zero-variance with probability 2/(G+1), far above the plug-in 2 * 0.5^G.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.special import betaln
+
+ZERO_VARIANCE_STD = 1e-6
+"""A group is zero-variance when the std of its rewards is at most this (graded rewards too)."""
+
+
+def is_zero_variance(rewards: Sequence[float]) -> bool:
+    """True when every response got the same reward (std <= 1e-6): GRPO advantages are all 0."""
+    return len(rewards) == 0 or float(np.std(np.asarray(rewards, dtype=float))) <= ZERO_VARIANCE_STD
 
 
 def zero_var_probability(p: np.ndarray | float, group_size: int) -> np.ndarray:

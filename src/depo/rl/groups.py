@@ -1,20 +1,17 @@
-"""Rolled-out groups and their rewards: what one prompt's G responses carry into the update.
+"""Rolled-out groups: what one prompt's G responses carry from the rollout into the update.
 
-Rewards are the verifier's, checked response by response: a verifier that raises or returns
+Rewards are the verifier's (`depo.tasks.base.score_responses`): a verifier that raises or returns
 NaN/inf marks its whole group as failed. The trainer drops failed groups and counts them
-(`reward/errors`) instead of crashing the run or training on a made-up reward (issue 9).
+(`reward/errors`) instead of crashing the run or training on a made-up reward.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from depo.selection.base import is_zero_variance
-from depo.tasks.base import Task
+from depo.zero_variance import is_zero_variance
 
 
 @dataclass
@@ -50,28 +47,5 @@ class Group:
         return sum(len(r) for r in self.response_ids)
 
     def mean_logprobs(self) -> tuple[float, ...]:
-        """Per response, the mean token log-prob (the estimator's distill input, SPEC.md section 2)."""
+        """Per response, the mean token log-prob (the estimator's distill input, docs/method.md section 2.1)."""
         return tuple(float(np.mean(lp)) if lp else 0.0 for lp in self.logprobs)
-
-
-def score_responses(task: Task, responses: Sequence[str]) -> tuple[list[float], str | None]:
-    """Verifier rewards clipped to [0, 1], and the first failure (exception or non-finite) if any.
-
-    Calls `task.verifier` directly rather than `Task.reward`, because clipping NaN with min/max
-    would silently turn it into 0.
-    """
-    rewards: list[float] = []
-    error: str | None = None
-    for text in responses:
-        try:
-            value = float(task.verifier(text, task.answer))
-        except Exception as exc:  # a user's reward function: any failure is counted, not fatal
-            error = error or f"{type(exc).__name__}: {exc}"
-            rewards.append(0.0)
-            continue
-        if not math.isfinite(value):
-            error = error or f"non-finite reward {value}"
-            rewards.append(0.0)
-            continue
-        rewards.append(min(1.0, max(0.0, value)))
-    return rewards, error

@@ -83,7 +83,7 @@ def measure(
     """{variant: {predict_s, predict_cpu_s, update_s, update_cpu_s, (predict_cold_s, ...)}}: medians
     over `repeats` after one warm-up; `on_result(name, row)` is called as each variant finishes."""
     from depo.estimator.online import EstimatorConfig, OnlineEstimator
-    from depo.selection.base import GroupOutcome
+    from depo.types import GroupOutcome
 
     rng = np.random.default_rng(0)
     outcomes = [
@@ -94,7 +94,7 @@ def measure(
     for name in variants or list(VARIANTS):
         est = OnlineEstimator(EstimatorConfig(encoder_path=encoder_path, max_length=max_length, **VARIANTS[name]))
         row: dict[str, float] = {}
-        if est.feature_mode != "none":
+        if est.features.mode != "none":
             row["predict_cold_s"], row["predict_cold_cpu_s"] = _median_time(lambda e=est: e.predict(texts), 1)
         else:
             est.predict(texts)  # warm-up (allocator, kernels)

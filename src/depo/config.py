@@ -1,0 +1,218 @@
+"""The one configuration mechanism: typed pydantic models, YAML files that extend a base, dotted overrides.
+
+Every configurable thing in depo (training, the estimator, each selector's options, every
+benchmark, the route service, DEPO's block in verl's config) is a `Config` subclass. Why
+pydantic rather than a hand-written loader: its type coercion and error locations are exactly
+what a config loader needs, and its models are also the documentation (field docstrings are
+the field descriptions, as TRL's dataclass fields are its docs).
+
+What every config gets from here:
+- unknown keys are refused with the nearest valid name ("did you mean ...?");
+- a wrong type or value is one line naming the key (`depo: error: config batch_size: ...`);
+- a YAML mapping may hold `extends: other.yaml` (a path relative to the file), at the top or in
+  any nested mapping: the base is read first and the mapping's own keys are merged into it,
+  mappings key by key;
+- `--set a.b=value` overrides any key, nested ones by dots; the value is parsed as YAML;
+- keys a command sets itself can be `locked`: a `--set` of them is refused, not silently
+  overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from depo.errors import DepoError
+
+C = TypeVar("C", bound="Config")
+EXTENDS = "extends"
+
+
+class Config(BaseModel):
+    """Base of every depo configuration: unknown keys forbidden, assignments validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False)
+
+    @classmethod
+    def build(cls: type[C], values: Mapping[str, Any] | None = None, *, what: str = "config") -> C:
+        """Validate `values` into this model; any problem becomes one DepoError line."""
+        if values is not None and not isinstance(values, Mapping):
+            raise DepoError(f"{what} must be a mapping of key: value, got {type(values).__name__}")
+        try:
+            return cls.model_validate(dict(values or {}))
+        except ValidationError as exc:
+            raise DepoError(describe_error(exc, cls, what)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (what a YAML or JSON file holds)."""
+        return self.model_dump(mode="json")
+
+    def replace(self: C, **changes: Any) -> C:
+        """A validated copy with `changes` applied (nested mappings merged key by key)."""
+        return type(self).build(merge(self.to_dict(), changes))
+
+
+def describe_error(exc: ValidationError, model: type[BaseModel], what: str = "config") -> str:
+    """The first error of a validation, as one line a user can act on."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        key = str(err["loc"][-1])
+        valid = sorted(_fields_at(model, err["loc"][:-1]))
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        shown = key if key.isprintable() else repr(key)
+        where = ".".join(str(p) for p in err["loc"][:-1])
+        prefix = f"{what} {where}: " if where else f"{what}: "
+        return f"{prefix}unknown key {shown!r}{hint}; valid keys: {', '.join(valid)}"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{what} {loc}: {message}" if loc else f"{what}: {message}"
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """Field names of the (nested) model at `loc`, for the did-you-mean hint."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        current = field.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+# ---------------------------------------------------------------------------------------- files
+def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The mapping in a YAML file ({} for an empty file), with its `extends:` chain resolved."""
+    return _read(Path(path), what, seen=())
+
+
+def _read(path: Path, what: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if not path.is_file():
+        raise DepoError(f"{what} file not found: {path}")
+    if path.resolve() in seen:
+        raise DepoError(f"{what} {path}: 'extends' loops back to itself")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DepoError(f"cannot read {what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise DepoError(f"{what} {path} is not valid YAML: {str(exc).replace(chr(10), ' ')}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise DepoError(f"{what} {path} must be a mapping of key: value, got {type(values).__name__}")
+    return _extend(values, path, what, seen + (path.resolve(),))
+
+
+def _extend(node: dict[str, Any], path: Path, what: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """`node` with every `extends: FILE` in it (at any depth) replaced by FILE's mapping merged under it."""
+    node = {k: _extend(v, path, what, seen) if isinstance(v, dict) else v for k, v in node.items()}
+    base = node.pop(EXTENDS, None)
+    if base is None:
+        return node
+    if not isinstance(base, str):
+        raise DepoError(f"{what} {path}: 'extends' must be a file path, got {base!r}")
+    return merge(_read(path.parent / base, what, seen), node)
+
+
+def write_yaml(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` applied; where both hold a mapping, merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], YAML-parsed value)."""
+    key, sep, raw = text.partition("=")
+    path = [p.strip() for p in key.split(".")]
+    if not sep or not all(path):
+        raise DepoError(f"--set expects key=value (dots for nested keys), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and value.strip().lower() == "none":  # as Python spells null
+        value = None
+    return path, value
+
+
+def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str], *, locked: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`values` with each `key=value` override set; a key in `locked` (key -> why) is refused."""
+    out = dict(values)
+    for text in overrides:
+        path, value = parse_override(text)
+        dotted = ".".join(path)
+        for key, why in (locked or {}).items():
+            if dotted == key or dotted.startswith(key + "."):
+                raise DepoError(f"--set {dotted}: {why}")
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, Mapping):
+                raise DepoError(f"--set {dotted}: {part} is not a mapping (it is {child!r})")
+            node[part] = dict(child)
+            node = node[part]
+        node[path[-1]] = value
+    return out
+
+
+def load(model: type[C], path: str | Path | None = None, overrides: Iterable[str] = (), *,
+         defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None, what: str = "config") -> C:
+    """`model` from `defaults`, then the YAML file at `path` (with its `extends`), then overrides."""
+    values = merge(defaults or {}, read_yaml(path, what) if path is not None else {})
+    return model.build(apply_overrides(values, overrides, locked=locked), what=what)
+
+
+# ---------------------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser, model: type[Config], flags: Sequence[str] = ()) -> None:
+    """`--config FILE`, `--set KEY=VALUE` and one `--field-name` flag per name in `flags`.
+
+    A flag is named like its field (dots become dashes: `train.max_steps` is `--max-steps`;
+    underscores become dashes) and documented by the field's docstring; a boolean field is a
+    switch. Flags only override what is given on the command line.
+    """
+    parser.add_argument("--config", help="YAML file of this command's settings (may `extends:` another)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any setting, nested keys by dots, e.g. --set train.learning_rate=2e-4 (repeatable)")
+    for name in flags:
+        field = _field(model, name)
+        option = "--" + name.split(".")[-1].replace("_", "-")
+        help_text = (field.description or "").split("\n")[0] + f" (the `{name}` setting)"
+        if field.annotation is bool:
+            parser.add_argument(option, dest=f"flag:{name}", action="store_const", const="true", default=None, help=help_text)
+        else:
+            parser.add_argument(option, dest=f"flag:{name}", default=None, metavar="VALUE", help=help_text)
+
+
+def from_arguments(model: type[C], args: argparse.Namespace, *, default_config: str | Path | None = None,
+                   defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None, what: str = "config") -> C:
+    """The config a command was given: its file (or `default_config`), then flags, then `--set`s."""
+    flags = [f"{k.removeprefix('flag:')}={v}" for k, v in vars(args).items() if k.startswith("flag:") and v is not None]
+    path = args.config or default_config
+    return load(model, path, [*flags, *args.overrides], defaults=defaults, locked=locked, what=what)
+
+
+def _field(model: type[BaseModel], dotted: str):
+    current: Any = model
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        current = current.model_fields[part].annotation
+    return current.model_fields[parts[-1]]

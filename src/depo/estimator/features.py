@@ -1,0 +1,221 @@
+"""What the estimator's trunk reads: pooled encoder vectors, and the caches that make them cheap.
+
+Three feature modes, from the config (docs/method.md section 2.2):
+- "pooled": the encoder is frozen, so a prompt's pooled vector never changes; it is computed
+  once and kept in an in-memory LRU cache keyed by a hash of the text, and optionally on disk
+  (`warm_cache`), one file per (encoder, pooling, max_length), so each prompt is encoded once
+  per machine (like tokenising a dataset: work done per dataset, not per step);
+- "lower": only the top n encoder layers train, so the frozen lower layers' hidden states are
+  cached and each forward runs only the top n layers;
+- "none": the whole encoder trains (the paper), nothing is cacheable.
+In RL the same prompts come back every epoch and every prompt is predicted before it is trained
+on, which is why caching pays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from depo.estimator.config import EstimatorConfig
+from depo.estimator.encoder import TextEncoder
+from depo.paths import cache_dir
+
+
+def text_key(text: str) -> str:
+    """Cache key of a prompt: a 128-bit hash of its text (stable across processes, unlike hash())."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+class FeatureCache:
+    """LRU map text -> tensor with a byte budget and hit/miss counters."""
+
+    def __init__(self, max_bytes: int | None):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, text: str) -> bool:
+        return text_key(text) in self._entries
+
+    def lookup(self, texts: Sequence[str], compute: Callable[[list[str]], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """The cached tensor of every text; `compute` is called once on the distinct missing texts."""
+        keys = [text_key(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts):
+            if key in self._entries:
+                self.hits += 1
+                self._entries.move_to_end(key)
+            elif key in missing:
+                self.hits += 1
+            else:
+                self.misses += 1
+                missing[key] = text
+        fresh: dict[str, torch.Tensor] = {}
+        if missing:
+            values = compute(list(missing.values()))
+            fresh = {key: value.detach().cpu() for key, value in zip(missing, values)}
+        out = [fresh[k] if k in fresh else self._entries[k] for k in keys]
+        for key, value in fresh.items():
+            self._entries[key] = value
+            self.bytes += value.numel() * value.element_size()
+        while self.max_bytes is not None and self.bytes > self.max_bytes and len(self._entries) > 1:
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
+        return out
+
+    def reset_counts(self) -> None:
+        """Zero the hit/miss counters (e.g. after filling the cache up front, so the hit rate
+        describes the steps that follow)."""
+        self.hits = self.misses = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def stats(self) -> dict[str, float]:
+        total = self.hits + self.misses
+        return {
+            "estimator/cache_entries": float(len(self._entries)),
+            "estimator/cache_mb": self.bytes / 2**20,
+            "estimator/cache_hit_rate": self.hits / total if total else 0.0,
+        }
+
+
+class EncoderFeatures:
+    """Pooled encoder vectors for the trunk, computed in the cheapest way the training mode allows."""
+
+    def __init__(self, encoder: TextEncoder, config: EstimatorConfig, device: torch.device) -> None:
+        self.encoder = encoder
+        self.config = config
+        self.device = device
+        max_bytes = None if config.cache_max_mb is None else int(config.cache_max_mb * 2**20)
+        self.cache = FeatureCache(max_bytes)
+
+    @property
+    def mode(self) -> str:
+        """What the cache holds: "pooled", "lower" or "none" (see the module doc)."""
+        cfg = self.config
+        if cfg.freeze_encoder or cfg.train_top_layers == 0:
+            return "pooled"
+        if cfg.train_top_layers is not None and cfg.cache_lower_layers:
+            return "lower"
+        return "none"
+
+    def pooled(self, texts: Sequence[str], *, train: bool) -> torch.Tensor:
+        """(n, hidden) pooled vectors; with `train` (and a trainable encoder) they carry gradients."""
+        texts = list(texts)
+        if self.mode == "pooled":
+            vectors = self.cache.lookup(texts, lambda miss: list(self._batched(miss, self._encode_full)))
+            return torch.stack(vectors).to(self.device)
+        fn = self._encode_from_lower if self.mode == "lower" else self._encode_full
+        return self._batched(texts, fn, train=train)
+
+    def _batched(self, texts: Sequence[str], fn: Callable[[list[str]], torch.Tensor], *, train: bool = False) -> torch.Tensor:
+        """fn over length-sorted chunks (far less padding than one batch), results in input order.
+
+        Eval mode without gradients for prediction; with `train` the chunks keep their graphs
+        (one backward later covers them all, so the ranking loss still sees every pair).
+        """
+        was_training = self.encoder.training
+        self.encoder.train(train)
+        try:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            bs = self.config.predict_batch_size
+            with torch.set_grad_enabled(train and torch.is_grad_enabled()):
+                parts = [fn([texts[i] for i in order[s : s + bs]]).float() for s in range(0, len(order), bs)]
+        finally:
+            self.encoder.train(was_training)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(parts)[inverse.to(self.device)]
+
+    def _encode_full(self, texts: list[str]) -> torch.Tensor:
+        return self.encoder.encode(texts, self.device)
+
+    def _compute_lower(self, texts: list[str]) -> list[torch.Tensor]:
+        """Per text, the frozen lower layers' hidden states at its real (non-padding) tokens."""
+        out: list[torch.Tensor] = []
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            with torch.no_grad():
+                bs = self.config.predict_batch_size
+                for start in range(0, len(texts), bs):
+                    batch = self.encoder.tokenize(texts[start : start + bs])
+                    mask = batch["attention_mask"].to(self.device)
+                    states = self.encoder.lower_states(batch["input_ids"].to(self.device), mask)
+                    out.extend(states[b][mask[b].bool()] for b in range(states.shape[0]))
+        finally:
+            self.encoder.train(was_training)
+        return out
+
+    def _encode_from_lower(self, texts: list[str]) -> torch.Tensor:
+        """Pooled vectors running only the top n layers on cached lower-layer states."""
+        cached = self.cache.lookup(texts, self._compute_lower)
+        batch = self.encoder.tokenize(texts)
+        ids = batch["input_ids"].to(self.device)
+        mask = batch["attention_mask"].to(self.device)
+        states = torch.zeros(*ids.shape, self.encoder.hidden_size, device=self.device, dtype=cached[0].dtype)
+        for b, value in enumerate(cached):
+            states[b, mask[b].bool()] = value.to(self.device)
+        return self.encoder.forward_from_lower(ids, mask, states)
+
+    # ------------------------------------------------------------------ the disk cache (frozen encoder)
+    def cache_file(self) -> Path:
+        """The disk cache file of this encoder, pooling and max length."""
+        enc = self.encoder
+        weights = sorted(p.name for p in Path(enc.path).glob("*.safetensors")) or sorted(
+            p.name for p in Path(enc.path).iterdir()
+        )
+        ident = f"{Path(enc.path).resolve()}|{weights}|{enc.pooling}|{enc.max_length}"
+        digest = hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
+        return cache_dir() / "embeddings" / f"{Path(enc.path).name}-{enc.pooling}-{enc.max_length}-{digest}.pt"
+
+    def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
+        """Fill the in-memory vector cache for `texts`: from disk where known, else encode (and save).
+
+        Returns counts (`loaded`, `encoded`). A no-op unless the encoder is frozen.
+        """
+        if self.mode != "pooled":
+            return {"loaded": 0.0, "encoded": 0.0}
+        texts = list(dict.fromkeys(texts))
+        path = self.cache_file()
+        stored: dict[str, torch.Tensor] = {}
+        if use_disk and path.is_file():
+            blob = torch.load(path, weights_only=True)
+            stored = dict(zip(blob["keys"], blob["vectors"]))
+        known = [t for t in texts if text_key(t) in stored]
+        if known:  # through the cache's own lookup: `compute` hands back the stored vectors
+            self.cache.lookup(known, lambda miss: [stored[text_key(t)] for t in miss])
+        missing = [t for t in texts if text_key(t) not in stored]
+        chunk = 512
+        for start in tqdm(range(0, len(missing), chunk), desc="estimator: encoding prompts", unit="chunk",
+                          disable=not progress or not missing, leave=False):
+            self.pooled(missing[start : start + chunk], train=False)
+        if use_disk and missing:
+            stored.update({text_key(t): v for t, v in zip(missing, self.cached(missing))})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never share a half-written file
+            torch.save({"keys": list(stored), "vectors": torch.stack(list(stored.values()))}, tmp)
+            tmp.replace(path)
+        return {"loaded": float(len(known)), "encoded": float(len(missing))}
+
+    def cached(self, texts: Sequence[str]) -> torch.Tensor:
+        """The pooled vectors of `texts` from the in-memory cache (warm it first)."""
+
+        def unexpected(miss: list[str]) -> list[torch.Tensor]:
+            raise RuntimeError(f"{len(miss)} texts are not in the estimator cache: call warm_cache first (or raise cache_max_mb)")
+
+        return torch.stack(self.cache.lookup(list(texts), unexpected))

@@ -1,0 +1,85 @@
+"""The one registry of selectors: name -> (options model, builder).
+
+Every trainer (the built-in engine, TRL, verl), the benchmarks and the router build selectors
+with `make_selector`, so a name means the same selector everywhere, and its options are
+checked by the same typed model. A selector registers itself next to its class:
+
+    @register_selector("history", HistoryConfig)
+    def _history(options, *, group_size, seed, estimator): return History(options, seed=seed)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from depo.config import Config
+from depo.errors import DepoError
+from depo.selection.base import Selector
+
+Builder = Callable[..., Selector]
+
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    """A registered selector: its options model, its builder, and whether it reads an estimator."""
+
+    name: str
+    options: type[Config]
+    build: Builder
+    uses_estimator: bool
+
+
+SELECTORS: dict[str, SelectorSpec] = {}
+
+
+def register_selector(name: str, options: type[Config], *, uses_estimator: bool = False) -> Callable[[Builder], Builder]:
+    """Register `builder(options, *, group_size, seed, estimator) -> Selector` under `name`."""
+
+    def wrap(builder: Builder) -> Builder:
+        if name in SELECTORS:
+            raise ValueError(f"selector {name!r} is registered twice")
+        SELECTORS[name] = SelectorSpec(name, options, builder, uses_estimator)
+        return builder
+
+    return wrap
+
+
+def selector_spec(name: str) -> SelectorSpec:
+    try:
+        return SELECTORS[name]
+    except KeyError:
+        raise DepoError(f"unknown selector {name!r}; choose one of: {', '.join(SELECTORS)}") from None
+
+
+def selector_options(name: str, options: Mapping[str, Any] | None = None) -> Config:
+    """The typed, validated options of selector `name` (unknown keys refused with the valid ones)."""
+    return selector_spec(name).options.build(options, what=f"selector {name!r} options")
+
+
+def make_selector(
+    name: str,
+    *,
+    group_size: int,
+    seed: int,
+    options: Mapping[str, Any] | Config | None = None,
+    estimator: Any = None,
+) -> Selector:
+    """The selector registered as `name`, with its `options` (a mapping or its options model).
+
+    `estimator` is what estimator-driven selectors (depo, depo-paper) read: an estimator object,
+    or anything `depo.estimator.build_estimator` accepts (None = the default estimator, an
+    `EstimatorConfig` or mapping of its fields, or the directory of a saved estimator).
+    """
+    if group_size < 2:
+        raise DepoError(f"group size must be >= 2 (GRPO needs a group to compare), got {group_size}")
+    spec = selector_spec(name)
+    if not isinstance(options, Config):
+        options = selector_options(name, options)
+    if spec.uses_estimator:
+        from depo.estimator import build_estimator, is_estimator
+
+        if not is_estimator(estimator):
+            estimator = build_estimator(estimator, seed=seed)
+    return spec.build(options, group_size=group_size, seed=seed, estimator=estimator)
