@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from trl_support import LearnedHash, build_tiny_model, grpo_args, parity_reward, toy_dataset  # noqa: E402
 
 from depo.errors import DepoError  # noqa: E402
+from depo.state_io import load_state  # noqa: E402
 from depo.integrations.trl import STATE_FILE, DEPOGRPOTrainer, state_fingerprint  # noqa: E402
 from depo.selection import make_selector  # noqa: E402
 from depo.types import Candidate, Decisions, GroupOutcome  # noqa: E402
@@ -149,7 +150,7 @@ def test_learned_selector_state_survives_checkpoint(model_dir, tmp_path) -> None
     sel = LearnedHash()
     trainer = make_trainer(model_dir, tmp_path, sel, max_steps=2, save_strategy="steps", save_steps=2)
     trainer.train()
-    saved = torch.load(tmp_path / "checkpoint-2" / STATE_FILE, weights_only=False)
+    saved = load_state(tmp_path / "checkpoint-2", STATE_FILE.removesuffix(".json"))
     assert state_fingerprint(saved["selector"]) == state_fingerprint(sel.state_dict())
     fresh = LearnedHash()
     assert state_fingerprint(fresh.state_dict()) != state_fingerprint(sel.state_dict())
@@ -186,3 +187,26 @@ def test_reused_generations_draw_one_chunk_per_generation(model_dir, tmp_path) -
     assert sel.observed == [str(i) for chunk in history[:2] for i in chunk]
     # TRL computes old log-probs itself when generations are reused: "auto" passes them on
     assert sel.with_logprobs == 4
+
+
+class _RunsCode:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickled_selector_state_is_refused_and_runs_nothing(model_dir, tmp_path) -> None:
+    full = make_trainer(model_dir, tmp_path / "a", SkipMultiplesOf3(), max_steps=2, save_strategy="steps", save_steps=2)
+    full.train()
+    ckpt = tmp_path / "a" / "checkpoint-2"
+    (ckpt / STATE_FILE).unlink()
+    marker = tmp_path / "pwned"
+    torch.save({"selector": _RunsCode(marker)}, ckpt / "depo_selector.pt")
+    resumed = make_trainer(model_dir, tmp_path / "a", SkipMultiplesOf3(), save_strategy="no")
+    with pytest.raises(DepoError, match=r"pickled depo_selector.pt, which depo does not load"):
+        resumed.train(resume_from_checkpoint=str(ckpt))
+    assert not marker.exists()

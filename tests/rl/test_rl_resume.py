@@ -91,3 +91,26 @@ def test_partial_checkpoint_is_ignored_and_cleaned(tiny_overrides, toy_tasks):
     resumed = Trainer.resume(run, ["max_steps=3"], tasks=(toy_tasks(8), []))
     assert resumed.step == 2
     assert not (root / ".tmp-step_000003-999").exists()
+
+
+class _RunsCode:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickled_checkpoint_is_refused_with_one_line_and_runs_nothing(tiny_overrides, toy_tasks, tmp_path):
+    tasks = (toy_tasks(8), [])
+    run = Trainer(load_config(None, tiny_overrides("run", max_steps=1, heldout_size=0)), tasks=tasks).train()
+    step = run / "checkpoints" / ckpt.checkpoint_name(1)
+    for name in ("trainer_state.json", "trainer_state.safetensors"):
+        (step / name).unlink()
+    marker = tmp_path / "pwned"
+    torch.save({"step": _RunsCode(marker)}, step / "trainer_state.pt")  # what an older depo wrote, made hostile
+    with pytest.raises(DepoError, match=r"^\S+step_000001 holds a pickled trainer_state.pt, which depo does not load"):
+        Trainer.resume(run, tasks=tasks)
+    assert not marker.exists()

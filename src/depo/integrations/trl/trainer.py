@@ -32,9 +32,11 @@ from typing import Any, Literal
 
 import torch
 from datasets import Dataset
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 from depo.errors import DepoError
+from depo.state_io import load_state, save_state
 from depo.integrations.trl.feed import SelectionFeed
 from depo.integrations.trl.sampler import DEPORepeatSampler
 from depo.selection import Uniform
@@ -43,7 +45,9 @@ from depo.selection.base import Selector
 logger = logging.getLogger(__name__)
 
 INDEX_COLUMN = "depo_index"
-STATE_FILE = "depo_selector.pt"
+STATE_NAME = "depo_selector"
+"""The selector's state in a TRL checkpoint: depo_selector.json + depo_selector.safetensors (no pickle)."""
+STATE_FILE = f"{STATE_NAME}.json"
 LogprobMode = Literal["auto", "always", "never"]
 
 
@@ -205,21 +209,23 @@ class DEPOMixin:
     def _save_checkpoint(self, model, trial):  # noqa: ANN001
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-            torch.save(self.depo_feed.state_dict(), os.path.join(folder, STATE_FILE))
+            save_state(self.depo_feed.state_dict(), folder, STATE_NAME)
 
     def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
         path = os.path.join(checkpoint, STATE_FILE)
+        if os.path.isfile(os.path.join(checkpoint, f"{STATE_NAME}.pt")) and not os.path.isfile(path):
+            raise DepoError(
+                f"{checkpoint} holds a pickled {STATE_NAME}.pt, which depo does not load "
+                "(unpickling can run arbitrary code); resume from a checkpoint written by this version"
+            )
         if not os.path.isfile(path):
             logger.warning("DEPO: %s has no %s; the selector starts from scratch", checkpoint, STATE_FILE)
             return
-        # Our own file, written by _save_checkpoint; it holds numpy/python objects, hence weights_only=False.
-        self.depo_feed.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.depo_feed.load_state_dict(load_state(checkpoint, STATE_NAME))  # data only: nothing in it runs
 
 
 class DEPOGRPOTrainer(DEPOMixin, GRPOTrainer):
