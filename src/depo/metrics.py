@@ -99,7 +99,10 @@ def precision_recall(scores: Sequence[float], informative: Sequence[bool]) -> tu
 
 
 def precision_at_recall(scores: Sequence[float], informative: Sequence[bool], min_recall: float = 0.8) -> float:
-    """The best effective rate of any threshold on `scores` that keeps >= min_recall of the informative groups."""
+    """The best effective rate of any threshold on `scores` that keeps >= min_recall of the informative groups
+    (NaN when there is no informative group to recall)."""
+    if not np.any(np.asarray(informative, dtype=bool)):
+        return float("nan")
     recall, precision = precision_recall(scores, informative)
     ok = recall >= min_recall
     return float(precision[ok].max()) if ok.any() else float("nan")

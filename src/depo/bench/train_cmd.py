@@ -34,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from depo.bench.train import METHODS, run_bench
-    from depo.paths import find_config
     from depo.config import apply_overrides, read_yaml
     from depo.errors import DepoError
+    from depo.paths import find_config
     from depo.rl.config import TrainConfig
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

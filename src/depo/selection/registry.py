@@ -16,6 +16,7 @@ from typing import Any
 
 from depo.config import Config
 from depo.errors import DepoError
+from depo.estimator import build_estimator, is_estimator
 from depo.selection.base import Selector
 
 Builder = Callable[..., Selector]
@@ -77,9 +78,6 @@ def make_selector(
     spec = selector_spec(name)
     if not isinstance(options, Config):
         options = selector_options(name, options)
-    if spec.uses_estimator:
-        from depo.estimator import build_estimator, is_estimator
-
-        if not is_estimator(estimator):
-            estimator = build_estimator(estimator, seed=seed)
+    if spec.uses_estimator and not is_estimator(estimator):
+        estimator = build_estimator(estimator, seed=seed)
     return spec.build(options, group_size=group_size, seed=seed, estimator=estimator)

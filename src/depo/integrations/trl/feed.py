@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from depo.errors import DepoError
 from depo.selection.base import Selector, checked_select
@@ -262,9 +263,7 @@ def _feed(h, obj: object) -> None:  # noqa: ANN001 - hashlib object
     elif isinstance(obj, np.ndarray):
         h.update(str(obj.dtype).encode() + str(obj.shape).encode())
         h.update(np.ascontiguousarray(obj).tobytes())
-    elif hasattr(obj, "detach") and hasattr(obj, "cpu"):  # a torch tensor, without importing torch
-        import torch
-
+    elif isinstance(obj, torch.Tensor):
         arr = obj.detach().cpu().contiguous()
         h.update(str(arr.dtype).encode() + str(tuple(arr.shape)).encode())
         h.update(arr.reshape(-1).view(torch.uint8).numpy().tobytes())

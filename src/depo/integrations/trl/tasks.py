@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from depo.tasks.base import Task
+from depo.tasks.base import Task, score_responses
 
 
 def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False, suffix: str = ""):
@@ -37,8 +37,6 @@ def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False, suffix: str = ""
 
 def task_reward(tasks: Sequence[Task]):
     """A TRL reward function scoring each completion with its task's verifier (reward in [0, 1])."""
-    from depo.tasks.base import score_responses
-
     by_id = {t.prompt_id: t for t in tasks}
 
     def reward(completions: list, prompt_id: list[str], **kwargs: Any) -> list[float]:

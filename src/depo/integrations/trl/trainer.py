@@ -36,11 +36,11 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 from depo.errors import DepoError
-from depo.state_io import load_state, save_state
 from depo.integrations.trl.feed import SelectionFeed
 from depo.integrations.trl.sampler import DEPORepeatSampler
 from depo.selection import Uniform
 from depo.selection.base import Selector
+from depo.state_io import load_state, save_state
 
 logger = logging.getLogger(__name__)
 

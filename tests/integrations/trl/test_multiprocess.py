@@ -16,7 +16,7 @@ pytest.importorskip("trl")
 pytest.importorskip("accelerate")
 torch = pytest.importorskip("torch")
 
-from trl_support import build_tiny_model  # noqa: E402
+from tests.integrations.trl.trl_support import build_tiny_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

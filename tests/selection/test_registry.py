@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from selection_fakes import FakeEstimator
 
 from depo.errors import DepoError
 from depo.estimator import OnlineEstimator
@@ -13,6 +12,7 @@ from depo.selection.depo import DEPO
 from depo.selection.history import History
 from depo.selection.oracle import Oracle
 from depo.types import Candidate, GroupOutcome
+from tests.selection.selection_fakes import FakeEstimator
 
 
 def test_every_name_builds_a_selector() -> None:
@@ -31,16 +31,16 @@ def test_every_name_builds_a_selector() -> None:
 
 
 def test_estimator_is_built_from_options_only_for_estimator_selectors(monkeypatch: pytest.MonkeyPatch) -> None:
-    import depo.estimator
+    import depo.selection.registry as registry
 
     built = []
-    real = depo.estimator.build_estimator
+    real = registry.build_estimator
 
     def counting(spec=None, **kw):
         built.append(spec)
         return real(spec, **kw)
 
-    monkeypatch.setattr(depo.estimator, "build_estimator", counting)
+    monkeypatch.setattr(registry, "build_estimator", counting)
     make_selector("uniform", group_size=8, seed=0)
     make_selector("history", group_size=8, seed=0)
     assert built == []

@@ -45,7 +45,7 @@ def test_sigkill_at_random_point_then_resume(tiny_overrides, toy_tasks):
 
     overrides = tiny_overrides("killed", max_steps=steps, eval_steps=2, save_steps=1)
     run_dir = Path(load_config(None, overrides).output_dir)
-    code = SCRIPT.format(tests_dir=str(Path(__file__).parent), overrides=overrides)
+    code = SCRIPT.format(tests_dir=str(Path(__file__).parents[1]), overrides=overrides)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rng = random.Random()

@@ -11,13 +11,18 @@ import pytest
 pytest.importorskip("trl")
 torch = pytest.importorskip("torch")
 
-from trl_support import LearnedHash, build_tiny_model, grpo_args, parity_reward, toy_dataset  # noqa: E402
-
 from depo.errors import DepoError  # noqa: E402
-from depo.state_io import load_state  # noqa: E402
 from depo.integrations.trl import STATE_FILE, DEPOGRPOTrainer, state_fingerprint  # noqa: E402
 from depo.selection import make_selector  # noqa: E402
+from depo.state_io import load_state  # noqa: E402
 from depo.types import Candidate, Decisions, GroupOutcome  # noqa: E402
+from tests.integrations.trl.trl_support import (  # noqa: E402
+    LearnedHash,
+    build_tiny_model,
+    grpo_args,
+    parity_reward,
+    toy_dataset,
+)
 
 
 class SkipMultiplesOf3:

@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests: a tiny *random* Qwen2 policy and toy tasks (no warm start).
+"""Fixtures shared by the engine, CLI and task tests: a tiny *random* Qwen2 policy and toy tasks (no warm start).
 
 The toy verifier rewards a response whose first character has an even code point, so a random
 policy gets about half its responses right and most groups are informative.

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from selection_fakes import FakeEstimator
 
 from depo.errors import DepoError
 from depo.selection import DataOrder, RefillStream, make_selector
 from depo.selection.depo import DEPO, DEPOConfig
 from depo.types import Candidate, GroupOutcome
 from depo.zero_variance import beta_binomial_zero_var
+from tests.selection.selection_fakes import FakeEstimator
 
 QUICK = settings(max_examples=50, deadline=None)
 

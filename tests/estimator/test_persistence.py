@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ import torch
 from depo.errors import DepoError
 from depo.estimator import EstimatorConfig, OnlineEstimator
 from depo.estimator.encoder import TextEncoder, default_encoder_path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy"))
-from test_policy_bad_paths import NOT_MODELS, make_not_model  # noqa: E402
+from tests.policy.test_loading import NOT_MODELS, make_not_model
 
 
 @pytest.fixture(scope="module")
