@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from depo.metrics import effective_rate
 from depo.types import Candidate, Decisions, GroupOutcome
 
 
@@ -38,3 +39,18 @@ def checked_select(selector: Selector, batch: Sequence[Candidate]) -> Decisions:
     if len(decisions.keep) != len(batch):
         raise ValueError(f"{type(selector).__name__}.select returned {len(decisions.keep)} decisions for {len(batch)} candidates")
     return decisions
+
+
+class LearnsNothing:
+    """For selectors whose decisions never depend on outcomes (uniform, the oracle): `observe`
+    only reports the effective rate, and there is no state to checkpoint."""
+
+    def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
+        rate = effective_rate(outcomes)
+        return {} if rate is None else {"select/effective_rate": rate}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None

@@ -15,13 +15,13 @@ from pydantic import ConfigDict, Field
 
 from depo.config import Config
 from depo.errors import DepoError
-from depo.metrics import effective_rate
+from depo.selection.base import LearnsNothing
 from depo.selection.registry import register_selector
-from depo.types import Candidate, Decisions, GroupOutcome
+from depo.types import Candidate, Decisions
 from depo.zero_variance import zero_var_probability
 
 
-class Oracle:
+class Oracle(LearnsNothing):
     name = "oracle"
 
     def __init__(
@@ -54,17 +54,6 @@ class Oracle:
         p_zero = self.zero_var_prob(batch)
         keep = [bool(v <= self.threshold) for v in p_zero]
         return Decisions(keep=keep, explored=[False] * len(batch), priority=-p_zero)
-
-
-    def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
-        rate = effective_rate(outcomes)
-        return {} if rate is None else {"select/effective_rate": rate}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        return None
 
 
 class OracleOptions(Config):

@@ -6,28 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from depo.config import Config
-from depo.metrics import effective_rate
+from depo.selection.base import LearnsNothing
 from depo.selection.registry import register_selector
-from depo.types import Candidate, Decisions, GroupOutcome
+from depo.types import Candidate, Decisions
 
 
-class Uniform:
+class Uniform(LearnsNothing):
     """Keep every candidate; report the effective rate of what was rolled out."""
 
     name = "uniform"
 
     def select(self, batch: Sequence[Candidate]) -> Decisions:
         return Decisions.keep_all(len(batch))
-
-    def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
-        rate = effective_rate(outcomes)
-        return {} if rate is None else {"select/effective_rate": rate}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        return None
 
 
 class UniformConfig(Config):
