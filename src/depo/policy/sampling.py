@@ -2,7 +2,7 @@
 
 Why hand-written rather than `model.generate`: the RL engine needs the per-token
 log-probability of every sampled token under the exact distribution it was drawn from
-(GRPO's importance ratio, SPEC.md §2 and the estimator's distill target t_q), a
+(GRPO's importance ratio and the estimator's distill target t_q, docs/method.md section 2.1), a
 deterministic stream given a `torch.Generator`, and no hidden defaults from a model's
 `generation_config`. The loop is short: prefill the left-padded prompts once, then feed one
 token per row per step, reusing the model's `past_key_values`.

@@ -1,6 +1,6 @@
 """The embedded default policy: a tiny Qwen2 warm-started by SFT on a task preset.
 
-Why: RL must start from a policy that solves some prompts and not others (issue 2), on a
+Why: RL must start from a policy that solves some prompts and not others, on a
 2-core CPU, with no hub downloads. A ~0.8M-parameter Qwen2 (d=128, 2 layers) with a
 character-level tokenizer (`depo.policy.tokenizer`) learns the compact prompts of
 `depo.tasks.gym` in a few minutes of supervised fine-tuning on reference answers.

@@ -3,7 +3,7 @@
 DAPO (Yu et al. 2025, arXiv 2503.14476, section 3.2) over-samples and drops groups whose
 rewards are all equal (their GRPO advantages are all zero), generating batch after batch until
 `batch_size` informative groups are collected. The reference recipe raises "Generated too
-many" when `max_num_gen_batches` is reached (DAPO issue 22); here the loop instead trains on
+many" when `max_num_gen_batches` is reached (github.com/BytedTsinghua-SIA/DAPO/issues/22); here the loop instead trains on
 the informative groups it has and logs a warning, so a too-easy or too-hard data set slows a
 run down but never kills it. Zero variance means std <= 1e-6, so graded rewards work too.
 """

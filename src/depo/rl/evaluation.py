@@ -1,6 +1,6 @@
 """Held-out evaluation: Avg@k and pass@k on a fixed prompt set.
 
-Avg@k (the paper's metric, SPEC.md section 3) = mean over problems of the mean reward of k
+Avg@k (the paper's metric, docs/method.md section 3) = mean over problems of the mean reward of k
 samples. pass@k = share of problems with at least one fully correct sample among k; with n >= k
 samples it is the unbiased estimator of Chen et al. 2021 (Codex paper, eq. 1):
 pass@k = 1 - C(n - c, k) / C(n, k), averaged over problems (c = correct samples).

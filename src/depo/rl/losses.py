@@ -1,7 +1,7 @@
 """GRPO / DAPO math as small pure functions: advantages, reward shaping, the clipped loss.
 
 Each function is the formula of its paper, written once, with the paper named beside it, so
-the trainer reads like SPEC.md section 2 and each piece is checked against a hand-worked
+the trainer reads like docs/method.md section 2 and each piece is checked against a hand-worked
 example in tests/rl/test_rl_losses.py.
 
 Shapes: rewards are (N, G) — N prompts, G responses each. Per-token tensors are (B, T) with a

@@ -1,12 +1,12 @@
 """The DEPO selector: skip prompts predicted to give a zero-variance group, before the rollout.
 
-Two modes (SPEC.md sections 2 and 4):
+Two modes (docs/method.md sections 2 and 4):
 
 `paper` - the reference release, faithfully: keep everything for `warmup_steps` (100) observe
 steps, then keep a prompt iff the estimator's pass rate p_hat is in [lo, hi] = [0.15, 0.85].
 No memory, no exploration.
 
-`default` - ours, fixing the weaknesses listed in SPEC.md section 4:
+`default` - ours, fixing the weaknesses listed in docs/method.md section 4:
   (a) the rule follows the group size: keep iff P(zero-variance group) <= threshold, where
       P = P(K = 0) + P(K = G) for K ~ Beta-binomial(G, a, b) (see zero_variance.py);
   (b) exploration: each rejected prompt is still rolled out with probability `explore` (0.05),
@@ -24,12 +24,10 @@ No memory, no exploration.
       learning meanwhile; exploration flags and the false-skip measurement go on as usual.
   (f) `skip`: which zero-variance side may be skipped: "both" (the paper), "hard" (only
       prompts predicted all-wrong: the rule uses P(K = 0), paper mode drops the upper bound
-      hi) or "easy" (only predicted all-correct). An ablation knob: on the tiny policy's
-      `easy` preset the accuracy DEPO loses against GRPO comes with skipping predicted
-      all-correct prompts, but "hard" alone did not win it back with the default rule
-      (BENCHMARKS.md section 9). "both" is the default, as in the paper.
+      hi) or "easy" (only predicted all-correct); an ablation knob (docs/method.md section 4.8,
+      measured in BENCHMARKS.md). "both" is the default, as in the paper.
 
-Defaults of `default`, and why (simulation figures: `python -m depo.selection.simulate`):
+Defaults of `default`, and why (their measured effect: BENCHMARKS.md section 3):
   - threshold 0.5: a skipped prompt loses (1 - P) expected informative groups and saves one
     rollout that is wasted with probability P; with equal weights the Bayes rule skips iff
     P > 0.5. With n0 = 2 an unseen prompt is skipped iff p_hat < 0.19 or > 0.81 at G = 8
@@ -38,19 +36,16 @@ Defaults of `default`, and why (simulation figures: `python -m depo.selection.si
   - prior_strength n0 = 2: one 8-sample group outweighs the text prior 4:1, so a prompt that
     was all-correct last time is skipped unless its text says otherwise (P = 0.78 at
     p_hat = 0.8, 0.53 at 0.5, but 0.40 at 0.3: kept). Real GRPO trajectories keep 77% of
-    zero-variance prompts zero-variance next epoch (SPEC.md section 4), so own history should
-    weigh more than a text regressor with MAE ~0.2. In the simulation (200 steps, last-half
-    effective rate) n0 = 2 gives 0.787, n0 = 4 0.739, text only 0.663, GRESO 0.745, uniform
-    0.652, oracle 0.850.
+    zero-variance prompts zero-variance next epoch (docs/method.md section 4.4), so own history
+    should weigh more than a text regressor with MAE ~0.2.
   - memory_half_life 100 steps: about one epoch of a 13k-prompt set at batch 128; old groups
-    fade as the policy improves (50 did worse in the simulation: 0.714), and exploration
-    re-checks rejected prompts anyway.
+    fade as the policy improves, and exploration re-checks rejected prompts anyway.
   - warmup_steps 10: the untrained estimator predicts 0.5 for everything (P = 0.22 < 0.5), so
     it keeps all prompts anyway; the short warm-up only guards against the first few noisy
     updates. During warm-up, prompts the rule would have rejected are still rolled out and
     count towards the false-skip rate (unbiased, like explored ones).
   - health_min_spread 0.01: pass rates of a real prompt set spread widely (std ~0.3 on the
-    GRPO trajectories of SPEC.md section 4); a step whose predictions all sit within about
+    real GRPO trajectories); a step whose predictions all sit within about
     +-0.01 of each other cannot rank prompts. health_max_calib_mae 0.4: predicting 0.5 for
     everything scores at most 0.5 on [0, 1] targets and a working text regressor ~0.2, so
     0.4 is close to no better than the uninformative constant. health_window 5 steps pools

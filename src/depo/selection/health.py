@@ -1,14 +1,14 @@
 """Estimator health: decide when DEPO must stop trusting its difficulty estimator.
 
 A run lasts days; an estimator can fail silently in two ways that make DEPO skip the wrong
-prompts (SPEC.md section 4 lists the selector's failure modes; issue 9 asks for a safe fallback):
+prompts (docs/method.md section 4.7):
 
   - collapse: every prediction of a step is (almost) the same value, so the estimator no
     longer ranks prompts. The spread is the standard deviation of the pass rates predicted
     for all candidates scored in one step; below `min_spread` the step is unhealthy.
   - calibration drift: the mean absolute error between the predicted pass rate and the
     observed mean reward of the rolled-out groups, pooled over the last `window` steps
-    (the `estimator/calib_mae` of SPEC.md section 6, made rolling so one odd batch does not
+    (the `estimator/calib_mae` metric, made rolling so one odd batch does not
     trip it), is above `max_calib_mae`.
 
 After `patience` consecutive unhealthy steps the selector falls back to keeping every prompt

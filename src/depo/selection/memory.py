@@ -1,6 +1,6 @@
 """Per-prompt memory: a discounted Beta posterior over each prompt's pass rate.
 
-SPEC.md section 4 ("No memory"): in multi-epoch training a prompt's own past outcome is a strong
+docs/method.md section 4.4: in multi-epoch training a prompt's own past outcome is a strong
 predictor (77% of zero-variance prompts stay zero-variance next epoch), history-only methods
 (GRESO) know nothing of unseen prompts, and the text estimator knows nothing of a prompt's own
 history. This memory combines both, in the way MoPPS (arXiv 2507.04632) keeps per-prompt Beta

@@ -1,9 +1,8 @@
 """The refill stream: draw candidates until the step's batch is full, never stalling.
 
-DEPO's loop (SPEC.md section 2, step 2) keeps drawing and scoring candidates until the batch is
+DEPO's loop (docs/method.md section 2.1, step 2) keeps drawing and scoring candidates until the batch is
 full and logs the survival rate = kept / scanned. Post-rollout dynamic sampling (DAPO) crashes
-or loops when the data is too hard or too easy (SPEC.md section 5: DAPO issue 22, verl issue
-876); this stream instead bounds the candidates scanned per step (`max_scan`) and, when the
+or loops when the data is too hard or too easy (docs/method.md section 5); this stream instead bounds the candidates scanned per step (`max_scan`) and, when the
 bound is hit, fills the rest of the batch with the best-ranked rejected prompts (by the
 selector's `priority`), logged as `select/forced`.
 

@@ -1,12 +1,12 @@
 """reasoning-gym presets: the embedded default tasks (`mixed`, `easy`, `hard`).
 
-Each preset is a weighted mixture of reasoning-gym procedural datasets (SPEC.md §1; issue 2
-"Tasks"). reasoning-gym supplies the items, the natural question (`Task.text`, what the
+Each preset is a weighted mixture of reasoning-gym procedural datasets (docs/method.md section 1
+describes why the embedded default needs prompts of every difficulty). reasoning-gym supplies the items, the natural question (`Task.text`, what the
 difficulty estimator and real chat models read) and the gold answer; this module adds
 
 - a compact rendering (`Task.prompt`, e.g. ``gcd 86, 98``): a task tag plus the payload,
   ~10 characters, because a tiny policy learns these in minutes while the 25-token natural
-  questions it does not (measured, issue 2);
+  questions it does not;
 - a binary exact verifier: `score_answer` gives partial credit to wrong answers
   ('20' scores 0.5 against '2'), which would blur the zero-variance accounting;
 - a train / held-out split that is disjoint by construction: a prompt belongs to the
@@ -17,8 +17,8 @@ difficulty estimator and real chat models read) and the gold answer; this module
   except when a narrow component (1-digit products) has none left.
 - streams whose seeds are spaced `SEED_STRIDE` apart, so no two streams share items by
   index, and value ranges wide enough that the train pool (>= 20k prompts) needs rules rather
-  than lookup: RL on a small fixed pool memorises it (issue 2: pool accuracy 0.62 -> 0.78
-  while held-out accuracy fell 0.61 -> 0.52).
+  than lookup: RL on a small fixed pool memorises it (pool accuracy rises while held-out
+  accuracy falls).
 
 `preset_tasks(p, s, m)[:n] == preset_tasks(p, s, n)`: generation is sequential, so a larger
 pool extends a smaller one.

@@ -1,7 +1,7 @@
 """The selection feed behind DEPO's TRL sampler: draw, decide, remember, learn. No TRL import.
 
 TRL's `GRPOTrainer` pulls prompt indices from a sampler long before it knows any reward: the
-sampler decides *which* prompts are rolled out (SPEC.md section 6). `SelectionFeed` is the
+sampler decides *which* prompts are rolled out (docs/method.md section 6). `SelectionFeed` is the
 state behind that sampler. It draws one generation batch ("chunk") at a time from a
 `RefillStream` (seeded data order + the selector's keep/skip decisions, bounded scan), keeps
 the chunks that were drawn but not yet rolled out ("in flight"), and, once TRL has scored a

@@ -1,6 +1,6 @@
 """DEPO inside TRL's `GRPOTrainer`: pre-rollout prompt selection, single- and multi-process.
 
-Where it plugs in (SPEC.md section 6; TRL 1.16 `trl/trainer/grpo_trainer.py`):
+Where it plugs in (docs/method.md section 6; TRL 1.16 `trl/trainer/grpo_trainer.py`):
 
 - `_get_train_sampler` returns a `DEPORepeatSampler` (RepeatSampler's layout, DEPO's prompts)
   instead of `RepeatSampler`; each generation batch is drawn lazily by a `SelectionFeed`.
