@@ -56,17 +56,20 @@ class Decisions:
     prompt it would have rejected (so `explored` implies `keep`); such groups are unbiased labels
     for the estimator and measure the false-skip rate. `priority[i]`: higher means more worth
     rolling out; the stream ranks by it (keep-by-rank) and force-fills a batch with the
-    best-ranked rejected prompts when its scan bound is hit.
+    best-ranked rejected prompts when its scan bound is hit. `mean_priority[i]` (optional): the
+    priority without exploration noise, when `priority` holds a Thompson draw; a candidate the
+    rank stream keeps by its draw but not by its mean is counted as explored.
     """
 
     keep: list[bool]
     explored: list[bool]
     priority: np.ndarray
+    mean_priority: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.keep)
-        if len(self.explored) != n or len(self.priority) != n:
-            raise ValueError("Decisions: keep, explored and priority must have the same length")
+        if len(self.explored) != n or len(self.priority) != n or (self.mean_priority is not None and len(self.mean_priority) != n):
+            raise ValueError("Decisions: keep, explored, priority (and mean_priority) must have the same length")
         if any(e and not k for k, e in zip(self.keep, self.explored)):
             raise ValueError("Decisions: an explored candidate must be kept")
 

@@ -10,6 +10,13 @@ When p itself is uncertain, p ~ Beta(a, b), the count of successes K is Beta-bin
     P(K = 0) = B(a, b + G) / B(a, b),   P(K = G) = B(a + G, b) / B(a, b)
 (B the Beta function). Uncertainty moves mass to the extremes: a Beta(1, 1) prompt (mean 0.5)
 is zero-variance with probability 2/(G+1), far above the plug-in 2 * 0.5^G.
+
+With the Bayesian estimator the uncertainty is Gaussian in logit space, p = sigmoid(z),
+z ~ N(m, v) (docs/method.md section 4.10), and a prompt's own past groups (s successes and f
+failures, discounted) multiply in their binomial likelihood:
+    posterior(z) ∝ N(z; m, v) sigmoid(z)^s (1 - sigmoid(z))^f
+    P(K = 0) = E[(1 - sigmoid(z))^G],   P(K = G) = E[sigmoid(z)^G]   under that posterior,
+computed on a fixed grid of z (the posterior can be far narrower than the prior).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import betaln
+from scipy.special import betaln, expit, gammaln, log_expit
 
 ZERO_VARIANCE_STD = 1e-6
 """A group is zero-variance when the std of its rewards is at most this (graded rewards too)."""
@@ -54,3 +61,51 @@ def beta_binomial_extremes(
     b = np.asarray(b, dtype=float)
     base = betaln(a, b)
     return np.exp(betaln(a, b + group_size) - base), np.exp(betaln(a + group_size, b) - base)
+
+
+_Z_GRID = np.linspace(-12.0, 12.0, 481)
+
+
+def logit_normal_extremes(
+    mean: np.ndarray, var: np.ndarray, group_size: int,
+    successes: np.ndarray | None = None, failures: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(K = 0), P(K = G)) when p = sigmoid(z), z ~ N(mean, var), times the binomial likelihood
+    of `successes` / `failures` already seen (module doc); one value per row of `mean`."""
+    mean, var = np.asarray(mean, float).reshape(-1, 1), np.asarray(var, float).reshape(-1, 1)
+    z = _Z_GRID[None, :]
+    log_w = -0.5 * (z - mean) ** 2 / np.maximum(var, 1e-8)
+    if successes is not None:
+        s, f = np.asarray(successes, float).reshape(-1, 1), np.asarray(failures, float).reshape(-1, 1)
+        log_w = log_w + s * log_expit(z) + f * log_expit(-z)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    p = expit(_Z_GRID)
+    return w @ (1.0 - p) ** group_size, w @ p**group_size
+
+
+def logit_normal_log_likelihood(mean: np.ndarray, var: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """log P(k of n) per row when k ~ Binomial(n, sigmoid(z)), z ~ N(mean, var) (the same grid,
+    the normal's weights normalised on it)."""
+    mean, var = np.asarray(mean, float).reshape(-1, 1), np.asarray(var, float).reshape(-1, 1)
+    k, n = np.asarray(k, float).reshape(-1, 1), np.asarray(n, float).reshape(-1, 1)
+    z = _Z_GRID[None, :]
+    log_prior = -0.5 * (z - mean) ** 2 / np.maximum(var, 1e-8)
+    log_prior = log_prior - _logsumexp(log_prior)
+    log_binom = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + k * log_expit(z) + (n - k) * log_expit(-z)
+    return _logsumexp(log_prior + log_binom).ravel()
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+
+
+def logit_normal_mean(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """E[sigmoid(z)] for z ~ N(mean, var): the predicted pass rate (same grid)."""
+    mean, var = np.asarray(mean, float), np.asarray(var, float)
+    shape = np.broadcast(mean, var).shape
+    m, v = np.broadcast_to(mean, shape).reshape(-1, 1), np.broadcast_to(var, shape).reshape(-1, 1)
+    log_w = -0.5 * (_Z_GRID[None, :] - m) ** 2 / np.maximum(v, 1e-8)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    return ((w @ expit(_Z_GRID)) / w.sum(axis=1)).reshape(shape)

@@ -215,3 +215,24 @@ def test_metrics_use_the_newest_decision_of_a_prompt() -> None:
     assert sel.select(cands(["q"])).keep == [True]
     m = sel.observe([group("q", [1, 0, 0, 0, 0, 0, 0, 0])])
     assert m["estimator/pred_mean"] == 0.5 and "estimator/false_skip_rate" not in m
+
+
+def test_default_mode_with_a_bayesian_estimator_ranks_and_explores_by_thompson_draws() -> None:
+    from depo.estimator import build_estimator
+
+    estimator = build_estimator({"kind": "bayes", "encoder_weight": 0.0, "hash_bits": 10})
+    sel = make_selector("depo", group_size=8, seed=0, estimator=estimator, options={"warmup_steps": 1})
+    assert sel.bayesian
+    easy = [f"add {i} and {i + 1}" for i in range(12)]
+    hard = [f"integrate x^{i} over a torus" for i in range(12)]
+    sel.select(cands(easy + hard))  # warm-up: everything kept
+    sel.observe([group(t, [1.0] * 8) for t in easy] + [group(t, [0.0, 1.0] * 4) for t in hard])
+    d = sel.select(cands([f"add {i} and {i + 2}" for i in range(20, 30)] + [f"integrate x^{i} over a cube" for i in range(20, 30)]))
+    mean = np.asarray(d.mean_priority)
+    assert mean[10:].min() > mean[:10].max()  # all-correct-looking prompts rank last
+    assert not np.array_equal(np.argsort(d.priority), np.argsort(mean))  # the draw is not the mean
+    assert all(k for k, e in zip(d.keep, d.explored, strict=True) if e)
+    sel2 = make_selector("depo", group_size=8, seed=0, estimator=estimator, options={"warmup_steps": 1, "thompson": False})
+    sel2.steps = sel.steps
+    d2 = sel2.select(cands(["add 1 and 2"]))
+    assert d2.mean_priority is not None and np.array_equal(d2.priority, d2.mean_priority)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import depo.estimator
 from depo.errors import DepoError
-from depo.estimator import OnlineEstimator
+from depo.estimator import BayesEstimator, OnlineEstimator
 from depo.selection import SELECTORS, Selector, make_selector
 from depo.selection.depo import DEPO
 from depo.selection.history import History
@@ -45,11 +46,13 @@ def test_estimator_is_built_from_options_only_for_estimator_selectors(monkeypatc
     make_selector("history", group_size=8, seed=0)
     assert built == []
     tiny = {"freeze_encoder": True, "width": 8, "feature_width": 8, "max_length": 16}
-    sel = make_selector("depo", group_size=8, seed=5, estimator=tiny)
-    assert built == [tiny] and isinstance(sel.estimator, OnlineEstimator)
+    sel = make_selector("depo", group_size=8, seed=5, estimator=tiny)  # the paper's trunk by default
+    assert built == [tiny] and isinstance(sel.estimator, OnlineEstimator) and not sel.bayesian
     assert sel.estimator.config.width == 8 and sel.estimator.config.seed == 5  # the selector's seed by default
+    sel = make_selector("depo", group_size=8, seed=5, estimator={"kind": "bayes", "max_length": 16, "hash_bits": 8})
+    assert isinstance(sel.estimator, BayesEstimator) and sel.bayesian and sel.estimator.config.hash_bits == 8
     loaded = []
-    monkeypatch.setattr(OnlineEstimator, "load", classmethod(lambda cls, path, **kw: loaded.append(path) or FakeEstimator()))
+    monkeypatch.setattr(depo.estimator, "load_estimator", lambda path, **kw: loaded.append(path) or FakeEstimator())
     sel = make_selector("depo-paper", group_size=8, seed=0, estimator="/some/dir")
     assert loaded == ["/some/dir"] and isinstance(sel.estimator, FakeEstimator)
 

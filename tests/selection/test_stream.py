@@ -197,3 +197,55 @@ def test_make_selector_uniform_and_errors() -> None:
         make_selector("uniform", group_size=8, seed=0, options={"x": 1})
     with pytest.raises(DepoError, match="group size"):
         make_selector("uniform", group_size=1, seed=0)
+
+
+class Ranked:
+    """Test selector: priority = the prompt's number (higher is better), no warm-up."""
+
+    def select(self, batch: Sequence[Candidate]) -> Decisions:
+        prio = np.array([float(c.prompt_id) for c in batch])
+        return Decisions(keep=[True] * len(batch), explored=[False] * len(batch), priority=prio, mean_priority=-prio * 0 + prio)
+
+    def observe(self, outcomes):
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@pytest.mark.parametrize("oversample", [1.0, 1.5, 3.0])
+def test_rank_stream_keeps_the_best_of_its_pool(oversample: float) -> None:
+    from depo.selection import make_stream
+
+    stream = make_stream("rank", DataOrder(40, seed=0), Ranked(), cand, 4, oversample=oversample)
+    batch, stats = stream.next_batch()
+    pool = [i for i, _, _ in stream.last_scanned]
+    assert len(pool) == int(np.ceil(oversample * 4)) and len(batch) == 4
+    assert sorted(batch) == sorted(pool)[-4:]  # the highest priorities
+    assert stats["select/scanned"] == len(pool) and stats["select/kept"] == 4
+    assert stats["select/skipped"] == len(pool) - 4 and stats["select/survival_rate"] == pytest.approx(1 / oversample, abs=0.1)
+
+
+def test_rank_stream_counts_draws_that_beat_the_mean_as_explored_and_resumes() -> None:
+    from depo.selection import make_stream
+
+    class Thompson(Ranked):
+        def select(self, batch):
+            d = super().select(batch)
+            return Decisions(keep=d.keep, explored=d.explored, priority=-d.priority, mean_priority=d.priority)
+
+    stream = make_stream("rank", DataOrder(30, seed=1), Thompson(), cand, 3, oversample=2.0)
+    batch, stats = stream.next_batch()
+    assert all(stream.last_explored) and stats["select/explored"] == 3  # kept by the draw, not by the mean
+    saved = json.loads(json.dumps(stream.state_dict()))
+    ahead = [stream.next_batch()[0] for _ in range(4)]
+    again = make_stream("rank", DataOrder(30, seed=1), Thompson(), cand, 3, oversample=2.0)
+    again.load_state_dict(saved)
+    assert [again.next_batch()[0] for _ in range(4)] == ahead
+    with pytest.raises(DepoError, match="oversample must be >= 1"):
+        make_stream("rank", DataOrder(30, seed=1), Thompson(), cand, 3, oversample=0.5)
+    with pytest.raises(DepoError, match="'rank' or 'refill'"):
+        make_stream("ranked", DataOrder(30, seed=1), Thompson(), cand, 3)

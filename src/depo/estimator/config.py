@@ -18,8 +18,10 @@ ARCH_FIELDS = ("pooling", "width", "feature_width", "num_blocks", "freeze_encode
 
 
 class EstimatorConfig(Config):
-    """Encoder, trunk, loss and online-update settings of the difficulty estimator."""
+    """The paper's estimator (docs/method.md sections 2.2-2.3): encoder, trunk, loss and online-update settings."""
 
+    kind: Literal["trunk"] = "trunk"
+    """Which estimator: "trunk" (this one, the paper's) or "bayes" (depo.estimator.bayes)."""
     encoder_path: str | None = None
     """Local Hugging Face encoder directory; None = the embedded all-MiniLM-L6-v2."""
     pooling: Literal["cls", "mean"] = "cls"

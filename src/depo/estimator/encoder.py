@@ -139,6 +139,17 @@ class TextEncoder(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
+    @torch.no_grad()
+    def layer_means(self, texts: Sequence[str], layers: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+        """(n, len(layers) * hidden) mean-pooled hidden states of the given layers (0 = embeddings),
+        concatenated; each layer's mean vector is scaled to unit L2 norm so every layer weighs alike."""
+        batch = self.tokenize(texts)
+        mask = batch["attention_mask"].to(device)
+        hidden = self.model(input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=True).hidden_states
+        weight = mask.unsqueeze(-1).to(hidden[0].dtype)
+        means = [(hidden[i] * weight).sum(1) / weight.sum(1).clamp(min=1.0) for i in layers]
+        return torch.cat([torch.nn.functional.normalize(m.float(), dim=1) for m in means], dim=1)
+
     def encode(self, texts: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
         """Tokenize and encode in one call (gradients follow the caller's grad mode)."""
         batch = self.tokenize(texts)

@@ -102,6 +102,19 @@ class EncoderFeatures:
         self.device = device
         max_bytes = None if config.cache_max_mb is None else int(config.cache_max_mb * 2**20)
         self.cache = FeatureCache(max_bytes)
+        self.frozen = FrozenVectors(
+            self.cache, _encoder_tag(encoder, encoder.pooling), lambda miss: list(self._batched(miss, self._encode_full))
+        )
+
+    def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
+        """Fill the vector cache for `texts` from disk or by encoding (a no-op unless the encoder is frozen)."""
+        if self.mode != "pooled":
+            return {"loaded": 0.0, "encoded": 0.0}
+        return self.frozen.warm(texts, use_disk=use_disk, progress=progress)
+
+    def cached(self, texts: Sequence[str]) -> torch.Tensor:
+        """The pooled vectors of `texts` from the in-memory cache (warm it first)."""
+        return self.frozen.cached(texts)
 
     @property
     def mode(self) -> str:
@@ -117,8 +130,7 @@ class EncoderFeatures:
         """(n, hidden) pooled vectors; with `train` (and a trainable encoder) they carry gradients."""
         texts = list(texts)
         if self.mode == "pooled":
-            vectors = self.cache.lookup(texts, lambda miss: list(self._batched(miss, self._encode_full)))
-            return torch.stack(vectors).to(self.device)
+            return self.frozen.get(texts).to(self.device)
         fn = self._encode_from_lower if self.mode == "lower" else self._encode_full
         return self._batched(texts, fn, train=train)
 
@@ -172,29 +184,41 @@ class EncoderFeatures:
             states[b, mask[b].bool()] = value.to(self.device)
         return self.encoder.forward_from_lower(ids, mask, states)
 
-    # ------------------------------------------------------------------ the disk cache (frozen encoder)
-    def cache_file(self) -> Path:
-        """The disk cache file of this encoder, pooling and max length."""
-        enc = self.encoder
-        weights = sorted(p.name for p in Path(enc.path).glob("*.safetensors")) or sorted(
-            p.name for p in Path(enc.path).iterdir()
-        )
-        ident = f"{Path(enc.path).resolve()}|{weights}|{enc.pooling}|{enc.max_length}"
-        digest = hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
-        return cache_dir() / "embeddings" / f"{Path(enc.path).name}-{enc.pooling}-{enc.max_length}-{digest}.pt"
 
-    def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
-        """Fill the in-memory vector cache for `texts`: from disk where known, else encode (and save).
+def _encoder_tag(encoder: TextEncoder, what: str) -> str:
+    """Names a frozen encoder's vectors: its weights, `what` is computed from them, and max_length."""
+    weights = sorted(p.name for p in Path(encoder.path).glob("*.safetensors")) or sorted(
+        p.name for p in Path(encoder.path).iterdir()
+    )
+    ident = f"{Path(encoder.path).resolve()}|{weights}|{what}|{encoder.max_length}"
+    digest = hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
+    return f"{Path(encoder.path).name}-{what}-{encoder.max_length}-{digest}"
 
-        Returns counts (`loaded`, `encoded`). A no-op unless the encoder is frozen.
-        """
-        if self.mode != "pooled":
-            return {"loaded": 0.0, "encoded": 0.0}
+
+class FrozenVectors:
+    """One vector per text from a frozen encoder: computed once, kept in a FeatureCache, and
+    optionally on disk under `cache_dir()/embeddings/TAG.pt`, so each prompt is encoded once per
+    machine (like tokenising a dataset: work done per dataset, not per step)."""
+
+    def __init__(self, cache: FeatureCache, tag: str, compute: Callable[[list[str]], list[torch.Tensor]]) -> None:
+        self.cache = cache
+        self.tag = tag
+        self.compute = compute
+
+    @property
+    def file(self) -> Path:
+        return cache_dir() / "embeddings" / f"{self.tag}.pt"
+
+    def get(self, texts: Sequence[str]) -> torch.Tensor:
+        """(n, d) vectors of `texts`, computing the missing ones."""
+        return torch.stack(self.cache.lookup(list(texts), self.compute))
+
+    def warm(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
+        """Fill the cache for `texts`: from disk where known, else compute (and save). Counts loaded / encoded."""
         texts = list(dict.fromkeys(texts))
-        path = self.cache_file()
         stored: dict[str, torch.Tensor] = {}
-        if use_disk and path.is_file():
-            blob = torch.load(path, weights_only=True)
+        if use_disk and self.file.is_file():
+            blob = torch.load(self.file, weights_only=True)
             stored = dict(zip(blob["keys"], blob["vectors"]))
         known = [t for t in texts if text_key(t) in stored]
         if known:  # through the cache's own lookup: `compute` hands back the stored vectors
@@ -203,17 +227,17 @@ class EncoderFeatures:
         chunk = 512
         for start in tqdm(range(0, len(missing), chunk), desc="estimator: encoding prompts", unit="chunk",
                           disable=not progress or not missing, leave=False):
-            self.pooled(missing[start : start + chunk], train=False)
+            self.get(missing[start : start + chunk])
         if use_disk and missing:
             stored.update({text_key(t): v for t, v in zip(missing, self.cached(missing))})
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never share a half-written file
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never share a half-written file
             torch.save({"keys": list(stored), "vectors": torch.stack(list(stored.values()))}, tmp)
-            tmp.replace(path)
+            tmp.replace(self.file)
         return {"loaded": float(len(known)), "encoded": float(len(missing))}
 
     def cached(self, texts: Sequence[str]) -> torch.Tensor:
-        """The pooled vectors of `texts` from the in-memory cache (warm it first)."""
+        """The vectors of `texts` from the in-memory cache only (warm it first)."""
 
         def unexpected(miss: list[str]) -> list[torch.Tensor]:
             raise RuntimeError(f"{len(miss)} texts are not in the estimator cache: call warm_cache first (or raise cache_max_mb)")

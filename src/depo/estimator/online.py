@@ -83,6 +83,14 @@ class OnlineEstimator:
     def encoder_trainable(self) -> bool:
         return bool(self.encoder_parameters())
 
+    def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
+        """Encode `texts` once (disk-cached) so steps pay only for the trunk; needs a frozen encoder."""
+        if self.features.mode != "pooled":
+            raise DepoError("precomputing encoder vectors needs a frozen encoder (freeze_encoder: true)")
+        counts = self.features.warm_cache(texts, use_disk=use_disk, progress=progress)
+        self.features.cache.reset_counts()  # the hit rate then shows whether any later call encoded
+        return counts
+
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
     def predict_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

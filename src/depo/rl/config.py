@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from depo import config as configuration
 from depo.config import Config
 from depo.errors import DepoError
-from depo.estimator import EstimatorConfig
+from depo.estimator import estimator_config
 from depo.rl.losses import LOSS_TYPES, SCALE_REWARDS
 from depo.selection import SELECTORS, selector_options
 
@@ -73,15 +73,17 @@ class TrainConfig(Config):
     max_scan: int = Field(0, ge=0)
     """Bound on candidates scanned per step when filling a batch; 0 = 8 * batch_size."""
     estimator_options: dict[str, Any] = Field(default_factory=dict)
-    """Difficulty-estimator settings for depo / depo-paper (depo.estimator.EstimatorConfig fields,
-    e.g. freeze_encoder: true for the cached-encoder mode); its seed defaults to this run's seed."""
+    """Difficulty-estimator settings for depo / depo-paper: `kind` (bayes, the default of depo;
+    trunk, the default of depo-paper) and that estimator's fields (depo.estimator.BayesEstimatorConfig
+    or EstimatorConfig); its seed defaults to this run's seed."""
     estimator_init: str = ""
     """Directory of an estimator trained beforehand (OnlineEstimator.save, e.g. by
     `depo bench estimator --save DIR`) to start DEPO from instead of an untrained one."""
     estimator_precompute: bool = False
     """Encode the whole training pool with the frozen encoder once, before step 1 (loaded from /
     saved to the on-disk vector cache, so a second run on the same data encodes nothing), so
-    steps pay only for the estimator's trunk. Needs estimator_options.freeze_encoder: true."""
+    steps pay only for the estimator itself. Needs a frozen encoder (the bayes estimator, or the
+    trunk with freeze_encoder: true)."""
 
     # --- loss -------------------------------------------------------------------------------
     learning_rate: float = Field(1e-4, gt=0.0)
@@ -162,7 +164,8 @@ class TrainConfig(Config):
         typed = selector_options(selector, options)
         values = {**values, "selector_options": typed.model_dump(mode="json", exclude_unset=True)}
         if estimator:
-            checked = EstimatorConfig.build({"seed": values.get("seed", 0), **estimator}, what="config estimator_options")
+            kind = SELECTORS[selector].estimator or "trunk"
+            checked = estimator_config({"seed": values.get("seed", 0), **estimator}, default_kind=kind, what="config estimator_options")
             values["estimator_options"] = {k: getattr(checked, k) for k in estimator}
         return values
 
@@ -173,9 +176,10 @@ class TrainConfig(Config):
             raise ValueError(f"estimator_options and estimator_init need selector depo or depo-paper, not {self.selector}")
         if self.estimator_init and not Path(self.estimator_init).is_dir():
             raise ValueError(f"estimator_init: no such directory {self.estimator_init}")
-        frozen = self.estimator_init or self.estimator_options.get("freeze_encoder")
+        kind = self.estimator_options.get("kind", SELECTORS[self.selector].estimator)
+        frozen = self.estimator_init or kind == "bayes" or self.estimator_options.get("freeze_encoder")
         if self.estimator_precompute and not (uses_estimator and frozen):
-            raise ValueError("estimator_precompute needs selector depo or depo-paper with estimator_options.freeze_encoder: true")
+            raise ValueError("estimator_precompute needs a frozen encoder: the bayes estimator, or freeze_encoder: true")
         if self.steps_per_generation > self.batch_size:
             raise ValueError(f"steps_per_generation ({self.steps_per_generation}) must be <= batch_size ({self.batch_size})")
         if self.overlong_buffer_len >= self.max_completion_length:

@@ -496,12 +496,8 @@ class Trainer:
         estimator = getattr(self.selector, "estimator", None)
         if not self.cfg.estimator_precompute or estimator is None:
             return {}
-        features = estimator.features
-        if features.mode != "pooled":
-            raise DepoError("estimator_precompute needs a frozen encoder (estimator_options.freeze_encoder: true)")
         start = time.perf_counter()
-        counts = features.warm_cache([t.text for t in self.train_tasks], progress=self.cfg.progress)
-        features.cache.reset_counts()  # the steps' hit rate then shows whether any step encoded
+        counts = estimator.warm_cache([t.text for t in self.train_tasks], progress=self.cfg.progress)
         return {
             "time/estimator_precompute_s": time.perf_counter() - start,
             "estimator/precompute_loaded": counts["loaded"],

@@ -14,7 +14,7 @@ from depo.selection.memory import BetaMemory
 from depo.selection.oracle import Oracle
 from depo.selection.order import DataOrder
 from depo.selection.registry import SELECTORS, make_selector, register_selector, selector_options
-from depo.selection.stream import EpochCounts, RefillStream
+from depo.selection.stream import EpochCounts, RankStream, RefillStream, make_stream
 from depo.selection.uniform import Uniform
 
 __all__ = [
@@ -27,11 +27,13 @@ __all__ = [
     "History",
     "HistoryConfig",
     "Oracle",
+    "RankStream",
     "RefillStream",
     "Selector",
     "Uniform",
     "checked_select",
     "make_selector",
+    "make_stream",
     "register_selector",
     "selector_options",
 ]

@@ -65,12 +65,18 @@ from pydantic import Field, model_validator
 
 from depo.config import Config
 from depo.errors import DepoError
+from depo.estimator.features import text_key
 from depo.metrics import auc, calib_mae, share
 from depo.selection.health import EstimatorHealth
 from depo.selection.memory import BetaMemory
 from depo.selection.registry import register_selector
 from depo.types import Candidate, Decisions, GroupOutcome
-from depo.zero_variance import beta_binomial_extremes, zero_var_extremes
+from depo.zero_variance import (
+    beta_binomial_extremes,
+    logit_normal_extremes,
+    logit_normal_mean,
+    zero_var_extremes,
+)
 
 RECORD_TTL_STEPS = 100
 """Select-time records of prompts never observed (rejected, or dropped by the trainer) expire."""
@@ -94,9 +100,13 @@ class DEPOConfig(Config):
     skip: Literal["both", "hard", "easy"] = "both"
     """Which zero-variance side may be skipped (docs/method.md section 4.8)."""
     explore: float | None = Field(None, ge=0.0, le=1.0)
-    """Probability of rolling out a rejected prompt anyway (default 0.05, paper 0)."""
+    """Probability of rolling out a rejected prompt anyway (default 0.05, paper 0); not used when
+    Thompson sampling explores (a Bayesian estimator in default mode)."""
     memory: bool | None = None
-    """Per-prompt Beta memory of past groups (default on, paper off)."""
+    """Per-prompt memory of past groups (default on, paper off)."""
+    thompson: bool = True
+    """Default mode with a Bayesian estimator: rank and explore by one posterior draw of the
+    estimator per candidate (Thompson sampling) instead of the flat `explore` rate."""
     prior_strength: float = Field(2.0, gt=0.0)
     """n0, the pseudo-count of the estimator's prediction in the memory's prior."""
     memory_half_life: float = Field(100.0, gt=0.0)
@@ -177,30 +187,61 @@ class DEPO:
         """True while the health check has the selector keep every prompt."""
         return self.health is not None and self.health.fallback and not self.in_warmup
 
+    @property
+    def bayesian(self) -> bool:
+        """The estimator gives a predictive distribution (depo.estimator.BayesEstimator): the default
+        mode then scores with it, and explores by Thompson sampling."""
+        return self.config.mode == "default" and callable(getattr(self.estimator, "predict_distribution", None))
+
     def _predict(self, texts: list[str]) -> np.ndarray:
-        t0 = time.perf_counter()
+        start = time.perf_counter()
         pred = np.asarray(self.estimator.predict(texts), dtype=float).reshape(-1)
-        self._predict_s += time.perf_counter() - t0
+        self._predict_s += time.perf_counter() - start
         if pred.shape[0] != len(texts):
             raise ValueError(f"estimator.predict returned {pred.shape[0]} values for {len(texts)} texts")
         return pred
 
-    def zero_var_prob(self, batch: Sequence[Candidate], pred: np.ndarray) -> np.ndarray:
-        """P(zero-variance group) per candidate: Beta-binomial on the memory posterior (memory
-        on), or the same with the estimator's prior alone (memory off, default mode), or the
-        plug-in p^G + (1-p)^G (paper mode, whose rule is a window on p_hat)."""
-        none, every = self._extremes(batch, pred)
-        return none + every
+    def _memory_keys(self, batch: Sequence[Candidate]) -> list[str]:
+        """The memory is keyed by the prompt's text: the same question under two ids is one prompt
+        for the policy."""
+        return [text_key(c.text) for c in batch]
 
-    def _extremes(self, batch: Sequence[Candidate], pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P(all wrong), P(all correct)) per candidate, the two parts of `zero_var_prob`."""
-        g = self.config.group_size
-        if self.config.mode == "paper":
-            return zero_var_extremes(pred, g)
-        ids = [c.prompt_id for c in batch] if self.config.memory else [""] * len(batch)
-        memory = self.memory if self.config.memory else BetaMemory(self.config.prior_strength)
-        a, b = memory.posterior(ids, pred, self.steps)
-        return beta_binomial_extremes(a, b, g)
+    def _score(self, batch: Sequence[Candidate]) -> dict[str, np.ndarray]:
+        """Predicted pass rate `pred` and (P(all wrong), P(all correct)) per candidate (`none`,
+        `every`); with Thompson sampling also `none_draw`, `every_draw` under one posterior draw.
+
+        Paper mode: the plug-in p^G + (1-p)^G of p_hat. Default mode with a Bayesian estimator:
+        the logit-normal predictive times the prompt's own discounted groups (docs/method.md
+        section 4.10). Default mode with another estimator: the Beta-binomial of the memory
+        posterior whose prior is p_hat with pseudo-count n0 (section 4.4).
+        """
+        cfg, g = self.config, self.config.group_size
+        texts = [c.text for c in batch]
+        if not self.bayesian:
+            pred = self._predict(texts)
+            if cfg.mode == "paper":
+                none, every = zero_var_extremes(pred, g)
+            else:
+                keys = self._memory_keys(batch) if cfg.memory else [""] * len(batch)
+                memory = self.memory if cfg.memory else BetaMemory(cfg.prior_strength)
+                none, every = beta_binomial_extremes(*memory.posterior(keys, pred, self.steps), g)
+            return {"pred": pred, "none": none, "every": every}
+        thompson = cfg.thompson and not self.in_warmup
+        start = time.perf_counter()
+        d = self.estimator.predict_distribution(texts, sample=thompson)
+        self._predict_s += time.perf_counter() - start
+        mean, var, tau2 = d["mean"][:, 0], d["var"][:, 0], float(d["tau"][0]) ** 2
+        s, f = self.memory.evidence(self._memory_keys(batch), self.steps) if cfg.memory else (None, None)
+        out = {"pred": logit_normal_mean(mean, var + tau2)}
+        out["none"], out["every"] = logit_normal_extremes(mean, var + tau2, g, s, f)
+        if thompson:
+            out["none_draw"], out["every_draw"] = logit_normal_extremes(d["sample"][:, 0], np.full_like(mean, tau2), g, s, f)
+        return out
+
+    def zero_var_prob(self, batch: Sequence[Candidate]) -> np.ndarray:
+        """P(zero-variance group) per candidate, as the rule sees it (no side effects on the stream)."""
+        score = self._score(batch)
+        return score["none"] + score["every"]
 
     # -- Selector --------------------------------------------------------------------------
     def select(self, batch: Sequence[Candidate]) -> Decisions:
@@ -208,17 +249,20 @@ class DEPO:
         if n == 0:
             return Decisions(keep=[], explored=[], priority=np.zeros(0))
         cfg = self.config
-        pred = self._predict([c.text for c in batch])
-        none, every = self._extremes(batch, pred)
+        score = self._score(batch)
+        pred, none, every = score["pred"], score["none"], score["every"]
         p_zero = none + every
         hard_side, easy_side = cfg.skip in ("both", "hard"), cfg.skip in ("both", "easy")
         if cfg.mode == "paper":
             rule = ((pred >= cfg.lo) | (not hard_side)) & ((pred <= cfg.hi) | (not easy_side))
-            priority = -np.abs(pred - 0.5)
+            priority = mean_priority = -np.abs(pred - 0.5)
         else:
             p_skip = none * hard_side + every * easy_side  # the zero-variance side(s) we may skip
             rule = p_skip <= cfg.threshold
-            priority = -p_skip
+            priority = mean_priority = -p_skip
+            if "none_draw" in score:
+                p_skip_draw = score["none_draw"] * hard_side + score["every_draw"] * easy_side
+                priority = -p_skip_draw
         u = self.rng.random(n)  # drawn for every candidate: the stream does not depend on outcomes
         warmup, fallback = self.in_warmup, self.in_fallback
         if self.health is not None:
@@ -227,14 +271,18 @@ class DEPO:
             keep = np.ones(n, dtype=bool)
             explored = np.zeros(n, dtype=bool)
         else:
-            explored = ~rule & (u < cfg.explore)
+            if "none_draw" in score:  # Thompson: the draw's rule keeps what the mean's would not
+                explored = ~rule & (-priority <= cfg.threshold)
+            else:
+                explored = ~rule & (u < cfg.explore)
             keep = np.ones(n, dtype=bool) if fallback else rule | explored
         for i, c in enumerate(batch):
             rec = _Record(
                 float(pred[i]), float(p_zero[i]), bool(rule[i]), bool(explored[i]), warmup, self.steps, fallback
             )
             self._records.setdefault(c.prompt_id, []).append(rec)
-        return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=priority)
+        return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=priority,
+                         mean_priority=mean_priority)
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         """Update the estimator (once) and the memory with this step's groups; return metrics."""
@@ -270,7 +318,7 @@ class DEPO:
 
         if self.config.memory:
             for o in outcomes:
-                self.memory.update(o.prompt_id, o.rewards, self.steps)
+                self.memory.update(text_key(o.text), o.rewards, self.steps)
             metrics["select/memory_size"] = float(len(self.memory))
         t0 = time.perf_counter()
         est = dict(self.estimator.update(outcomes) or {}) if outcomes else {}
@@ -353,11 +401,11 @@ class DEPOOptions(DEPOConfig):
         return values
 
 
-@register_selector("depo", DEPOOptions, uses_estimator=True)
+@register_selector("depo", DEPOOptions, estimator="trunk")
 def _depo(options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
     return DEPO(estimator, DEPOConfig.build({**options.model_dump(exclude_unset=True), "mode": "default", "group_size": group_size}), seed=seed)
 
 
-@register_selector("depo-paper", DEPOOptions, uses_estimator=True)
+@register_selector("depo-paper", DEPOOptions, estimator="trunk")
 def _depo_paper(options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
     return DEPO(estimator, DEPOConfig.build({**options.model_dump(exclude_unset=True), "mode": "paper", "group_size": group_size}), seed=seed)

@@ -24,24 +24,30 @@ Builder = Callable[..., Selector]
 
 @dataclass(frozen=True)
 class SelectorSpec:
-    """A registered selector: its options model, its builder, and whether it reads an estimator."""
+    """A registered selector: its options model, its builder, and the kind of estimator it reads
+    by default ("bayes" or "trunk"; None for selectors without one)."""
 
     name: str
     options: type[Config]
     build: Builder
-    uses_estimator: bool
+    estimator: str | None
+
+    @property
+    def uses_estimator(self) -> bool:
+        return self.estimator is not None
 
 
 SELECTORS: dict[str, SelectorSpec] = {}
 
 
-def register_selector(name: str, options: type[Config], *, uses_estimator: bool = False) -> Callable[[Builder], Builder]:
-    """Register `builder(options, *, group_size, seed, estimator) -> Selector` under `name`."""
+def register_selector(name: str, options: type[Config], *, estimator: str | None = None) -> Callable[[Builder], Builder]:
+    """Register `builder(options, *, group_size, seed, estimator) -> Selector` under `name`;
+    `estimator` is the kind of estimator it is given by default."""
 
     def wrap(builder: Builder) -> Builder:
         if name in SELECTORS:
             raise ValueError(f"selector {name!r} is registered twice")
-        SELECTORS[name] = SelectorSpec(name, options, builder, uses_estimator)
+        SELECTORS[name] = SelectorSpec(name, options, builder, estimator)
         return builder
 
     return wrap
@@ -70,8 +76,8 @@ def make_selector(
     """The selector registered as `name`, with its `options` (a mapping or its options model).
 
     `estimator` is what estimator-driven selectors (depo, depo-paper) read: an estimator object,
-    or anything `depo.estimator.build_estimator` accepts (None = the default estimator, an
-    `EstimatorConfig` or mapping of its fields, or the directory of a saved estimator).
+    or anything `depo.estimator.build_estimator` accepts (None = the selector's default kind of
+    estimator, a config model or mapping of its fields, or the directory of a saved estimator).
     """
     if group_size < 2:
         raise DepoError(f"group size must be >= 2 (GRPO needs a group to compare), got {group_size}")
@@ -79,5 +85,5 @@ def make_selector(
     if not isinstance(options, Config):
         options = selector_options(name, options)
     if spec.uses_estimator and not is_estimator(estimator):
-        estimator = build_estimator(estimator, seed=seed)
+        estimator = build_estimator(estimator, seed=seed, default_kind=spec.estimator)
     return spec.build(options, group_size=group_size, seed=seed, estimator=estimator)

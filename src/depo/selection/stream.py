@@ -1,15 +1,25 @@
-"""The refill stream: draw candidates until the step's batch is full, never stalling.
+"""Streams of prompts to roll out, step after step: keep by rank, or threshold and refill.
 
-DEPO's loop (docs/method.md section 2.1, step 2) keeps drawing and scoring candidates until the batch is
-full and logs the survival rate = kept / scanned. Post-rollout dynamic sampling (DAPO) crashes
-or loops when the data is too hard or too easy (docs/method.md section 5); this stream instead bounds the candidates scanned per step (`max_scan`) and, when the
-bound is hit, fills the rest of the batch with the best-ranked rejected prompts (by the
-selector's `priority`), logged as `select/forced`.
+Both read the data in a seeded reshuffled order (`DataOrder`), ask the `Selector` about
+candidates before any rollout, and return exactly `batch_size` dataset indices per step with the
+step's `select/*` statistics. They differ in how the selector's answer becomes a batch:
 
-Candidates are scored in chunks (one estimator forward per chunk, sized from the last step's
-survival rate). Decided-but-unused candidates of the last chunk are kept, with their decisions,
-for the next step, and are part of `state_dict`: a resumed run reproduces the same sequence.
-Each candidate is counted once, when it is consumed, in the epoch it was drawn from.
+- `RankStream` (keep by rank, docs/method.md section 4.9): scan a pool of
+  ceil(oversample * batch_size) candidates, roll out the batch_size with the highest priority
+  (expected informativeness). Survival = 1 / oversample is a setting; scanning costs only
+  estimator time. During the selector's warm-up only batch_size candidates are scanned, all kept.
+- `RefillStream` (the paper's loop, docs/method.md section 2.1): keep the candidates the selector
+  keeps and draw more until the batch is full. Post-rollout dynamic sampling (DAPO) crashes or
+  loops when the data is too hard or too easy (docs/method.md section 5); this stream bounds the
+  candidates scanned per step (`max_scan`) and, when the bound is hit, fills the batch with the
+  best-ranked rejected prompts (`select/forced`). Candidates are scored in chunks sized from
+  the last step's survival rate; decided-but-unused candidates wait, with their decisions, for the
+  next step (and are part of `state_dict`).
+
+Counting, per step, per epoch and in total: scanned = kept + skipped; explored <= kept; a batch is
+kept + forced prompts. Each candidate is counted once, in the epoch it was drawn from. After
+`next_batch()`, `last_explored[j]` / `last_forced[j]` say whether returned index j was kept only by
+exploration / forced in; a trainer copies the first into `GroupOutcome.explored`.
 """
 
 from __future__ import annotations
@@ -42,6 +52,120 @@ class EpochCounts:
     def survival_rate(self) -> float:
         return self.kept / self.scanned if self.scanned else float("nan")
 
+    def add(self, kept: bool, explored: bool) -> None:
+        self.scanned += 1
+        self.kept += int(kept)
+        self.skipped += int(not kept)
+        self.explored += int(explored)
+
+
+class _Stream:
+    """What both streams share: the data order, the selector, the accounting and its state."""
+
+    def __init__(self, order: DataOrder, selector: Selector, candidate: Callable[[int], Candidate], batch_size: int) -> None:
+        if batch_size < 1:
+            raise DepoError(f"batch size must be >= 1, got {batch_size}")
+        if order.n < batch_size:
+            raise DepoError(
+                f"the training set has {order.n} prompts, fewer than one batch ({batch_size}); "
+                "use more prompts or a smaller batch"
+            )
+        self.order = order
+        self.selector = selector
+        self.candidate = candidate
+        self.batch_size = int(batch_size)
+        self.epochs: dict[int, EpochCounts] = {}
+        self.total = EpochCounts()
+        self.steps = 0
+        self.last_explored: list[bool] = []
+        self.last_forced: list[bool] = []
+
+    def _draw(self, k: int) -> tuple[list[int], list[int]]:
+        indices, epochs = [], []
+        for _ in range(k):
+            indices.append(self.order.next())
+            epochs.append(self.order.epoch)
+        return indices, epochs
+
+    def _count(self, step: EpochCounts, epoch: int, kept: bool, explored: bool) -> None:
+        for counts in (step, self.epochs.setdefault(epoch, EpochCounts()), self.total):
+            counts.add(kept, explored)
+
+    def _stats(self, step: EpochCounts, last_epoch: int, select_s: float, pending: int) -> dict[str, float]:
+        epoch = self.epochs.get(last_epoch, EpochCounts())
+        return {
+            "select/scanned": float(step.scanned),
+            "select/kept": float(step.kept),
+            "select/skipped": float(step.skipped),
+            "select/explored": float(step.explored),
+            "select/forced": float(step.forced),
+            "select/survival_rate": step.survival_rate,
+            "select/pending": float(pending),
+            "select/epoch": float(last_epoch),
+            "select/epoch_scanned": float(epoch.scanned),
+            "select/epoch_kept": float(epoch.kept),
+            "select/epoch_skipped": float(epoch.skipped),
+            "select/epoch_explored": float(epoch.explored),
+            "select/epoch_forced": float(epoch.forced),
+            "select/epoch_survival_rate": epoch.survival_rate,
+            "select/total_scanned": float(self.total.scanned),
+            "select/total_skipped": float(self.total.skipped),
+            "time/select_s": select_s,
+        }
+
+    def state_dict(self) -> dict:
+        """Data position and accounting (not the selector's state: the trainer saves it beside)."""
+        return {
+            "order": self.order.state_dict(),
+            "epochs": {int(k): asdict(v) for k, v in self.epochs.items()},
+            "total": asdict(self.total),
+            "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order.load_state_dict(state["order"])
+        self.epochs = {int(k): EpochCounts(**v) for k, v in state["epochs"].items()}
+        self.total = EpochCounts(**state["total"])
+        self.steps = int(state["steps"])
+
+
+class RankStream(_Stream):
+    """Keep by rank: the batch_size best of ceil(oversample * batch_size) scanned candidates."""
+
+    def __init__(self, order: DataOrder, selector: Selector, candidate: Callable[[int], Candidate], batch_size: int,
+                 oversample: float) -> None:
+        super().__init__(order, selector, candidate, batch_size)
+        if not oversample >= 1.0:
+            raise DepoError(f"oversample must be >= 1 (the pool is oversample x batch_size), got {oversample}")
+        self.oversample = float(oversample)
+        self.last_scanned: list[tuple[int, float, bool]] = []
+        """(dataset index, priority, kept) of every candidate of the last step (for probes)."""
+
+    def next_batch(self) -> tuple[list[int], dict[str, float]]:
+        warm = bool(getattr(self.selector, "in_warmup", False))
+        n = self.batch_size if warm else max(self.batch_size, math.ceil(self.oversample * self.batch_size))
+        indices, epochs = self._draw(n)
+        start = time.perf_counter()
+        d = checked_select(self.selector, [self.candidate(i) for i in indices])
+        select_s = time.perf_counter() - start
+        prio = np.asarray(d.priority, dtype=float)
+        kept = np.zeros(n, dtype=bool)
+        kept[np.arange(n) if warm else np.argsort(-prio, kind="stable")[: self.batch_size]] = True
+        by_mean = kept.copy()
+        if d.mean_priority is not None and not warm:
+            by_mean[:] = False
+            by_mean[np.argsort(-np.asarray(d.mean_priority, float), kind="stable")[: self.batch_size]] = True
+        explored = kept & ~by_mean
+        step = EpochCounts()
+        for i in range(n):
+            self._count(step, epochs[i], bool(kept[i]), bool(explored[i]))
+        chosen = np.flatnonzero(kept)  # in scan order
+        self.last_explored = [bool(explored[i]) for i in chosen]
+        self.last_forced = [False] * len(chosen)
+        self.last_scanned = [(int(indices[i]), float(prio[i]), bool(kept[i])) for i in range(n)]
+        self.steps += 1
+        return [int(indices[i]) for i in chosen], self._stats(step, epochs[-1], select_s, pending=0)
+
 
 @dataclass
 class _Entry:
@@ -52,75 +176,39 @@ class _Entry:
     priority: float
 
 
-class RefillStream:
-    """Yields, step after step, the dataset indices to roll out.
+class RefillStream(_Stream):
+    """Threshold and refill: keep what the selector keeps, draw until the batch is full (module doc).
 
-    `candidate(i)` turns dataset index i into a `Candidate` (stable id + estimator text).
-    `max_scan` bounds the candidates scanned per step (>= batch_size). `max_chunk` bounds one
+    `max_scan` bounds the candidates scanned per step (>= batch_size); `max_chunk` bounds one
     scoring call (default: max_scan).
-
-    After `next_batch()`, `last_explored[j]` / `last_forced[j]` tell whether returned index j
-    was kept only by exploration / forced in by the scan bound; a trainer copies the first into
-    `GroupOutcome.explored`. Counted prompts: `scanned` = consumed decisions, `kept` = accepted
-    by the selector (explored included), `skipped` = rejected (forced ones included), `forced`
-    = rejected but rolled out because the bound was hit. So a batch is kept + forced prompts.
     """
 
-    def __init__(
-        self,
-        order: DataOrder,
-        selector: Selector,
-        candidate: Callable[[int], Candidate],
-        batch_size: int,
-        max_scan: int,
-        *,
-        max_chunk: int | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise DepoError(f"batch size must be >= 1, got {batch_size}")
+    def __init__(self, order: DataOrder, selector: Selector, candidate: Callable[[int], Candidate], batch_size: int,
+                 max_scan: int, *, max_chunk: int | None = None) -> None:
+        super().__init__(order, selector, candidate, batch_size)
         if max_scan < batch_size:
             raise DepoError(f"max_scan ({max_scan}) must be >= the batch size ({batch_size})")
-        if order.n < batch_size:
-            raise DepoError(
-                f"the training set has {order.n} prompts, fewer than one batch ({batch_size}); "
-                "use more prompts or a smaller batch"
-            )
-        self.order = order
-        self.selector = selector
-        self.candidate = candidate
-        self.batch_size = int(batch_size)
         self.max_scan = int(max_scan)
         self.max_chunk = int(max_chunk) if max_chunk else self.max_scan
         if self.max_chunk < 1:
             raise DepoError(f"max_chunk must be >= 1, got {max_chunk}")
         self._pending: deque[_Entry] = deque()
         self._rate = 1.0  # survival rate of the last step, sizes the next chunk
-        self.epochs: dict[int, EpochCounts] = {}
-        self.total = EpochCounts()
-        self.steps = 0
-        self.last_explored: list[bool] = []
-        self.last_forced: list[bool] = []
 
-    # -- drawing ---------------------------------------------------------------------------
     def _chunk_size(self, need: int, budget: int) -> int:
         """Enough candidates to fill `need` at the last survival rate, within the scan budget."""
         want = math.ceil(need / max(self._rate, 0.05))
         return max(1, min(budget, self.max_chunk, max(need, want)))
 
-    def _draw(self, k: int) -> float:
-        indices, epochs = [], []
-        for _ in range(k):
-            indices.append(self.order.next())
-            epochs.append(self.order.epoch)
-        batch = [self.candidate(i) for i in indices]
-        t0 = time.perf_counter()
-        d = checked_select(self.selector, batch)
-        elapsed = time.perf_counter() - t0
+    def _decide(self, k: int) -> float:
+        indices, epochs = self._draw(k)
+        start = time.perf_counter()
+        d = checked_select(self.selector, [self.candidate(i) for i in indices])
+        elapsed = time.perf_counter() - start
         for i, e, keep, explored, prio in zip(indices, epochs, d.keep, d.explored, np.asarray(d.priority, float)):
             self._pending.append(_Entry(int(i), int(e), bool(keep), bool(explored), float(prio)))
         return elapsed
 
-    # -- one step --------------------------------------------------------------------------
     def next_batch(self) -> tuple[list[int], dict[str, float]]:
         """The indices to roll out this step (exactly batch_size) and the step's select/* stats."""
         kept: list[_Entry] = []
@@ -131,73 +219,41 @@ class RefillStream:
         while len(kept) < self.batch_size and step.scanned < self.max_scan:
             if not self._pending:
                 need = self.batch_size - len(kept)
-                select_s += self._draw(self._chunk_size(need, self.max_scan - step.scanned))
+                select_s += self._decide(self._chunk_size(need, self.max_scan - step.scanned))
             entry = self._pending.popleft()
             last_epoch = entry.epoch
-            counts = self.epochs.setdefault(entry.epoch, EpochCounts())
-            for c in (step, counts, self.total):
-                c.scanned += 1
-                if entry.keep:
-                    c.kept += 1
-                    c.explored += int(entry.explored)
-                else:
-                    c.skipped += 1
+            self._count(step, entry.epoch, entry.keep, entry.keep and entry.explored)
             (kept if entry.keep else rejected).append(entry)
-
         forced: list[_Entry] = []
         if len(kept) < self.batch_size:
             # Scan bound hit: best-ranked rejected first (stable sort keeps scan order on ties).
-            ranked = sorted(rejected, key=lambda e: -e.priority)
-            forced = ranked[: self.batch_size - len(kept)]
+            forced = sorted(rejected, key=lambda e: -e.priority)[: self.batch_size - len(kept)]
             for e in forced:
-                for c in (step, self.epochs[e.epoch], self.total):
-                    c.forced += 1
+                for counts in (step, self.epochs[e.epoch], self.total):
+                    counts.forced += 1
         if step.scanned:
             self._rate = min(1.0, max(step.kept / step.scanned, 0.05))
         self.steps += 1
-
         chosen = kept + forced
         self.last_explored = [e.explored for e in kept] + [False] * len(forced)
         self.last_forced = [False] * len(kept) + [True] * len(forced)
-        epoch_counts = self.epochs.get(last_epoch, EpochCounts())
-        stats = {
-            "select/scanned": float(step.scanned),
-            "select/kept": float(step.kept),
-            "select/skipped": float(step.skipped),
-            "select/explored": float(step.explored),
-            "select/forced": float(step.forced),
-            "select/survival_rate": step.survival_rate,
-            "select/pending": float(len(self._pending)),
-            "select/epoch": float(last_epoch),
-            "select/epoch_scanned": float(epoch_counts.scanned),
-            "select/epoch_kept": float(epoch_counts.kept),
-            "select/epoch_skipped": float(epoch_counts.skipped),
-            "select/epoch_explored": float(epoch_counts.explored),
-            "select/epoch_forced": float(epoch_counts.forced),
-            "select/epoch_survival_rate": epoch_counts.survival_rate,
-            "select/total_scanned": float(self.total.scanned),
-            "select/total_skipped": float(self.total.skipped),
-            "time/select_s": select_s,
-        }
-        return [e.index for e in chosen], stats
+        return [e.index for e in chosen], self._stats(step, last_epoch, select_s, pending=len(self._pending))
 
-    # -- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Data position, decided-but-unused candidates and accounting (not the selector's state:
-        the trainer saves the selector beside it)."""
-        return {
-            "order": self.order.state_dict(),
-            "pending": [asdict(e) for e in self._pending],
-            "rate": self._rate,
-            "epochs": {int(k): asdict(v) for k, v in self.epochs.items()},
-            "total": asdict(self.total),
-            "steps": self.steps,
-        }
+        """Data position, decided-but-unused candidates and accounting."""
+        return {**super().state_dict(), "pending": [asdict(e) for e in self._pending], "rate": self._rate}
 
     def load_state_dict(self, state: dict) -> None:
-        self.order.load_state_dict(state["order"])
+        super().load_state_dict(state)
         self._pending = deque(_Entry(**e) for e in state["pending"])
         self._rate = float(state["rate"])
-        self.epochs = {int(k): EpochCounts(**v) for k, v in state["epochs"].items()}
-        self.total = EpochCounts(**state["total"])
-        self.steps = int(state["steps"])
+
+
+def make_stream(kind: str, order: DataOrder, selector: Selector, candidate: Callable[[int], Candidate], batch_size: int,
+                *, oversample: float = 2.0, max_scan: int | None = None, max_chunk: int | None = None) -> RankStream | RefillStream:
+    """The stream a trainer asked for: "rank" (keep by rank) or "refill" (threshold and refill)."""
+    if kind == "rank":
+        return RankStream(order, selector, candidate, batch_size, oversample)
+    if kind == "refill":
+        return RefillStream(order, selector, candidate, batch_size, max_scan or 8 * batch_size, max_chunk=max_chunk)
+    raise DepoError(f"selection stream must be 'rank' or 'refill', got {kind!r}")

@@ -206,7 +206,7 @@ def test_checkpoint_round_trips_selector_and_stream(tmp_path, no_actor_update):
         first._update_actor(batch)
     first.global_steps = 2
     first._save_checkpoint()  # verl's real save (actor stubbed) + ours
-    assert os.path.exists(tmp_path / "ckpt" / "global_step_2" / "depo" / "state.pt")
+    assert os.path.exists(tmp_path / "ckpt" / "global_step_2" / "depo" / "state.json")  # no pickle
     assert os.path.exists(tmp_path / "ckpt" / "global_step_2" / "data.pt")
 
     second = make_trainer(make_config(tmp_path, *TINY_ESTIMATOR, "+depo.options.warmup_steps=1"))
@@ -222,6 +222,22 @@ def test_checkpoint_round_trips_selector_and_stream(tmp_path, no_actor_update):
     np.testing.assert_allclose(
         first.depo_selector.estimator.predict(texts), second.depo_selector.estimator.predict(texts), rtol=1e-6
     )
+
+
+def test_a_pickled_selector_state_is_refused_and_runs_nothing(tmp_path, no_actor_update):
+    trainer = make_trainer(make_config(tmp_path, *TINY_ESTIMATOR))
+    folder = tmp_path / "ckpt" / "global_step_1" / "depo"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"format": "depo-verl/1", "x": Payload()}, folder / "state.pt")
+    with pytest.raises(DepoError, match=r"state\.pt is a pickle, which depo does not load"):
+        trainer.depo_load(str(folder))
+    assert not marker.exists()
 
 
 def test_main_task_runner_wraps_verl_runner():

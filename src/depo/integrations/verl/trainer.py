@@ -1,6 +1,6 @@
 """`RayDEPOTrainer`: verl's `RayPPOTrainer` with DEPO selection before the rollout (verl >= 0.8).
 
-verl 0.8 removed the curriculum-sampler hook (SPEC.md section 6), so, like the reference
+verl 0.8 removed the curriculum-sampler hook (docs/method.md section 6), so, like the reference
 release, DEPO subclasses the trainer. Unlike the release it does not copy `fit()`: four small
 overrides are enough, so the training step stays verl's own (GRPO, or DAPO's clip-higher,
 token-mean loss and overlong shaping; dynamic sampling must stay off: DEPO replaces it).
@@ -13,8 +13,9 @@ token-mean loss and overlong shaping; dynamic sampling must stay off: DEPO repla
    estimator/* and time/* metrics ride back in the actor output's metrics, which `fit()` logs
    through verl's `Tracking` (console, wandb, tensorboard, ...).
 3. `_save_checkpoint` / `_load_checkpoint`: the selector (estimator weights and optimizer
-   included) and the data stream are saved in `global_step_N/depo/state.pt` and restored with
-   the policy, also at epoch boundaries where verl skips its own dataloader state.
+   included) and the data stream are saved in `global_step_N/depo/` as JSON + safetensors
+   (`depo.state_io`: loading runs no code) and restored with the policy, also at epoch
+   boundaries where verl skips its own dataloader state.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import os
 import time
 from typing import Any
 
-import torch
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, find_latest_ckpt_path
 
 from depo.errors import DepoError
@@ -31,9 +31,10 @@ from depo.integrations.verl.loader import SelectedBatches
 from depo.integrations.verl.outcomes import group_outcomes
 from depo.integrations.verl.prompts import PromptTable
 from depo.integrations.verl.settings import DepoSettings, build_selector
+from depo.state_io import load_state, save_state
 
 STATE_DIR = "depo"
-STATE_FILE = "state.pt"
+STATE_NAME = "state"
 FORMAT = "depo-verl/1"
 
 
@@ -131,17 +132,14 @@ class RayDEPOTrainer(RayPPOTrainer):
         self.depo_save(folder)
 
     def depo_save(self, folder: str) -> str:
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, STATE_FILE)
+        """Write the selector and data-stream state to `folder` (each file atomically)."""
         state = {
             "format": FORMAT,
             "selector": self.depo_selector.state_dict(),
             "batches": self.train_dataloader.state_dict(),
         }
-        tmp = path + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # never leave a half-written state beside a complete policy checkpoint
-        return path
+        save_state(state, folder, STATE_NAME)
+        return os.path.join(folder, f"{STATE_NAME}.json")
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
@@ -164,14 +162,16 @@ class RayDEPOTrainer(RayPPOTrainer):
         return None if folder is None else os.path.abspath(folder)
 
     def depo_load(self, folder: str) -> bool:
-        path = os.path.join(folder, STATE_FILE)
-        if not os.path.exists(path):
-            print(f"[depo] no selector state at {path}: the selector starts fresh")
+        """Restore what `depo_save` wrote; a folder without it leaves the selector fresh, and a
+        pickled or malformed file is refused with one line (nothing in it runs)."""
+        if not os.path.isdir(folder) or not os.listdir(folder):
+            print(f"[depo] no selector state in {folder}: the selector starts fresh")
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("format") != FORMAT:
-            raise DepoError(f"{path} is not a DEPO verl state ({state.get('format')!r}, expected {FORMAT!r})")
+        state = load_state(folder, STATE_NAME)
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise DepoError(f"{folder} is not a DEPO verl state ({found!r}, expected {FORMAT!r})")
         self.depo_selector.load_state_dict(state["selector"])
         self.train_dataloader.load_state_dict(state["batches"])
-        print(f"[depo] restored selector and data stream from {path}")
+        print(f"[depo] restored selector and data stream from {folder}")
         return True
