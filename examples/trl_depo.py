@@ -87,7 +87,7 @@ def main() -> None:
         selector=selector,
         text_column="text",
         id_column="prompt_id",
-        logprobs="always",  # the estimator's distill target (SPEC.md section 2); one extra forward per batch
+        logprobs="always",  # the estimator's distill target (docs/method.md section 2.3); one extra forward per batch
     )
     trainer.train()  # resume: trainer.train(resume_from_checkpoint=True) restores the selector too
     last = [h for h in trainer.state.log_history if "frac_reward_zero_std" in h][-1]

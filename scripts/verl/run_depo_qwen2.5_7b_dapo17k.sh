@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DEPO on verl 0.9.1: Qwen2.5-7B-Instruct on DAPO-Math-17K, the reference release's settings
-# (SPEC.md section 2; recipe/depo/run_depo_qwen2_5_7b.sh of the authors' release): 2 nodes x 8 GPUs,
+# (docs/method.md section 2; recipe/depo/run_depo_qwen2_5_7b.sh of the authors' release): 2 nodes x 8 GPUs,
 # batch 128 prompts x 8 responses, DAPO's clip-higher / token-mean loss / overlong buffer, no
 # dynamic sampling, DEPO warm-up 100 steps then keep p_hat in [0.15, 0.85].
 #

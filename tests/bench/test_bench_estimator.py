@@ -11,12 +11,12 @@ import pytest
 from scipy.stats import spearmanr
 
 from depo.bench.metrics import (
-    expected_calibration_error,
     keep_top_effective_rate,
     p_zero_variance,
     prediction_metrics,
 )
 from depo.cli import main
+from depo.metrics import expected_calibration_error
 from depo.paths import shared_data_dir
 
 

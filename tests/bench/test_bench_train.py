@@ -61,3 +61,11 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
     assert json.loads((out / "results.json").read_text())["grpo"]["rollouts"] == results["grpo"]["rollouts"]
     assert main(["bench", "train", "--quick", "--out", str(out), "--methods", "grpo", "--set", "learning_rate=0.5"]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("override", "why"), [("selector=nosuch", "set per method"), ("max_steps=3", "use --steps"),
+                                               ("output_dir=x", "use --out")])
+def test_a_set_of_a_key_the_command_controls_is_refused(override, why, capsys):
+    assert main(["bench", "train", "--quick", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert f"--set {override.split('=')[0]}: {why}" in err and "Traceback" not in err

@@ -132,3 +132,14 @@ def test_estimator_precompute_encodes_the_pool_once_per_machine(tiny_overrides, 
 def test_estimator_precompute_needs_a_frozen_encoder(tiny_overrides):
     with pytest.raises(DepoError, match="estimator_precompute needs"):
         load_config(None, tiny_overrides(selector="depo", estimator_precompute=True))
+
+
+def test_keep_by_rank_with_the_bayesian_estimator(tiny_overrides, toy_tasks):
+    depo = {"selector": "depo", "estimator_options.kind": "bayes", "estimator_options.encoder_weight": 0.0,
+            "estimator_options.hash_bits": 10, "selector_options.warmup_steps": 1, "selection": "rank", "oversample": 2.5}
+    trainer = Trainer(load_config(None, tiny_overrides(**depo)), tasks=(toy_tasks(40), []))
+    trainer.train()
+    steps = trainer.read_metrics()[1:]
+    assert [r["select/scanned"] for r in steps] == [4, 10, 10]  # warm-up scans one batch, then 2.5 x 4
+    assert all(r["select/kept"] == 4 and r["rollout/prompts"] == 4 for r in steps)
+    assert [r["estimator/observations"] for r in steps] == [4, 8, 12]  # one per rolled-out group

@@ -31,7 +31,6 @@ from depo.bench.metrics import (
     p_zero_variance,
     prediction_metrics,
     reference_rows,
-    reliability_bins,
 )
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.data.io import (
@@ -44,6 +43,7 @@ from depo.data.io import (
     text_column,
 )
 from depo.errors import DepoError
+from depo.metrics import reliability_bins
 
 VARIANTS = ("frozen", "full")
 FIGURE_PREFIX = "bench_estimator_"

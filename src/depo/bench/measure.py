@@ -1,8 +1,8 @@
 """Measure a preset's difficulty spread for a policy: zero-variance, all-correct, all-wrong.
 
-    python -m depo.tasks.measure --preset mixed [--n 500 --group-size 8 --policy DIR]
+    python -m depo.bench.measure --preset mixed [--n 500 --group-size 8 --policy DIR]
 
-This is the calibration of issue 2: with the warm-started tiny policy, `mixed` must give
+The presets are tuned with it: with the warm-started tiny policy, `mixed` is meant to give
 35-65% zero-variance groups (all G rewards equal), >= 10% all-correct and >= 10% all-wrong
 on 500 train prompts with G = 8 at temperature 1.
 """
@@ -64,7 +64,7 @@ def write_pass_rates(path: str, tasks: Sequence[Task], pass_rates: Sequence[floa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m depo.tasks.measure", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m depo.bench.measure", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mixed")
     parser.add_argument("--split", default="train", choices=["train", "heldout"])
     parser.add_argument("--n", type=int, default=500)

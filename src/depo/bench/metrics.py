@@ -1,65 +1,32 @@
-"""Metrics of a pass-rate predictor against measured pass rates (issue 4, `depo bench estimator`).
+"""`depo bench estimator`'s scores of a pass-rate predictor against measured pass rates.
 
 A group of G binary rewards with pass rate p is zero-variance (all right or all wrong) with
-probability P_zv(p) = p^G + (1 - p)^G (SPEC.md section 4, "A fixed window ignores G"). A
-predictor is judged on how well its P_zv(p_hat) ranks zero-variance groups (AUC) and on the
-share of informative groups among the prompts it would keep.
+probability P_zv(p) = p^G + (1 - p)^G (docs/method.md section 4.2). A predictor is judged on how
+well its P_zv(p_hat) ranks zero-variance groups (AUC) and on the share of informative groups
+among the prompts it would keep. The formulas themselves live in depo.metrics and
+depo.zero_variance; this module only assembles them into the bench's table.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import roc_auc_score
+
+from depo.metrics import auc, expected_calibration_error, pearson, spearman
+from depo.zero_variance import zero_var_probability
 
 KEEP_SHARES = (0.3, 0.5, 0.7)
 PAPER_WINDOW = (0.15, 0.85)
-"""DEPO's keep window on the predicted pass rate (SPEC.md section 2, from the reference code)."""
+"""DEPO's keep window on the predicted pass rate (docs/method.md section 2.1)."""
 
 
 def p_zero_variance(p: np.ndarray, group_size: int) -> np.ndarray:
-    """P(all G rewards equal) = p^G + (1 - p)^G for pass rate p."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-    return p**group_size + (1.0 - p) ** group_size
-
-
-def expected_calibration_error(pred: np.ndarray, true: np.ndarray, bins: int = 10) -> float:
-    """ECE over equal-width bins of the prediction: sum_b (n_b / n) |mean pred_b - mean true_b|."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(pred, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.mean() * abs(pred[mask].mean() - true[mask].mean())
-    return float(total)
-
-
-def reliability_bins(pred: np.ndarray, true: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean prediction, mean true rate, count) per equal-width bin, for the reliability diagram."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(pred, edges[1:-1]), 0, bins - 1)
-    means, rates, counts = np.full(bins, np.nan), np.full(bins, np.nan), np.zeros(bins, dtype=int)
-    for b in range(bins):
-        mask = which == b
-        counts[b] = int(mask.sum())
-        if counts[b]:
-            means[b], rates[b] = pred[mask].mean(), true[mask].mean()
-    return means, rates, counts
-
-
-def _safe_corr(fn, a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
-        return float("nan")
-    return float(fn(a, b)[0])
+    """P_zv of pass rates clipped to [0, 1]."""
+    return zero_var_probability(np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0), group_size)
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
-    if weights is None:
-        if labels.min() == labels.max():
-            return float("nan")
-        return float(roc_auc_score(labels, scores))
-    return float(roc_auc_score(labels, scores, sample_weight=weights))
+    value = auc(scores, labels.astype(bool), weights)
+    return float("nan") if value is None else value
 
 
 def sampled_zero_variance(true: np.ndarray, group_size: int, seed: int) -> np.ndarray:
@@ -93,8 +60,8 @@ def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, s
     labels = np.concatenate([np.ones_like(true), np.zeros_like(true)])
     weights = np.concatenate([zv_true, 1.0 - zv_true])
     out = {
-        "spearman": _safe_corr(spearmanr, pred, true),
-        "pearson": _safe_corr(pearsonr, pred, true),
+        "spearman": spearman(pred, true),
+        "pearson": pearson(pred, true),
         "mae": float(np.mean(np.abs(pred - true))),
         "ece": expected_calibration_error(pred, true),
         "auc_zero_var": _auc(sampled.astype(int), zv_score),

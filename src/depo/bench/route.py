@@ -1,4 +1,4 @@
-"""`depo bench route`: accuracy against the share of queries sent to the small model (issue 6).
+"""`depo bench route`: accuracy against the share of queries sent to the small model.
 
 The DEPO paper's routing experiment (section 5, Table 3) in kind, on measured success rates:
 train pass-rate predictors for the small and the large model on the training rows, then on the
@@ -34,9 +34,9 @@ from depo.errors import DepoError
 from depo.routing.router import gain_choice, threshold_choice
 
 TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
-PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (SPEC.md section 2)
+PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (docs/method.md section 3)
 TARGET_SHARE = 0.27
-TARGET_MAX_LOSS = 3.0  # accuracy points below large-only (issue 6 target)
+TARGET_MAX_LOSS = 3.0  # accuracy points below large-only the bench reports as met
 PRIMARY_RULE = "ensemble_gain"
 DENSE_SHARES = tuple(np.round(np.linspace(0.0, 1.0, 101), 4).tolist())
 PREDICTORS = ("tfidf", "estimator", "ensemble")

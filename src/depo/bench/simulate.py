@@ -5,7 +5,7 @@ Each prompt is an arithmetic question; its text shows part of its difficulty (op
 number of digits), and a hidden per-prompt offset is visible only through its own outcomes, so
 the text estimator, the per-prompt memory and their combination each have something to learn:
     p_i(t) = sigmoid(skill0 + skill_rate * t - d(op_i, digits_i) + offset_i),  offset_i ~ N(0, 1)
-Run: python -m depo.selection.simulate --selectors uniform,depo-paper,depo,history,oracle
+Run: python -m depo.bench.simulate --selectors uniform,depo-paper,depo,history,oracle
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Time the estimator's two per-step costs for each training variant.
 
-    python -m depo.estimator.speed [--texts math|gym|FILE] [--n 128] [--repeats 5] [--threads 2]
+    python -m depo.bench.speed [--texts math|gym|FILE] [--n 128] [--repeats 5] [--threads 2]
 
 For each variant (full fine-tuning; frozen encoder + pooled-vector cache; top-2 layers with the
 lower layers' states cached; top-2 without that cache) it reports the median wall time of `predict`

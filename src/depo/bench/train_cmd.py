@@ -8,6 +8,11 @@ from pathlib import Path
 QUICK = {"steps": 4, "seeds": 1, "warmup": 1}
 QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_steps": 2, "train_size": 2000, "sampling_chunk_size": 512,
               "estimator_precompute": False}  # encoding all 2,000 prompts would outlast the 4 steps
+CONTROLLED = {
+    **dict.fromkeys(("selector", "loss_type", "dynamic_sampling", "epsilon_high"), "set per method by --methods"),
+    "max_steps": "use --steps", "seed": "use --seeds", "preset": "use --preset", "output_dir": "use --out",
+}
+"""Config keys this command sets itself (a --set of one is refused, not silently replaced)."""
 QUICK_SFT_STEPS = 60
 """--quick checks the pipeline, not the method: its policy gets a few SFT steps, built in seconds."""
 
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.steps < 1 or args.warmup < 0:
         raise DepoError("--seeds and --steps must be >= 1 and --warmup >= 0")
     base = read_yaml(find_config(args.config, "demo.yaml"))  # the demo's schedule and estimator options
-    for key in ("selector", "loss_type", "dynamic_sampling", "epsilon_high", "output_dir", "max_steps", "seed", "preset"):
+    for key in CONTROLLED:
         base.pop(key, None)
     steps, seeds, warmup = args.steps, args.seeds, args.warmup
     if args.quick:
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
             small = TinyPolicyConfig(preset=args.preset, sft_steps=QUICK_SFT_STEPS, sft_warmup_steps=10)
             base["model"] = str(build_tiny_policy(args.preset, config=small, progress=False))
-    base = apply_overrides(base, args.overrides)
+    base = apply_overrides(base, args.overrides, locked=CONTROLLED)
     TrainConfig.build({**base, "preset": args.preset, "selector": "depo"})  # validate the base before any run
     out = Path(args.out or f"runs/bench-train-{args.preset}{'-quick' if args.quick else ''}")
     figures = Path(args.figures_dir) if args.figures_dir and not args.quick else None

@@ -1,6 +1,6 @@
 """Benchmark: TRL's plain `GRPOTrainer` against `DEPOGRPOTrainer` on the embedded default.
 
-    python -m depo.integrations.trl.bench --steps 60 --seed 0 --out runs/trl_bench
+    python -m depo.bench.trl --steps 60 --seed 0 --out runs/trl_bench
 
 Both runs use the same policy (the embedded tiny policy of the `mixed` preset, or `--model
 DIR`), the same training pool and held-out set (data seed 0, as the built-in engine), the same
@@ -172,7 +172,7 @@ def format_table(results: list[dict[str, Any]], eval_k: int) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m depo.integrations.trl.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m depo.bench.trl", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny", help="'tiny' (embedded policy of --preset) or a local HF model directory")
     p.add_argument("--preset", default="mixed")
     p.add_argument("--runs", default="grpo,depo", help=f"comma-separated, from {', '.join(RUNS)}")

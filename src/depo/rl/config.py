@@ -70,12 +70,19 @@ class TrainConfig(Config):
     selector_options: dict[str, Any] = Field(default_factory=dict)
     """The selector's own options (e.g. DEPOConfig fields for depo); set one with
     --set selector_options.NAME=VALUE."""
+    selection: Literal["refill", "rank"] = "refill"
+    """How the selector's answers become a batch (depo.selection.stream): refill (keep what the
+    rule keeps, draw until full; the paper's loop) or rank (roll out the batch_size best of
+    oversample * batch_size scanned candidates; docs/method.md section 4.9)."""
+    oversample: float = Field(2.0, ge=1.0)
+    """selection: rank -- candidates scanned per rolled-out prompt (survival = 1 / oversample)."""
     max_scan: int = Field(0, ge=0)
-    """Bound on candidates scanned per step when filling a batch; 0 = 8 * batch_size."""
+    """selection: refill -- bound on candidates scanned per step; 0 = 8 * batch_size."""
     estimator_options: dict[str, Any] = Field(default_factory=dict)
-    """Difficulty-estimator settings for depo / depo-paper: `kind` (bayes, the default of depo;
-    trunk, the default of depo-paper) and that estimator's fields (depo.estimator.BayesEstimatorConfig
-    or EstimatorConfig); its seed defaults to this run's seed."""
+    """Difficulty-estimator settings for depo / depo-paper: `kind` (trunk, the default: the paper's
+    encoder + trunk + heads; bayes: the closed-form posterior of docs/method.md section 4.10) and
+    that estimator's fields (depo.estimator.EstimatorConfig or BayesEstimatorConfig); its seed
+    defaults to this run's seed."""
     estimator_init: str = ""
     """Directory of an estimator trained beforehand (OnlineEstimator.save, e.g. by
     `depo bench estimator --save DIR`) to start DEPO from instead of an untrained one."""

@@ -1,6 +1,6 @@
 """The built-in GRPO / DAPO engine. One training step reads like docs/method.md section 2.1:
 
-    1. select     the refill stream draws candidates and asks the Selector which to roll out
+    1. select     the stream (refill or rank) draws candidates and asks the Selector which to roll out
     2. rollout    G responses per kept prompt (KV-cache sampling, per-token log-probs)
     3. reward     verifier rewards (+ DAPO overlong shaping); failed reward calls drop the group
        (DAPO dynamic sampling repeats 1-3 until the batch holds batch_size informative groups)
@@ -43,7 +43,7 @@ from depo.rl.report import write_plots, write_summary
 from depo.rl.run_dir import RunDirectory
 from depo.rl.signals import StopRequest
 from depo.rl.state import restore_rng, rng_state, seed_everything
-from depo.selection import DataOrder, RefillStream, make_selector
+from depo.selection import DataOrder, make_selector, make_stream
 from depo.tasks.base import Task, score_responses
 from depo.tasks.gym import preset_tasks
 from depo.types import Candidate, GroupOutcome
@@ -144,11 +144,13 @@ class Trainer:
         self.selector = make_selector(
             cfg.selector, group_size=cfg.num_generations, seed=cfg.seed, options=cfg.selector_options, estimator=estimator
         )
-        self.stream = RefillStream(
+        self.stream = make_stream(
+            cfg.selection,
             DataOrder(len(self.train_tasks), seed=cfg.seed),
             self.selector,
             self.candidate,
-            batch_size=cfg.batch_size,
+            cfg.batch_size,
+            oversample=cfg.oversample,
             max_scan=max(cfg.scan_bound, cfg.batch_size),
         )
         if latest:

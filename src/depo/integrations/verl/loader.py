@@ -3,7 +3,7 @@
 `RayPPOTrainer.fit` only iterates `self.train_dataloader`, asks its `len()` (steps per epoch)
 and saves/loads its `state_dict()`. `SelectedBatches` offers exactly that, drawing each batch
 from a `RefillStream` when verl asks for it, i.e. after the previous step's `observe`: the
-selector's update takes effect on the very next batch (SPEC.md section 2, step 4 then step 1).
+selector's update takes effect on the very next batch (docs/method.md section 2.1, step 4 then step 1).
 
 A verl "epoch" keeps its length, len(dataset) // train_batch_size steps, so total_training_steps
 is what GRPO would run; the stream underneath walks the data in seeded reshuffled passes and

@@ -6,8 +6,8 @@ of one prompt share a `uid` (GRPO groups by it). Per response we read:
   DAPO reward's `acc`, correctness in {0, 1}) or, by default, the sequence score
   `token_level_scores.sum(-1)` (the task reward before any KL penalty);
 - the mean token log-probability of the response under the policy (`old_log_probs` over the
-  `response_mask`): the estimator's distill target is exp(mean over the group) (SPEC.md
-  section 2, step 4).
+  `response_mask`): the estimator's distill target is exp(mean over the group) (docs/method.md
+  section 2.3).
 The estimator needs pass rates in [0, 1]; a score outside that range (e.g. DAPO's +-1 rewards)
 is a DepoError that names `depo.reward_key`.
 """

@@ -3,8 +3,9 @@
 verl's parquet layout (`verl.utils.dataset.RLHFDataset`) stores the prompt as a list of chat
 messages under `data.prompt_key` and a free-form `extra_info` dict per row. The estimator reads
 the text of the user turns; the selector keys its memory by a stable id: `extra_info.index`
-when every row has a distinct one, else a 128-bit hash of the text (issue 8). Both are computed
-once per dataset from its columns, so scanning a rejected candidate never tokenizes it.
+when every row has a distinct one, else a 128-bit hash of the text (stable across
+runs and workers). Both are computed once per dataset from its columns, so scanning a
+rejected candidate never tokenizes it.
 """
 
 from __future__ import annotations

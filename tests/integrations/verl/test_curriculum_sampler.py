@@ -54,7 +54,7 @@ else:
     from verl.utils.dataset.rl_dataset import RLHFDataset
     from verl_fixtures import Scripted, assert_same_state, write_parquet
 
-    from depo.integrations.verl.sampler07 import DEPOCurriculumSampler
+    from depo.integrations.verl.curriculum_sampler import DEPOCurriculumSampler
 
     torch.set_num_threads(1)
     N, BATCH, GROUP = 10, 3, 4
@@ -70,7 +70,7 @@ else:
                 "dataloader_num_workers": 0,
                 "shuffle": True,
                 "seed": 0,
-                "sampler": {"class_path": "pkg://depo.integrations.verl.sampler07", "class_name": "DEPOCurriculumSampler"},
+                "sampler": {"class_path": "pkg://depo.integrations.verl.curriculum_sampler", "class_name": "DEPOCurriculumSampler"},
                 "depo": {"group_size": GROUP, "selector": "uniform", **depo},
             }
         )

@@ -1,6 +1,6 @@
 """Held-out Avg@8 per gym task of the final policies of a `depo bench train` run.
 
-    python scripts/bench_train_per_task.py runs/bench-train-easy --preset easy
+    python -m depo.bench.per_task runs/bench-train-easy --preset easy
 
 Evaluates each method's final checkpoint (every seed) on `--n` held-out prompts of the preset,
 with one fixed evaluation seed for all of them, and prints a markdown table of the per-task
@@ -14,18 +14,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers.utils import logging as hf_logging
+
+from depo.policy import load_policy
+from depo.rl.config import load_config
+from depo.rl.evaluation import evaluate
+from depo.rl.trainer import resolve_model_path
+from depo.tasks.gym import preset_tasks
 
 
 def main() -> None:
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from depo.policy import load_policy
-    from depo.rl.config import load_config
-    from depo.rl.evaluation import evaluate
-    from depo.rl.trainer import resolve_model_path
-    from depo.tasks.gym import preset_tasks
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bench_dir", type=Path, help="the --out directory of depo bench train")
     p.add_argument("--preset", required=True)

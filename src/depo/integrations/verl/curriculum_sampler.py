@@ -2,12 +2,12 @@
 
 verl 0.7 builds the train sampler from `data.sampler.class_path` / `class_name`
 (`verl.trainer.main_ppo.create_rl_sampler`, which requires `data.dataloader_num_workers=0`) and
-calls `sampler.update(batch)` after every step (SPEC.md section 6). This sampler yields, batch
+calls `sampler.update(batch)` after every step (docs/method.md section 6). This sampler yields, batch
 by batch, the indices a `RefillStream` selects; with no worker processes the dataloader asks for
 the next batch's indices only after `update`, so each estimator update acts on the next batch.
 
 Config (verl 0.7 passes only `config.data` to a sampler, so DEPO's block lives there):
-    data.sampler.class_path=pkg://depo.integrations.verl.sampler07
+    data.sampler.class_path=pkg://depo.integrations.verl.curriculum_sampler
     data.sampler.class_name=DEPOCurriculumSampler
     data.dataloader_num_workers=0
     +data.depo.group_size=${actor_rollout_ref.rollout.n}
