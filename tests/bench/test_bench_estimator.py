@@ -66,12 +66,13 @@ def test_quick_bench_end_to_end_and_save_loads(tmp_path, capsys):
     _synthetic(data)
     out, saved = tmp_path / "out", tmp_path / "est"
     code = main(["bench", "estimator", "--train", str(data), "--target", "sr", "--quick",
-                 "--out", str(out), "--save", str(saved)])
+                 "--variants", "frozen,full,bayes", "--out", str(out), "--save", str(saved)])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
-    for name in ("constant_mean", "level_mean", "tfidf_ridge", "estimator_frozen", "estimator_full"):
+    for name in ("constant_mean", "level_mean", "tfidf_ridge", "estimator_frozen", "estimator_full", "estimator_bayes"):
         assert set(results[name]) >= {"spearman", "pearson", "mae", "ece", "auc_zero_var", "eff_top30", "window_keep"}
     assert results["tfidf_ridge"]["spearman"] > 0.5  # the words carry the rate
+    assert results["estimator_bayes"]["spearman"] > 0.5  # and the Bayesian estimator reads them
     assert results["constant_mean"]["spearman"] is None  # undefined for a constant, written as null
     assert results["oracle"]["eff_top30"] >= results["random"]["eff_top30"]
     assert (out / "scatter.png").is_file() and (out / "reliability.png").is_file()
