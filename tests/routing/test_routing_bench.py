@@ -85,7 +85,8 @@ def test_quick_run_on_real_math_rates_with_the_estimator(tmp_path: Path):
     assert main(args) == 0
     res = _load(out)
     _check_curves(res)
-    assert {"estimator_threshold", "estimator_gain", "ensemble_threshold", "ensemble_gain"} <= set(res["rules"])
+    assert {"estimator_threshold", "estimator_gain", "ensemble_threshold", "ensemble_gain", "bayes_gain"} <= set(res["rules"])
+    assert res["spearman"]["bayes"]["small"] > 0.0  # one two-head Bayesian estimator
     assert res["target"]["rule"] == "ensemble_gain"
     assert res["target"]["met"] == (res["target"]["loss_points"] <= 3.0)
     assert res["baselines"]["large_only"] > res["baselines"]["small_only"]

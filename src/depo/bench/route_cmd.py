@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--id-column", help="prompt id column (default: the first of prompt_id, extra_info.index, idx, id, ...)")
     parser.add_argument("--cost-small", type=float, default=1.5, help="cost per query of the small model (e.g. params, B)")
     parser.add_argument("--cost-large", type=float, default=7.0)
-    parser.add_argument("--no-estimator", action="store_true", help="TF-IDF ridge only (skip the DEPO estimator)")
+    parser.add_argument("--no-estimator", action="store_true", help="TF-IDF ridge only (skip the DEPO estimators: trunk and bayes)")
+    parser.add_argument("--no-trunk", action="store_true", help="skip the paper's trunk estimators (keep TF-IDF and bayes)")
     parser.add_argument("--epochs", type=int, default=30, help="most trunk epochs (best on a validation part of train)")
     parser.add_argument("--save-estimators", type=Path, help="save the two trained estimators here (for depo route serve)")
     parser.add_argument("--seed", type=int, default=0)
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         cost_small=args.cost_small,
         cost_large=args.cost_large,
         estimator=not args.no_estimator,
+        trunk=not args.no_trunk,
         epochs=args.epochs,
         save_estimators=args.save_estimators,
         seed=args.seed,
