@@ -85,6 +85,8 @@ def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[2] / "configs"
     names = sorted(p.name for p in root.glob("*.yaml"))
     assert {"demo.yaml", "grpo.yaml", "dapo.yaml"} <= set(names)
-    for name in ("demo.yaml", "grpo.yaml", "dapo.yaml"):
+    for name in ("demo.yaml", "grpo.yaml", "dapo.yaml", "demo_bayes.yaml"):
         load_config(root / name)
     assert load_config(root / "dapo.yaml").dynamic_sampling is True
+    bayes = load_config(root / "demo_bayes.yaml")  # extends the GRPO baseline, swaps the estimator
+    assert bayes.estimator_options == {"kind": "bayes"} and bayes.max_steps == load_config(root / "demo.yaml").max_steps
