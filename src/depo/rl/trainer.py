@@ -397,7 +397,7 @@ class Trainer:
         m["select/effective_rate"] = sum(g.informative for g in valid) / len(valid) if valid else float("nan")
         m.update(dynamic_stats)
         m.update(update_stats)
-        for phase in ("select", "rollout", "reward", "advantage", "update"):
+        for phase in ("select", "rollout", "reward", "advantage", "update", "observe"):
             m[f"time/{phase}_s"] = ledger.seconds[phase]
         m["time/estimator_s"] = ledger.estimator_s
         m["time/total_s"] = sum(ledger.seconds.values())
