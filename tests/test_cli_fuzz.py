@@ -55,7 +55,7 @@ HEAVY = [  # (module, attribute, replacement)
     ("depo.bench.route", "run_bench", _reached),
     ("depo.bench.train", "run_bench", _reached),
     ("depo.routing.serve_config", "build_router", _reached),
-    ("depo.routing.serve", "serve", _reached),
+    ("depo.routing.app", "serve", _reached),
     ("torch", "set_num_threads", lambda n: None),  # a fuzzed num_threads must not touch this process
 ]
 
@@ -119,6 +119,7 @@ def _check(argv: list[str]) -> str:
         for module, name, stub in HEAVY:
             with contextlib.suppress(ImportError):  # a command whose module is not built yet
                 mp.setattr(f"{module}.{name}", stub)
+        mp.chdir(TMP)  # a fuzzed relative output_dir (`tiny`, `INF`) is created here, not in the checkout
         try:
             code = main(argv)
         except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0

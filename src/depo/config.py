@@ -23,15 +23,24 @@ import argparse
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from depo.errors import DepoError
 
 C = TypeVar("C", bound="Config")
 EXTENDS = "extends"
+
+
+def _comma_split(value: Any) -> Any:
+    """`"a, b"` -> ("a", "b"): a flag gives a comma list, a YAML file a list."""
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_split)]
+"""A tuple of names, written as a YAML list or as one comma-separated string (`--methods a,b`)."""
 
 
 class Config(BaseModel):
@@ -182,32 +191,39 @@ def load(model: type[C], path: str | Path | None = None, overrides: Iterable[str
 
 
 # ---------------------------------------------------------------------------------------- command line
-def add_arguments(parser: argparse.ArgumentParser, model: type[Config], flags: Sequence[str] = ()) -> None:
+def add_arguments(parser: argparse.ArgumentParser, model: type[Config], flags: Sequence[str] = (),
+                  aliases: Mapping[str, str] | None = None) -> None:
     """`--config FILE`, `--set KEY=VALUE` and one `--field-name` flag per name in `flags`.
 
     A flag is named like its field (dots become dashes: `train.max_steps` is `--max-steps`;
     underscores become dashes) and documented by the field's docstring; a boolean field is a
-    switch. Flags only override what is given on the command line.
+    switch. `aliases` gives a field a second, older flag (`{"max_steps": "--steps"}`). Flags
+    only override what is given on the command line.
     """
     parser.add_argument("--config", help="YAML file of this command's settings (may `extends:` another)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any setting, nested keys by dots, e.g. --set train.learning_rate=2e-4 (repeatable)")
+                        help="override any setting, nested keys by dots, e.g. --set seed=1 (repeatable)")
     for name in flags:
         field = _field(model, name)
-        option = "--" + name.split(".")[-1].replace("_", "-")
+        options = ["--" + name.split(".")[-1].replace("_", "-"), *([aliases[name]] if aliases and name in aliases else [])]
         help_text = (field.description or "").split("\n")[0] + f" (the `{name}` setting)"
         if field.annotation is bool:
-            parser.add_argument(option, dest=f"flag:{name}", action="store_const", const="true", default=None, help=help_text)
+            parser.add_argument(*options, dest=f"flag:{name}", action="store_const", const="true", default=None, help=help_text)
         else:
-            parser.add_argument(option, dest=f"flag:{name}", default=None, metavar="VALUE", help=help_text)
+            parser.add_argument(*options, dest=f"flag:{name}", default=None, metavar="VALUE", help=help_text)
 
 
 def from_arguments(model: type[C], args: argparse.Namespace, *, default_config: str | Path | None = None,
                    defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None, what: str = "config") -> C:
     """The config a command was given: its file (or `default_config`), then flags, then `--set`s."""
-    flags = [f"{k.removeprefix('flag:')}={v}" for k, v in vars(args).items() if k.startswith("flag:") and v is not None]
     path = args.config or default_config
-    return load(model, path, [*flags, *args.overrides], defaults=defaults, locked=locked, what=what)
+    return load(model, path, overrides_from(args), defaults=defaults, locked=locked, what=what)
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    """The `key=value` overrides a command line gave: its field flags first, then its `--set`s."""
+    flags = [f"{k.removeprefix('flag:')}={v}" for k, v in vars(args).items() if k.startswith("flag:") and v is not None]
+    return [*flags, *args.overrides]
 
 
 def _field(model: type[BaseModel], dotted: str):

@@ -3,6 +3,7 @@ both estimator variants, --save loadable by OnlineEstimator.load), and input err
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -93,6 +94,26 @@ def test_input_errors_exit_2(tmp_path):
     assert main(["bench", "estimator", "--train", str(data), "--target", "nope", "--quick"]) == 2
     assert main(["bench", "estimator", "--train", str(tmp_path / "missing.parquet"), "--target", "sr"]) == 2
     assert main(["bench", "estimator", "--train", str(data), "--target", "sr", "--variants", "huge", "--quick"]) == 2
+
+
+def test_settings_come_from_a_file_then_flags_then_sets(tmp_path, capsys):
+    from depo.bench.estimator import EstimatorBenchConfig
+    from depo.bench.estimator_cmd import register
+    from depo.config import from_arguments
+
+    base = tmp_path / "base.yaml"
+    base.write_text("train: rates.parquet\ntarget: sr\nvariants: [frozen]\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nepochs: 5\n")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["estimator", "--config", str(child), "--epochs", "7", "--variants", "frozen,bayes",
+                              "--set", "patience=2"])
+    cfg = from_arguments(EstimatorBenchConfig, args)
+    assert (cfg.target, cfg.epochs, cfg.patience, cfg.variants) == ("sr", 7, 2, ("frozen", "bayes"))
+    # one split: a test file and a held-out share together are refused, before any work
+    assert main(["bench", "estimator", "--config", str(child), "--test", "t.parquet", "--holdout-fraction", "0.3"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 SHARED = shared_data_dir()

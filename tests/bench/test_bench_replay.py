@@ -86,9 +86,10 @@ def test_bad_inputs_are_depo_errors(tmp_path):
     assert main([*args, "--trajectories", str(tmp_path / "traj.json"), "--group-size", "3"]) == 2
     assert main([*args, "--trajectories", str(tmp_path / "nope.json")]) == 2
     with pytest.raises(DepoError, match="unknown replay method"):
-        from depo.bench.replay import ReplayConfig, run_replay
+        from depo.bench.replay import ReplayConfig
 
-        run_replay(ReplayConfig(tmp_path / "traj.json", tmp_path / "prompts.parquet", methods=("magic",)))
+        ReplayConfig.build({"trajectories": tmp_path / "traj.json", "prompts": tmp_path / "prompts.parquet", "methods": "uniform,magic"})
+    assert main([*args, "--trajectories", str(tmp_path / "traj.json"), "--part", "middle"]) == 2
 
 
 SHARED = shared_data_dir()

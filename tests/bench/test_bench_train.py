@@ -63,8 +63,8 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
     assert "learning_rate" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("override", "why"), [("selector=nosuch", "set per method"), ("max_steps=3", "use --steps"),
-                                               ("output_dir=x", "use --out")])
+@pytest.mark.parametrize(("override", "why"), [("selector=nosuch", "set per method"), ("max_steps=3", "use --max-steps"),
+                                               ("output_dir=x", "use --output-dir")])
 def test_a_set_of_a_key_the_command_controls_is_refused(override, why, capsys):
     assert main(["bench", "train", "--quick", "--set", override]) == 2
     err = capsys.readouterr().err

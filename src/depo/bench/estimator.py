@@ -1,6 +1,6 @@
 """`depo bench estimator`: how well does each predictor read a real LLM's pass rate from prompt text?
 
-Issue 4, part 1. Train offline on measured success rates (e.g. Qwen2.5-1.5B-Instruct on MATH,
+Train offline on measured success rates (e.g. Qwen2.5-1.5B-Instruct on MATH,
 50 samples per problem), evaluate on held-out rows (a seeded hash of the prompt id, so the split
 is stable), and compare in one run, on one split:
 - `constant_mean`: the training mean for everyone (no ranking at all);
@@ -20,11 +20,12 @@ import copy
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from depo.bench.metrics import (
     KEEP_SHARES,
@@ -33,6 +34,7 @@ from depo.bench.metrics import (
     reference_rows,
 )
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.config import CommaList, Config
 from depo.data.io import (
     column,
     has_column,
@@ -42,7 +44,6 @@ from depo.data.io import (
     read_table,
     text_column,
 )
-from depo.errors import DepoError
 from depo.estimator import build_estimator
 from depo.metrics import reliability_bins
 
@@ -63,45 +64,74 @@ COLUMNS = [
 ]
 
 
-@dataclass
-class EstimatorBenchConfig:
-    """Options of `depo bench estimator` (see its --help)."""
+class EstimatorBenchConfig(Config):
+    """Settings of `depo bench estimator` (each is a flag of the same name, or `--set name=value`)."""
 
     train: Path
+    """Parquet/JSONL/JSON file with texts and pass rates."""
     target: str
+    """Pass-rate column, e.g. sr_qwen2.5-1.5b-instruct_k50_t1.0."""
     test: Path | None = None
-    holdout_fraction: float = 0.2
+    """Separate test file with the same columns (instead of holding out a share of `train`)."""
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    """Held-out share of `train`, chosen by a seeded hash of the prompt id."""
     text_column: str = "problem"
+    """Prompt text column (verl files: prompt)."""
     id_column: str | None = None
+    """Prompt id column (default: the first of prompt_id, extra_info.index, idx, id)."""
     level_column: str = "level"
-    group_size: int = 8
+    """Column for the per-level baseline, when present."""
+    group_size: int = Field(8, ge=2)
+    """G for the zero-variance metrics."""
     seed: int = 0
     out: Path | None = None
+    """Directory for results.json, results.md and plots."""
     save: Path | None = None
-    save_variant: str = "frozen"
-    figures_dir: str | Path | None = None
-    variants: tuple[str, ...] = VARIANTS
-    pooling: str = "mean"
-    max_length: int = 512
-    lr: float = 2e-4
-    epochs: int = 60
+    """Save the trained estimator here (depo.estimator.load_estimator reads it)."""
+    save_variant: Literal["frozen", "full", "bayes"] = "frozen"
+    """Which variant `save` stores."""
+    figures_dir: str | None = None
+    """Also copy plots here as bench_estimator_*.png ('' = nowhere)."""
+    variants: CommaList = VARIANTS
+    """Estimator variants to run: frozen, full, bayes (a comma list)."""
+    pooling: Literal["cls", "mean"] = "mean"
+    """Encoder pooling."""
+    max_length: int = Field(512, ge=1)
+    """Encoder tokens per prompt (frozen variant)."""
+    lr: float = Field(2e-4, gt=0.0)
+    """Trunk/head learning rate (the encoder's, when fine-tuned: 0.2x)."""
+    epochs: int = Field(60, ge=1)
     """Most epochs of the frozen variant (the best epoch on the validation part is kept)."""
-    patience: int = 8
-    batch_size: int = 64
-    full_epochs: int = 2
-    full_max_length: int = 256
-    full_max_rows: int | None = None
+    patience: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    full_epochs: int = Field(2, ge=1)
+    """Epochs of full fine-tuning."""
+    full_max_length: int = Field(256, ge=1)
+    """Encoder tokens per prompt when fine-tuning."""
+    full_max_rows: int | None = Field(None, ge=1)
     """Train the full fine-tuning variant on at most this many training rows (CPU budget)."""
     normalize_latex: bool = False
-    rate_samples: int = 50
+    """Rewrite LaTeX commands as words before encoding."""
+    rate_samples: int = Field(50, ge=1)
     """Samples behind each measured pass rate (the shared MATH table's k50 columns: 50); the
     bayes variant's targets are smoothed by it."""
     quick: bool = False
-    threads: int | None = None
+    """A <= 1 minute smoke run on a few rows (CI)."""
+    threads: int | None = Field(None, ge=1)
     """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
     train_rows: int | None = None
     test_rows: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _split_once(self) -> EstimatorBenchConfig:
+        if self.test is not None and "holdout_fraction" in self.model_fields_set:
+            raise ValueError("give test or holdout_fraction, not both")
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"unknown estimator variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+        if self.save is not None and self.save_variant not in self.variants:
+            raise ValueError(f"save needs the {self.save_variant!r} variant to run (variants)")
+        return self
 
 
 @dataclass
@@ -292,13 +322,6 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
 
     if cfg.quick:
         cfg = quick_config(cfg)
-    unknown = sorted(set(cfg.variants) - set(VARIANTS))
-    if unknown:
-        raise DepoError(f"unknown estimator variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    if cfg.group_size < 2:
-        raise DepoError(f"--group-size must be >= 2, got {cfg.group_size}")
-    if cfg.save is not None and cfg.save_variant not in cfg.variants:
-        raise DepoError(f"--save needs the {cfg.save_variant!r} variant to run (--variants)")
     torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))
     wall = time.perf_counter()
     train, test = load_splits(cfg)
@@ -345,7 +368,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
     table = markdown_table(rows, COLUMNS)
     meta = {
         "command": "depo bench estimator",
-        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        "config": cfg.to_dict(),
         "train_rows": len(train.y),
         "test_rows": len(test.y),
         "test_mean": float(test.y.mean()),

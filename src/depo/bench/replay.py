@@ -1,6 +1,6 @@
 """`depo bench replay`: selectors replayed on a real GRPO run's recorded group outcomes.
 
-Issue 4, part 2. The trajectories file records, for each prompt and each epoch of a real GRPO
+The trajectories file records, for each prompt and each epoch of a real GRPO
 run (Qwen2.5-Math-1.5B, G = 8), the share k/G of its rollouts that were correct. The replay walks
 the epochs in order; in each epoch every prompt still in the run is offered once (a seeded
 shuffle per epoch), in candidate batches of `batch_size`. Each method decides before the
@@ -30,11 +30,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.config import CommaList, Config
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
 from depo.selection.base import checked_select
@@ -57,33 +59,54 @@ COLUMNS = [
 ]
 
 
-@dataclass
-class ReplayConfig:
-    """Options of `depo bench replay` (see its --help)."""
+class ReplayConfig(Config):
+    """Settings of `depo bench replay` (each is a flag of the same name, or `--set name=value`)."""
 
     trajectories: Path
+    """JSON: prompt id -> per-epoch share correct."""
     prompts: Path
-    group_size: int = 8
-    batch_size: int = 128
+    """Prompts (verl parquet or JSONL) keyed by the same ids."""
+    group_size: int = Field(8, ge=2)
+    """Rollouts per group in the recorded run."""
+    batch_size: int = Field(128, ge=1)
+    """Candidates per decision and groups per RL step."""
     seed: int = 0
     out: Path | None = None
-    figures_dir: str | Path | None = None
-    methods: tuple[str, ...] = METHODS
+    """Directory for results.json, results.md and plots."""
+    figures_dir: str | None = None
+    """Also copy plots here as bench_replay_*.png ('' = nowhere)."""
+    methods: CommaList = METHODS
+    """Methods to replay (a comma list)."""
     text_column: str | None = None
+    """Prompt text column (default: prompt, problem or question)."""
     id_column: str | None = None
-    epochs: int | None = None
-    max_prompts: int | None = None
-    part: str | None = None
-    """"tune" or "eval": replay only one half of the prompts (seeded hash of the id), so selector
-    options can be chosen on the "tune" half and reported on the "eval" half."""
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per-method selector options, e.g. {"depo": {"threshold": 0.6}}."""
-    estimator: dict[str, Any] = field(default_factory=dict)
-    """EstimatorConfig overrides for the learned methods (default: frozen encoder, mean pooling)."""
+    """Prompt id column (default: extra_info.index, idx, ...)."""
+    epochs: int | None = Field(None, ge=1)
+    """Replay only the first N epochs."""
+    max_prompts: int | None = Field(None, ge=1)
+    """Replay a seeded subset of prompts."""
+    part: Literal["tune", "eval"] | None = None
+    """Replay one half of the prompts (a seeded hash of the id), so selector options can be
+    chosen on the "tune" half and reported on the "eval" half."""
+    options: dict[str, dict[str, Any]] = {}
+    """Per-method selector options, e.g. `--set options.depo.threshold=0.6`."""
+    estimator: dict[str, Any] = {}
+    """EstimatorConfig overrides for the learned methods, e.g. `--set estimator.lr=1e-3`
+    (default: frozen encoder, mean pooling)."""
     estimator_init: Path | None = None
+    """Start depo/depo-paper from a saved estimator."""
     quick: bool = False
-    threads: int | None = None
+    """A <= 1 minute smoke run on a few prompts and epochs (CI)."""
+    threads: int | None = Field(None, ge=1)
     """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(methods) - set(METHODS))
+        if unknown or not methods:
+            raise ValueError(f"unknown replay method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        return methods
 
 
 @dataclass
@@ -140,8 +163,6 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
         out_texts = [texts[i] for i in out_ids]
         outcomes = [outcomes[i] for i in sorted(order)]
     if cfg.part is not None:
-        if cfg.part not in ("tune", "eval"):
-            raise DepoError(f"--part must be 'tune' or 'eval', got {cfg.part!r}")
         held = holdout_mask(out_ids, 0.5, cfg.seed + 104729)
         chosen = [i for i, h in enumerate(held) if h == (cfg.part == "eval")]
         out_ids, out_texts, outcomes = ([x[i] for i in chosen] for x in (out_ids, out_texts, outcomes))
@@ -160,7 +181,7 @@ def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
         options = {"freeze_encoder": True, "pooling": "mean", "seed": cfg.seed, **cfg.estimator}
         if cfg.quick:
             options["max_length"] = min(int(options.get("max_length", 512)), 48)
-        est = OnlineEstimator(EstimatorConfig.build(options, what="--estimator-option"))
+        est = OnlineEstimator(EstimatorConfig.build(options, what="bench replay estimator"))
     est.features.warm_cache(texts, use_disk=not cfg.quick)
     return est
 
@@ -318,11 +339,6 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
 
     if cfg.quick:
         cfg = quick_config(cfg)
-    unknown = sorted(set(cfg.methods) - set(METHODS))
-    if unknown:
-        raise DepoError(f"unknown replay method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    if cfg.group_size < 2 or cfg.batch_size < 1:
-        raise DepoError("--group-size must be >= 2 and --batch-size >= 1")
     torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))
     wall = time.perf_counter()
     data = load_replay_data(cfg)
@@ -362,7 +378,7 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
     table = markdown_table([{"method": n, **m} for n, m in results.items()], COLUMNS)
     meta = {
         "command": "depo bench replay",
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "config": cfg.to_dict(),
         "prompts": len(data.ids),
         "epochs": data.num_epochs,
         "groups": n_groups,

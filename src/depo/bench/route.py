@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from depo.bench.route_curves import CurvePoint, accuracy_at_share, curve, random_curve
+from depo.config import Config
 from depo.errors import DepoError
 from depo.routing.router import gain_choice, threshold_choice
 
@@ -43,32 +45,51 @@ DENSE_SHARES = tuple(np.round(np.linspace(0.0, 1.0, 101), 4).tolist())
 PREDICTORS = ("tfidf", "bayes", "estimator", "ensemble")
 
 
-@dataclass
-class RouteBenchConfig:
-    """Options of `depo bench route` (see its --help)."""
+class RouteBenchConfig(Config):
+    """Settings of `depo bench route` (each is a flag of the same name, or `--set name=value`)."""
 
     train: Path
+    """Parquet/JSONL with texts and both models' success rates."""
     small: str
+    """Column of the small model's success rates."""
     large: str
+    """Column of the large model's success rates."""
     test: Path | None = None
-    holdout_fraction: float = 0.2
+    """Separate test file (default: hold out `holdout_fraction` of `train`)."""
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    """Held-out share, by a seeded hash of the prompt id."""
     text_column: str = "problem"
     id_column: str | None = None
+    """Prompt id column (default: the first of prompt_id, extra_info.index, idx, id, ...)."""
     seed: int = 0
     out: Path = Path("runs/bench_route")
-    figures_dir: str | Path | None = None
-    cost_small: float = 1.5
-    cost_large: float = 7.0
+    """Directory for results.json, results.md and the plot."""
+    figures_dir: str | None = None
+    """Also copy the plot here (e.g. docs/figures; '' = nowhere)."""
+    cost_small: float = Field(1.5, gt=0.0)
+    """Cost per query of the small model (e.g. parameters, B)."""
+    cost_large: float = Field(7.0, gt=0.0)
     estimator: bool = True
+    """Fit the DEPO estimators (trunk and bayes); false: TF-IDF ridge only."""
     trunk: bool = True
     """With `estimator`: also fit the paper's trunk per model (slow on CPU; bayes is always fitted)."""
-    epochs: int = 30
-    patience: int = 5
+    epochs: int = Field(30, ge=1)
+    """Most trunk epochs (the best on a validation part of train is kept)."""
+    patience: int = Field(5, ge=1)
     save_estimators: Path | None = None
+    """Save the two trained estimators here (for depo route serve)."""
     quick: bool = False
-    threads: int | None = None
+    """A <= 1 minute run on a few rows (tests, CI)."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (default 2; 1 with quick)."""
     train_rows: int | None = None
     test_rows: int | None = None
+
+    @model_validator(mode="after")
+    def _large_costs_more(self) -> RouteBenchConfig:
+        if self.cost_large <= self.cost_small:
+            raise ValueError("cost_large must exceed cost_small (the large model is the expensive one)")
+        return self
 
 
 @dataclass
@@ -312,8 +333,6 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
 
     if cfg.quick:
         cfg = quick_config(cfg)
-    if cfg.cost_large <= cfg.cost_small:
-        raise DepoError("--cost-large must exceed --cost-small (the large model is the expensive one)")
     torch.set_num_threads(cfg.threads or (1 if cfg.quick else 2))
     start = time.perf_counter()
     train, test = load_rows(cfg)

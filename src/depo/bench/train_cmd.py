@@ -10,7 +10,7 @@ QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_steps": 2, "train_size"
               "estimator_precompute": False}  # encoding all 2,000 prompts would outlast the 4 steps
 CONTROLLED = {
     **dict.fromkeys(("selector", "loss_type", "dynamic_sampling", "epsilon_high"), "set per method by --methods"),
-    "max_steps": "use --steps", "seed": "use --seeds", "preset": "use --preset", "output_dir": "use --out",
+    "max_steps": "use --max-steps", "seed": "use --seeds", "preset": "use --preset", "output_dir": "use --output-dir",
 }
 """Config keys this command sets itself (a --set of one is refused, not silently replaced)."""
 QUICK_SFT_STEPS = 60
@@ -25,13 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--preset", default="mixed", help="task preset: mixed, easy or hard")
     p.add_argument("--seeds", type=int, default=3, help="seeds per method (0..seeds-1)")
-    p.add_argument("--steps", type=int, default=60, help="training steps per run")
-    p.add_argument("--warmup", type=int, default=10, help="warm-up steps of both DEPO selectors")
+    p.add_argument("--max-steps", "--steps", dest="steps", type=int, default=60, help="training steps per run")
+    p.add_argument("--warmup-steps", "--warmup", dest="warmup", type=int, default=10,
+                   help="warm-up steps of both DEPO selectors")
     p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo", help="comma-separated subset")
     p.add_argument("--config", default=None, help="base training config (default: configs/demo.yaml; its selector and loss keys are replaced per method)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field (repeatable)")
-    p.add_argument("--out", default=None, help="output directory (default runs/bench-train-<preset>)")
+    p.add_argument("--output-dir", "--out", dest="out", default=None, help="output directory (default runs/bench-train-<preset>)")
     p.add_argument("--figures-dir", default="docs/figures", help="where to copy the PNGs ('' = nowhere)")
     p.add_argument("--quick", action="store_true", help="pipeline check: 1 seed, 4 steps, small batches")
     p.set_defaults(func=run)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not methods:
         raise DepoError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if args.seeds < 1 or args.steps < 1 or args.warmup < 0:
-        raise DepoError("--seeds and --steps must be >= 1 and --warmup >= 0")
+        raise DepoError("--seeds and --max-steps must be >= 1 and --warmup-steps >= 0")
     base = read_yaml(find_config(args.config, "demo.yaml"))  # the demo's schedule and estimator options
     for key in CONTROLLED:
         base.pop(key, None)

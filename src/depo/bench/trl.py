@@ -1,6 +1,6 @@
 """Benchmark: TRL's plain `GRPOTrainer` against `DEPOGRPOTrainer` on the embedded default.
 
-    python -m depo.bench.trl --steps 60 --seed 0 --out runs/trl_bench
+    python -m depo.bench.trl --max-steps 60 --seed 0 --output-dir runs/trl_bench
 
 Both runs use the same policy (the embedded tiny policy of the `mixed` preset, or `--model
 DIR`), the same training pool and held-out set (data seed 0, as the built-in engine), the same
@@ -19,8 +19,11 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
+from depo.config import CommaList, Config, add_arguments, from_arguments
 from depo.errors import DepoError
 from depo.integrations.trl.tasks import task_reward, tasks_dataset
 from depo.tasks.base import Task
@@ -30,7 +33,46 @@ RUNS = ("grpo", "depo", "uniform")
 DEPOGRPOTrainer keeping everything (isolates the sampler machinery from the selection)."""
 
 
-def grpo_config(out: Path, opts: argparse.Namespace):
+class TRLBenchConfig(Config):
+    """Settings of `python -m depo.bench.trl`; the TRL ones carry TRL's names (`max_steps`,
+    `learning_rate`, `num_generations`, ...). Each is a flag, or `--set name=value`."""
+
+    model: str = "tiny"
+    """'tiny' (the embedded policy of `preset`) or a local HF model directory."""
+    preset: str = "mixed"
+    runs: CommaList = ("grpo", "depo")
+    """Which runs, a comma list of grpo, depo, uniform."""
+    max_steps: int = Field(60, ge=1)
+    seed: int = 0
+    batch_prompts: int = Field(32, ge=1)
+    """Distinct prompts per step."""
+    num_generations: int = Field(8, ge=2)
+    max_completion_length: int = Field(16, ge=1)
+    learning_rate: float = Field(2e-4, gt=0.0)
+    train_size: int = Field(20000, ge=1)
+    heldout_size: int = Field(200, ge=0)
+    """Held-out prompts for Avg@k (0: no evaluation)."""
+    eval_k: int = Field(8, ge=1)
+    selector: str = "depo"
+    """The selector of the `depo` run (a registry name)."""
+    selector_options: dict[str, Any] = {}
+    """Selector options, e.g. `--set selector_options.warmup_steps=5`."""
+    estimator_options: dict[str, Any] = {}
+    """EstimatorConfig overrides, e.g. `--set estimator_options.lr=1e-3`."""
+    logprobs: Literal["auto", "always", "never"] = "always"
+    threads: int = Field(2, ge=1)
+    output_dir: str = "runs/trl_bench"
+
+    @field_validator("runs")
+    @classmethod
+    def _known(cls, runs: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [r for r in runs if r not in RUNS]
+        if bad or not runs:
+            raise ValueError(f"unknown run(s) {', '.join(bad)}; choose from {', '.join(RUNS)}")
+        return runs
+
+
+def grpo_config(out: Path, opts: TRLBenchConfig):
     """TRL settings mirroring configs/grpo.yaml of the built-in engine."""
     import torch
     from trl import GRPOConfig
@@ -40,8 +82,8 @@ def grpo_config(out: Path, opts: argparse.Namespace):
         per_device_train_batch_size=opts.batch_prompts * opts.num_generations,
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
-        max_steps=opts.steps,
-        learning_rate=opts.lr,
+        max_steps=opts.max_steps,
+        learning_rate=opts.learning_rate,
         lr_scheduler_type="constant",
         warmup_steps=0,
         loss_type="grpo",
@@ -59,20 +101,7 @@ def grpo_config(out: Path, opts: argparse.Namespace):
     )
 
 
-def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise DepoError(f"expected KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)  # numbers, true/false, lists
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def run_one(kind: str, opts: argparse.Namespace, model_dir: Path, train: list[Task], heldout: list[Task]) -> dict[str, Any]:
+def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task], heldout: list[Task]) -> dict[str, Any]:
     """Train one run and return its summary."""
     import numpy as np
     import torch
@@ -84,7 +113,7 @@ def run_one(kind: str, opts: argparse.Namespace, model_dir: Path, train: list[Ta
     from depo.selection import Uniform, make_selector
 
     torch.manual_seed(opts.seed)
-    out = Path(opts.out) / kind
+    out = Path(opts.output_dir) / kind
     args = grpo_config(out, opts)
     model, tokenizer = load_policy(model_dir)  # AutoTokenizer would mangle the tiny policy's tokenizer
     model.train()
@@ -96,8 +125,8 @@ def run_one(kind: str, opts: argparse.Namespace, model_dir: Path, train: list[Ta
         trainer = GRPOTrainer(**common)
     else:
         if kind == "depo":
-            options = _parse_options(opts.selector_option)
-            estimator_cfg = _parse_options(opts.estimator_option)
+            options = dict(opts.selector_options)
+            estimator_cfg = dict(opts.estimator_options)
             if estimator_cfg:
                 options["estimator_config"] = {"seed": opts.seed, **estimator_cfg}
             selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed, options=options)
@@ -171,40 +200,28 @@ def format_table(results: list[dict[str, Any]], eval_k: int) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+FLAGS = (
+    "model", "preset", "runs", "max_steps", "seed", "batch_prompts", "num_generations", "max_completion_length",
+    "learning_rate", "train_size", "heldout_size", "eval_k", "selector", "logprobs", "threads", "output_dir",
+)  # fmt: skip
+ALIASES = {"max_steps": "--steps", "learning_rate": "--lr", "heldout_size": "--heldout", "output_dir": "--out"}
+"""The flags' earlier names, still accepted."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TRLBenchConfig:
     p = argparse.ArgumentParser(prog="python -m depo.bench.trl", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", help="'tiny' (embedded policy of --preset) or a local HF model directory")
-    p.add_argument("--preset", default="mixed")
-    p.add_argument("--runs", default="grpo,depo", help=f"comma-separated, from {', '.join(RUNS)}")
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-prompts", type=int, default=32, help="distinct prompts per step")
-    p.add_argument("--num-generations", type=int, default=8)
-    p.add_argument("--max-completion-length", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--train-size", type=int, default=20000)
-    p.add_argument("--heldout", type=int, default=200)
-    p.add_argument("--eval-k", type=int, default=8)
-    p.add_argument("--selector", default="depo")
-    p.add_argument("--selector-option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--estimator-option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--logprobs", default="always", choices=("auto", "always", "never"))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="runs/trl_bench")
-    return p.parse_args(argv)
+    add_arguments(p, TRLBenchConfig, FLAGS, aliases=ALIASES)
+    return from_arguments(TRLBenchConfig, p.parse_args(argv), what="bench trl")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(argv)
+    opts = parse_args(argv)  # a DepoError for bad settings, before anything is built
     import torch
 
     from depo.tasks.gym import preset_tasks
 
     torch.set_num_threads(opts.threads)
-    runs = [r.strip() for r in opts.runs.split(",") if r.strip()]
-    bad = [r for r in runs if r not in RUNS]
-    if bad:
-        raise DepoError(f"unknown run(s) {', '.join(bad)}; choose from {', '.join(RUNS)}")
+    runs = opts.runs
     if opts.model == "tiny":
         from depo.policy import build_tiny_policy
 
@@ -212,15 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         model_dir = Path(opts.model)
     train = preset_tasks(opts.preset, "train", opts.train_size, seed=0)
-    heldout = preset_tasks(opts.preset, "heldout", opts.heldout, seed=0) if opts.heldout else []
+    heldout = preset_tasks(opts.preset, "heldout", opts.heldout_size, seed=0) if opts.heldout_size else []
     t0 = time.perf_counter()
     results = [run_one(kind, opts, model_dir, train, heldout) for kind in runs]
     table = format_table(results, opts.eval_k)
-    Path(opts.out).mkdir(parents=True, exist_ok=True)
-    (Path(opts.out) / "results.md").write_text(table + "\n")
-    (Path(opts.out) / "results.json").write_text(json.dumps(results, indent=2))
+    Path(opts.output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(opts.output_dir) / "results.md").write_text(table + "\n")
+    (Path(opts.output_dir) / "results.json").write_text(json.dumps(results, indent=2))
     print(table)
-    print(f"total wall time: {time.perf_counter() - t0:.0f} s; results in {opts.out}")
+    print(f"total wall time: {time.perf_counter() - t0:.0f} s; results in {opts.output_dir}")
     return 0
 
 

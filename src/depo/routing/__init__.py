@@ -1,4 +1,4 @@
-"""Routing queries across models by predicted pass rate (SPEC.md section 2, Routing).
+"""Routing queries across models by predicted pass rate (docs/method.md section 2.4).
 
 `Router` (rules: the paper's threshold, gain-aware), `depo bench route`, `depo route serve`.
 Names are imported lazily so command registration stays cheap.

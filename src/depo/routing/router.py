@@ -1,8 +1,8 @@
-"""Route each query to one of several models from predicted pass rates (SPEC.md section 2, Routing).
+"""Route each query to one of several models from predicted pass rates (docs/method.md section 2.4).
 
 The DEPO paper (section 5, Table 3) trains the difficulty estimator for the *small* policy and
 sends a query to the small model iff its predicted pass rate p_small >= tau, else to the large
-one. That rule ignores what the large model would do (SPEC.md section 4, last bullet): a query
+one. That rule ignores what the large model would do (docs/method.md section 4.6): a query
 both models fail, or both solve, costs accuracy nothing when sent to the small model. The
 gain-aware rule therefore predicts every model's pass rate and picks
 

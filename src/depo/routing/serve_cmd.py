@@ -1,8 +1,12 @@
-"""`depo route serve --config FILE`: the OpenAI-compatible routing service (see depo.routing.serve)."""
+"""`depo route serve --config FILE`: the OpenAI-compatible routing service (see depo.routing.app)."""
 
 from __future__ import annotations
 
 import argparse
+
+from depo.config import add_arguments, overrides_from
+from depo.errors import DepoError
+from depo.routing.serve_config import ServeConfig, build_router, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -11,24 +15,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="OpenAI-compatible HTTP router in front of several model servers",
         description="Route each chat request to one of several OpenAI-compatible backends by predicted pass rate.",
     )
-    parser.add_argument("--config", required=True, help="YAML config (see configs/route_serve.example.yaml)")
-    parser.add_argument("--host", help="override the config's listen host")
-    parser.add_argument("--port", type=int, help="override the config's listen port")
+    add_arguments(parser, ServeConfig, flags=("host", "port"))  # --config FILE (see configs/route_serve.example.yaml)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--check", action="store_true", help="load the config and predictors, print the setup, exit")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from depo.routing.serve import serve
-    from depo.routing.serve_config import build_router, load_config
+    from depo.routing.app import serve  # the web stack (fastapi, uvicorn) only when serving
 
-    config = load_config(args.config)
-    if args.host:
-        config.host = args.host
-    if args.port is not None:
-        config.port = args.port
-    config.validate()
+    if not args.config:
+        raise DepoError("depo route serve needs --config FILE (see configs/route_serve.example.yaml)")
+    config = load_config(args.config, overrides_from(args))
     router = build_router(config)
     knob = f"tau={router.tau}" if router.rule == "threshold" else f"lambda={router.lam}"
     print(f"depo route: rule={router.rule} {knob}; models (cheapest first):")

@@ -1,8 +1,9 @@
 """Configuration of the routing service (`depo route serve --config FILE`), validated up front.
 
 A YAML file names the backends (any OpenAI-compatible server: vLLM, SGLang, a provider), their
-costs, and where each model's pass-rate predictor comes from. Every mistake is a one-line
-DepoError at start-up, never a traceback on the first request. See
+costs, and where each model's pass-rate predictor comes from. It is a `depo.config.Config`, so
+unknown keys are refused with the nearest valid name, `extends:` works, and every mistake is a
+one-line DepoError at start-up, never a traceback on the first request. See
 configs/route_serve.example.yaml for a commented example.
 
 Per model, the predictor is one of:
@@ -15,26 +16,41 @@ Per model, the predictor is one of:
 from __future__ import annotations
 
 import importlib
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from depo.config import Config, load
 from depo.errors import DepoError
-from depo.routing.router import RULES, ModelSpec, PassRatePredictor, Router
+from depo.routing.router import ModelSpec, PassRatePredictor, Router
 
+WHAT = "route serve config"
 ROUTED_ALIASES_DEFAULT = ("auto", "depo-router")
 
 
-@dataclass
-class BackendConfig:
+def _scalar_name(value: Any) -> Any:
+    """A YAML name may be a number (`name: 7`); it is used as text."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Name = Annotated[str, BeforeValidator(_scalar_name)]
+
+
+def _env(variable: str, owner: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise DepoError(f"{owner}: environment variable {variable} is not set")
+    return value
+
+
+class BackendConfig(Config):
     """One model behind the router."""
 
-    name: str
+    name: Name
     """The name clients and headers use (also accepted as `model` to pin a request to it)."""
     url: str
     """Base URL of the OpenAI-compatible API, up to and including /v1 (e.g. http://gpu1:8000/v1)."""
@@ -45,175 +61,100 @@ class BackendConfig:
     api_key_env: str | None = None
     """Environment variable holding the backend's API key (preferred over a key in the file)."""
     estimator: str | None = None
+    """Directory of a saved OnlineEstimator; relative paths are relative to the config file."""
     predictor: str | None = None
-    rate: float | None = None
+    """`module:factory` returning an object with predict(texts)."""
+    rate: float | None = Field(None, ge=0.0, le=1.0)
+    """A constant predicted pass rate for every query."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {url!r}")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_predictor(self) -> BackendConfig:
+        given = [k for k in ("estimator", "predictor", "rate") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"backend {self.name!r}: give one of estimator, predictor, rate (got {given})")
+        return self
 
     @property
     def upstream_model(self) -> str:
         return self.backend_model or self.name
 
     def resolved_api_key(self) -> str | None:
-        if self.api_key_env:
-            value = os.environ.get(self.api_key_env)
-            if not value:
-                raise DepoError(f"backend {self.name!r}: environment variable {self.api_key_env} is not set")
-            return value
-        return self.api_key
+        return _env(self.api_key_env, f"backend {self.name!r}") if self.api_key_env else self.api_key
 
 
-@dataclass
-class ServeConfig:
+class ServeConfig(Config):
     """The whole service: listening address, routing rule, backends and limits."""
 
+    # `lambda` is a Python keyword: the field is `lam`, read and written as `lambda` (`lam` also
+    # reads, since the unknown-key hint names fields, not aliases)
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
     models: list[BackendConfig]
+    """The backends, in any order (the router sorts them by cost); at least two."""
     host: str = "127.0.0.1"
-    port: int = 8000
-    rule: str = "threshold"
+    port: int = Field(8000, ge=0, le=65535)
+    rule: Literal["threshold", "gain"] = "threshold"
+    """threshold: the paper's rule (docs/method.md section 2.4); gain: section 4.6."""
     tau: float = 0.75
-    lam: float = 0.0
-    routed_aliases: tuple[str, ...] = ROUTED_ALIASES_DEFAULT
+    lam: float = Field(0.0, alias="lambda")
+    routed_aliases: tuple[Name, ...] = ROUTED_ALIASES_DEFAULT
     """Request `model` values that mean "let the router choose" (a configured name pins the model)."""
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 300.0
+    connect_timeout_s: float = Field(5.0, ge=0)
+    read_timeout_s: float = Field(300.0, ge=0)
     """Longest wait for the next byte from a backend (generation can be slow)."""
-    max_concurrency: int = 64
+    max_concurrency: int = Field(64, ge=1)
     """Requests forwarded at once; more wait up to `queue_timeout_s`, then get 503."""
-    queue_timeout_s: float = 30.0
-    max_batch: int = 32
+    queue_timeout_s: float = Field(30.0, ge=0)
+    max_batch: int = Field(32, ge=1)
     """Most queries scored by the predictors in one call (concurrent requests are micro-batched)."""
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = Field(2.0, ge=0)
     """How long the first query of a micro-batch waits for company before scoring."""
     bearer_token_env: str | None = None
     bearer_token: str | None = None
     """Clients must send `Authorization: Bearer <token>` when set (env var preferred)."""
-    max_body_bytes: int = 4_000_000
-    extra: dict[str, Any] = field(default_factory=dict)
+    max_body_bytes: int = Field(4_000_000, ge=1)
 
-    def resolved_token(self) -> str | None:
-        if self.bearer_token_env:
-            value = os.environ.get(self.bearer_token_env)
-            if not value:
-                raise DepoError(f"auth: environment variable {self.bearer_token_env} is not set")
-            return value
-        return self.bearer_token
+    @field_validator("models", mode="before")
+    @classmethod
+    def _backends(cls, models: Any) -> Any:
+        """Each backend validated as its own Config, so its errors name `models[i]` and its keys."""
+        if not isinstance(models, list) or not models:
+            raise DepoError(f"{WHAT}: 'models' must be a non-empty list")
+        return [m if isinstance(m, BackendConfig) else BackendConfig.build(m, what=f"{WHAT} models[{i}]") for i, m in enumerate(models)]
 
-    def validate(self) -> None:
-        if len(self.models) < 2:
-            raise DepoError("route serve: configure at least two models")
+    @model_validator(mode="after")
+    def _consistent(self) -> ServeConfig:
         names = [m.name for m in self.models]
+        if len(names) < 2:
+            raise ValueError("configure at least two models")
         if len(set(names)) != len(names):
-            raise DepoError(f"route serve: duplicate model names {names}")
+            raise ValueError(f"duplicate model names {names}")
         clash = set(names) & set(self.routed_aliases)
         if clash:
-            raise DepoError(f"route serve: model names {sorted(clash)} clash with routed aliases")
-        if self.rule not in RULES:
-            raise DepoError(f"route serve: rule must be one of {', '.join(RULES)}, got {self.rule!r}")
-        for m in self.models:
-            if not m.url.startswith(("http://", "https://")):
-                raise DepoError(f"backend {m.name!r}: url must start with http:// or https://, got {m.url!r}")
-            given = [k for k in ("estimator", "predictor", "rate") if getattr(m, k) is not None]
-            if len(given) > 1:
-                raise DepoError(f"backend {m.name!r}: give one of estimator, predictor, rate (got {given})")
-            if m.rate is not None and not 0.0 <= m.rate <= 1.0:
-                raise DepoError(f"backend {m.name!r}: rate must be in [0, 1], got {m.rate}")
-        for name in ("connect_timeout_s", "read_timeout_s", "max_wait_ms", "queue_timeout_s"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise DepoError(f"route serve: {name} must be >= 0, got {value}")
-        for name in ("max_concurrency", "max_batch", "max_body_bytes"):
-            if int(getattr(self, name)) < 1:
-                raise DepoError(f"route serve: {name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.port <= 65535:
-            raise DepoError(f"route serve: port must be in [0, 65535], got {self.port}")
+            raise ValueError(f"model names {sorted(clash)} clash with routed aliases")
+        return self
+
+    def resolved_token(self) -> str | None:
+        return _env(self.bearer_token_env, "auth") if self.bearer_token_env else self.bearer_token
 
 
-_TOP_KEYS = {
-    "host", "port", "rule", "tau", "lambda", "routed_aliases", "connect_timeout_s", "read_timeout_s",
-    "max_concurrency", "queue_timeout_s", "max_batch", "max_wait_ms", "bearer_token_env", "bearer_token",
-    "max_body_bytes", "models",
-}  # fmt: skip
-_MODEL_KEYS = {f for f in BackendConfig.__dataclass_fields__}
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ServeConfig:
+    """Read a YAML config (with its `extends:`), then `key=value` overrides (flags and `--set`s).
 
-
-def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> ServeConfig:
-    """Build and validate a ServeConfig from parsed YAML; unknown keys are errors (typos fail loudly)."""
-    if not isinstance(data, dict):
-        raise DepoError("route serve config must be a mapping at the top level")
-    unknown = sorted(_key(k) for k in data if k not in _TOP_KEYS)
-    if unknown:
-        raise DepoError(f"route serve config: unknown key(s) {', '.join(unknown)}")
-    raw_models = data.get("models")
-    if not isinstance(raw_models, list) or not raw_models:
-        raise DepoError("route serve config: 'models' must be a non-empty list")
-    models = []
-    for i, raw in enumerate(raw_models):
-        if not isinstance(raw, dict):
-            raise DepoError(f"route serve config: models[{i}] must be a mapping")
-        bad = sorted(_key(k) for k in raw if k not in _MODEL_KEYS)
-        if bad:
-            raise DepoError(f"route serve config: models[{i}] unknown key(s) {', '.join(bad)}")
-        for key in ("name", "url", "cost"):
-            if key not in raw:
-                raise DepoError(f"route serve config: models[{i}] needs '{key}'")
-        item = dict(raw)
-        for key in ("backend_model", "api_key", "api_key_env", "estimator", "predictor"):
-            _text(item.get(key), f"models[{i}].{key}")
-        item["cost"] = _number(item["cost"], f"models[{i}].cost")
-        if item.get("rate") is not None:
-            item["rate"] = _number(item["rate"], f"models[{i}].rate")
-        if item.get("estimator") and base_dir is not None and not Path(item["estimator"]).is_absolute():
-            item["estimator"] = str(base_dir / item["estimator"])
-        item["name"] = str(item["name"])
-        item["url"] = str(item["url"]).rstrip("/")
-        models.append(BackendConfig(**item))
-    kwargs: dict[str, Any] = {k: v for k, v in data.items() if k not in ("models", "lambda")}
-    for key in ("host", "rule", "bearer_token_env", "bearer_token"):
-        _text(kwargs.get(key), key)
-    if "lambda" in data:
-        kwargs["lam"] = _number(data["lambda"], "lambda")
-    for key in ("tau", "connect_timeout_s", "read_timeout_s", "queue_timeout_s", "max_wait_ms"):
-        if key in kwargs:
-            kwargs[key] = _number(kwargs[key], key)
-    for key in ("port", "max_concurrency", "max_batch", "max_body_bytes"):
-        if key in kwargs:
-            kwargs[key] = int(_number(kwargs[key], key))
-    if "routed_aliases" in kwargs:
-        aliases = kwargs["routed_aliases"]
-        if not isinstance(aliases, list) or not all(isinstance(a, str | int | float) for a in aliases):
-            raise DepoError(f"route serve config: routed_aliases must be a list of names, got {aliases!r}")
-        kwargs["routed_aliases"] = tuple(str(a) for a in aliases)
-    config = ServeConfig(models=models, **kwargs)
-    config.validate()
+    Relative estimator paths are taken relative to the file named here.
+    """
+    config = load(ServeConfig, path, overrides, what=WHAT)
+    for m in config.models:
+        if m.estimator and not Path(m.estimator).is_absolute():
+            m.estimator = str(Path(path).parent / m.estimator)
     return config
-
-
-def _text(value: Any, what: str) -> None:
-    """A string setting must be a string (or absent): YAML turns `host: [a]` into a list."""
-    if value is not None and not isinstance(value, str):
-        raise DepoError(f"route serve config: {what} must be a string, got {value!r}")
-
-
-def _key(key: Any) -> str:
-    """A YAML key (any scalar) as it reads in a one-line error."""
-    text = str(key)
-    return text if text.isprintable() else repr(text)
-
-
-def _number(value: Any, what: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise DepoError(f"route serve config: {what} must be a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise DepoError(f"route serve config: {what} must be finite")
-    return out
-
-
-def load_config(path: str | Path) -> ServeConfig:
-    """Read a YAML config; relative estimator paths are taken relative to the file."""
-    from depo.yaml_file import read_yaml_mapping
-
-    return config_from_dict(read_yaml_mapping(path, "route serve config"), base_dir=Path(path).parent)
 
 
 class ConstantRate:
@@ -254,10 +195,6 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
 
 def build_router(config: ServeConfig) -> Router:
     """The Router the config describes (loads every estimator once, at start-up)."""
-    predictors = {}
-    for spec in config.models:
-        predictor = load_predictor(spec)
-        if predictor is not None:
-            predictors[spec.name] = predictor
+    predictors = {m.name: p for m in config.models if (p := load_predictor(m)) is not None}
     models = [ModelSpec(m.name, m.cost) for m in config.models]
-    return Router(models, predictors, rule=config.rule, tau=config.tau, lam=config.lam)  # type: ignore[arg-type]
+    return Router(models, predictors, rule=config.rule, tau=config.tau, lam=config.lam)

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from routing_stubs import HashRate, StubBackend, ThreadServer, free_port
 
+from depo.routing.app import create_app
 from depo.routing.router import ModelSpec, Router
-from depo.routing.serve import create_app
 from depo.routing.serve_config import BackendConfig, ServeConfig
 
 TOKEN = "s3cret"
@@ -30,8 +30,8 @@ def make_router() -> Router:
 
 def make_config(small_url: str, large_url: str, **kw) -> ServeConfig:
     models = [
-        BackendConfig("small", url=small_url + "/v1", cost=1.0, backend_model="stub-small"),
-        BackendConfig("large", url=large_url + "/v1", cost=5.0, backend_model="stub-large", api_key="backend-key"),
+        BackendConfig(name="small", url=small_url + "/v1", cost=1.0, backend_model="stub-small"),
+        BackendConfig(name="large", url=large_url + "/v1", cost=5.0, backend_model="stub-large", api_key="backend-key"),
     ]
     kw.setdefault("bearer_token", TOKEN)
     kw.setdefault("read_timeout_s", 10.0)

@@ -1,4 +1,4 @@
-"""The TRL benchmark's pieces: gym tasks as a TRL dataset and reward, option parsing, the table."""
+"""The TRL benchmark's pieces: gym tasks as a TRL dataset and reward, its settings, the table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from depo.bench.trl import _parse_options, format_table, parse_args  # noqa: E402
+from depo.bench.trl import format_table, parse_args  # noqa: E402
 from depo.errors import DepoError  # noqa: E402
 from depo.integrations.trl.tasks import task_reward, tasks_dataset  # noqa: E402
 from depo.tasks.base import Task  # noqa: E402
@@ -38,15 +38,16 @@ def test_task_reward_scores_by_prompt_id_for_text_and_chat_completions() -> None
     assert reward(completions=chat, prompt_id=["b", "b"], trainer_state=None) == [1.0, 0.0]
 
 
-def test_parse_options() -> None:
-    assert _parse_options(["freeze_encoder=true", "lo=0.2", "mode=paper", "xs=[1,2]"]) == {
-        "freeze_encoder": True,
-        "lo": 0.2,
-        "mode": "paper",
-        "xs": [1, 2],
-    }
-    with pytest.raises(DepoError, match="KEY=VALUE"):
-        _parse_options(["novalue"])
+def test_settings_take_trl_names_older_flags_and_nested_options() -> None:
+    opts = parse_args(["--max-steps", "5", "--lr", "1e-3", "--runs", "grpo,uniform",
+                       "--set", "selector_options.warmup_steps=3", "--set", "estimator_options.freeze_encoder=true"])
+    assert (opts.max_steps, opts.learning_rate, opts.runs) == (5, 1e-3, ("grpo", "uniform"))
+    assert opts.selector_options == {"warmup_steps": 3} and opts.estimator_options == {"freeze_encoder": True}
+    assert parse_args(["--steps", "7", "--out", "x"]).max_steps == 7
+    with pytest.raises(DepoError, match="unknown run"):
+        parse_args(["--runs", "grpo,nosuch"])
+    with pytest.raises(DepoError, match="did you mean 'max_steps'"):
+        parse_args(["--set", "max_step=3"])
 
 
 def test_format_table_has_one_column_per_run() -> None:
@@ -60,4 +61,3 @@ def test_format_table_has_one_column_per_run() -> None:
     assert lines[0] == "| metric | TRL GRPOTrainer | DEPOGRPOTrainer (depo) |"
     assert "| candidates scanned | - | 9 |" in lines
     assert "| held-out Avg@8 after | 0.200 | 0.200 |" in lines
-    assert parse_args(["--steps", "5"]).steps == 5

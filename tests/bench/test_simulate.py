@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from depo.bench.simulate import make_prompts, pass_rate, simulate, summarize
 from tests.selection.selection_fakes import FakeEstimator
+
+from depo.bench.simulate import make_prompts, pass_rate, simulate, summarize
 
 
 def test_simulated_policy_improves_and_text_shows_difficulty() -> None:

@@ -1,0 +1,82 @@
+"""The route service's config: one `depo.config.Config`, so files extend a base, unknown keys are
+refused with the nearest valid name, and `--port`/`--set` override the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from depo.cli import main
+from depo.errors import DepoError
+from depo.routing.serve_config import ConstantRate, build_router, load_config
+
+TWO_MODELS = """
+models:
+  - {name: small, url: "http://127.0.0.1:9001/v1", cost: 1, rate: 0.6}
+  - {name: large, url: "http://127.0.0.1:9002/v1/", cost: 5, rate: 0.9}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "route.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_file_gives_typed_settings_and_lambda_is_read_under_its_yaml_name(tmp_path):
+    config = load_config(_write(tmp_path, TWO_MODELS + "rule: gain\nlambda: 0.05\nport: 8100\n"))
+    assert (config.rule, config.lam, config.port) == ("gain", 0.05, 8100)
+    assert config.models[1].url == "http://127.0.0.1:9002/v1"  # trailing slash dropped
+    assert config.to_dict()["lambda"] == 0.05
+    router = build_router(config)
+    assert router.names == ["small", "large"] and router.lam == 0.05
+    assert router.predict_rates(["any query"]).tolist() == [[0.6, 0.9]]  # the constant priors, in cost order
+    assert ConstantRate(0.3).predict(["a", "b"]).tolist() == [0.3, 0.3]
+
+
+def test_overrides_win_over_the_file_and_nested_keys_take_dots(tmp_path):
+    config = load_config(_write(tmp_path, TWO_MODELS), ["port=9000", "rule=gain", "lambda=0.2"])
+    assert (config.port, config.rule, config.lam) == (9000, "gain", 0.2)
+
+
+def test_a_config_extends_a_base_and_relative_estimators_follow_the_file(tmp_path):
+    _write(tmp_path, TWO_MODELS + "max_batch: 8\n", "base.yaml")
+    (tmp_path / "sub").mkdir()
+    child = _write(tmp_path / "sub", "extends: ../base.yaml\nmax_batch: 16\n")
+    assert load_config(child).max_batch == 16
+    with_estimator = _write(tmp_path, TWO_MODELS.replace("rate: 0.6", "estimator: est_small"), "est.yaml")
+    assert load_config(with_estimator).models[0].estimator == str(tmp_path / "est_small")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("max_bach: 4\n", "max_batch"),  # a typo names the field meant
+        ("rule: cheapest\n", "rule"),
+        ("port: 70000\n", "port"),
+        ("routed_aliases: [small]\n", "clash"),
+    ],
+)
+def test_mistakes_are_one_line_errors_naming_the_setting(tmp_path, extra, fragment):
+    with pytest.raises(DepoError) as err:
+        load_config(_write(tmp_path, TWO_MODELS + extra))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_backend_takes_one_predictor_and_an_http_url(tmp_path):
+    both = TWO_MODELS.replace("rate: 0.6", "rate: 0.6, predictor: 'm:f'")
+    with pytest.raises(DepoError, match="one of estimator, predictor, rate"):
+        load_config(_write(tmp_path, both))
+    with pytest.raises(DepoError, match="http"):
+        load_config(_write(tmp_path, TWO_MODELS.replace("http://127.0.0.1:9001", "gpu1:9001")))
+    with pytest.raises(DepoError, match="at least two"):
+        load_config(_write(tmp_path, "models:\n  - {name: a, url: 'http://x/v1', cost: 1}\n"))
+
+
+def test_the_command_takes_field_flags_and_sets(tmp_path, capsys):
+    path = _write(tmp_path, TWO_MODELS)
+    assert main(["route", "serve", "--config", str(path), "--port", "8123", "--set", "rule=gain", "--check"]) == 0
+    assert "rule=gain lambda=0" in capsys.readouterr().out
+    assert main(["route", "serve", "--config", str(path), "--set", "no_such=1", "--check"]) == 2
+    assert "no_such" in capsys.readouterr().err
