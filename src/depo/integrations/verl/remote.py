@@ -32,12 +32,12 @@ def _to_cpu(obj: Any) -> Any:
 
 
 class _EstimatorActor:
-    """Runs inside the Ray actor: owns the `OnlineEstimator`."""
+    """Runs inside the Ray actor: owns the estimator (either kind)."""
 
     def __init__(self, config: Any) -> None:
-        from depo.estimator import OnlineEstimator
+        from depo.estimator import build_estimator
 
-        self.estimator = OnlineEstimator(config)
+        self.estimator = build_estimator(config)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return self.estimator.predict(texts)
@@ -56,7 +56,7 @@ class _EstimatorActor:
 
 
 class RemoteEstimator:
-    """Proxy to an `OnlineEstimator` living in a Ray actor (`ray.init` must have run)."""
+    """Proxy to an estimator living in a Ray actor (`ray.init` must have run)."""
 
     def __init__(self, config: Any, *, num_gpus: float = 1.0, num_cpus: float = 1.0) -> None:
         import ray

@@ -94,19 +94,19 @@ class DepoSettings:
 
 
 def build_estimator(placement: EstimatorPlacement) -> Any:
-    """The online estimator, in this process or behind a Ray actor (same predict/update/state API)."""
-    from depo.estimator import EstimatorConfig
+    """The online estimator (`config.kind`: trunk or bayes), in this process or behind a Ray
+    actor (same predict/update/state API)."""
+    from depo.estimator import build_estimator as build
+    from depo.estimator import estimator_config
 
     cfg = dict(placement.config)
     cfg.setdefault("device", placement.torch_device)
-    config = EstimatorConfig.build(cfg, what="depo.estimator.config")
+    config = estimator_config(cfg, what="depo.estimator.config")
     if placement.device == "ray":
         from depo.integrations.verl.remote import RemoteEstimator
 
         return RemoteEstimator(config, num_gpus=placement.num_gpus, num_cpus=placement.num_cpus)
-    from depo.estimator import OnlineEstimator
-
-    return OnlineEstimator(config)
+    return build(config)
 
 
 def build_selector(settings: DepoSettings, *, group_size: int, seed: int, estimator: Any = None) -> Selector:
