@@ -125,10 +125,13 @@ class ActorWorkers:
 
 class HFRollout:
     """The async rollout manager: `generate_sequences` by Hugging Face `generate` on the rollout's
-    copy of the policy, scored by `reward(ground_truth, response_text)`."""
+    copy of the policy, scored by `reward(ground_truth, response_text)`; prompts left-padded and
+    responses right-padded to fixed widths, as the agent loop returns them."""
 
-    def __init__(self, model, tokenizer, reward: Callable[[str, str], float], *, response_length: int, temperature: float):
+    def __init__(self, model, tokenizer, reward: Callable[[str, str], float], *, prompt_length: int, response_length: int,
+                 temperature: float):
         self.model = model
+        self.prompt_length = prompt_length
         self.tokenizer = tokenizer
         self.reward = reward
         self.response_length = response_length
@@ -145,7 +148,7 @@ class HFRollout:
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
         texts = [messages[-1]["content"] for messages in batch.non_tensor_batch["raw_prompt"]]
         encoded = encode_prompts(self.tokenizer, texts)  # as depo's engine encodes them
-        width = max(len(e) for e in encoded)
+        width = self.prompt_length  # the agent loop pads every prompt to rollout.prompt_length
         prompts = torch.full((len(texts), width), pad)
         prompt_mask = torch.zeros(len(texts), width, dtype=torch.long)
         for i, e in enumerate(encoded):  # left padding, as the agent loop returns prompts

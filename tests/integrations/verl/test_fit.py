@@ -64,7 +64,7 @@ def make_config(tmp_path: Path, policy: Path, ckpt: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         return compose("depo_trainer", overrides=[
             f"data.train_files={train}", f"data.val_files={val}", f"data.train_batch_size={BATCH}",
-            "data.max_prompt_length=32", "data.max_response_length=8", "data.filter_overlong_prompts=false",
+            "data.max_prompt_length=24", "data.max_response_length=8", "data.filter_overlong_prompts=false",
             "data.dataloader_num_workers=0", f"actor_rollout_ref.model.path={policy}",
             f"actor_rollout_ref.rollout.n={GROUP}", f"actor_rollout_ref.actor.ppo_mini_batch_size={BATCH}", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
             "actor_rollout_ref.actor.optim.lr=1e-3", "actor_rollout_ref.rollout.temperature=1.0",
@@ -85,7 +85,7 @@ def make_trainer(config, policy: Path) -> RayDEPOTrainer:
     trainer.actor_rollout_wg = ActorWorkers(actor_model, config.actor_rollout_ref.actor)
     trainer.async_rollout_manager = HFRollout(
         copy.deepcopy(actor_model), tokenizer, lambda truth, text: exact_match(text, truth),
-        response_length=int(config.data.max_response_length), temperature=float(config.actor_rollout_ref.rollout.temperature),
+        prompt_length=int(config.data.max_prompt_length), response_length=int(config.data.max_response_length), temperature=float(config.actor_rollout_ref.rollout.temperature),
     )  # fmt: skip
     trainer.checkpoint_manager = WeightSync(trainer.actor_rollout_wg, trainer.async_rollout_manager)
     return trainer
@@ -146,3 +146,27 @@ def test_a_run_killed_after_step_2_resumes_with_the_same_selections(tmp_path, po
     expected = _selections(whole)
     assert {s: expected[s] for s in (1, 2)} == _selections(killed)
     assert {s: expected[s] for s in (3, 4)} == _selections(resumed)
+
+
+def test_dynamic_sampling_behind_depo_fills_batches_with_informative_groups_and_never_fails(tmp_path, policy, tracked):
+    config = make_config(tmp_path, policy, tmp_path / "ckpt", "algorithm.filter_groups.enable=true",
+                         "algorithm.filter_groups.max_num_gen_batches=3")  # fmt: skip
+    trainer = make_trainer(config, policy)
+    rollout = trainer.async_rollout_manager
+    trainer.fit()
+
+    steps = {step: data for step, data in tracked if "select/ds_rounds" in data}
+    assert sorted(steps) == list(range(1, STEPS + 1))
+    for data in steps.values():
+        assert 1 <= data["select/ds_rounds"] <= 3
+        assert data["select/ds_rollouts"] == data["select/ds_rounds"] * BATCH * GROUP  # every round is counted
+        # the trained batch: its informative groups, topped up with zero-variance ones when short
+        assert data["select/effective_rate"] == pytest.approx(data["select/ds_informative"] / BATCH)
+        assert data["select/ds_unfilled"] == BATCH - data["select/ds_informative"]
+    # the policy solves few prompts: some steps could not fill the batch and still trained
+    assert any(d["select/ds_unfilled"] > 0 for d in steps.values()) and "actor/pg_loss" in steps[STEPS]
+    assert any(d["select/ds_informative"] > 0 for d in steps.values())
+    # generation happened only in the rounds (fit()'s own request was answered from them)
+    assert len(rollout.calls) == sum(d["select/ds_rounds"] for d in steps.values())
+    # the estimator observed every rolled-out group, not only the trained ones
+    assert len(trainer.depo_selector.memory) == len({p for call in rollout.calls for p in call["prompt_ids"]})

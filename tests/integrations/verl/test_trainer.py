@@ -192,9 +192,15 @@ def test_prompt_hash_ids_without_extra_info_index(tmp_path, no_actor_update):
     assert sorted(o.prompt_id for o in selector.observed[-1]) == sorted(pids)
 
 
-def test_dynamic_sampling_is_refused(tmp_path):
-    with pytest.raises(DepoError, match="filter_groups"):
-        make_trainer(make_config(tmp_path, "algorithm.filter_groups.enable=true"), selector=Scripted())
+def test_dynamic_sampling_runs_behind_the_selection(tmp_path):
+    from depo.integrations.verl.dynamic_sampling import DEFAULT_ROUNDS, DynamicSampledBatches
+
+    trainer = make_trainer(make_config(tmp_path, "algorithm.filter_groups.enable=true"), selector=Scripted())
+    loader = trainer.train_dataloader
+    assert isinstance(loader, DynamicSampledBatches) and loader.max_rounds == DEFAULT_ROUNDS  # 0 = bounded, not unlimited
+    assert len(loader) == N_PROMPTS // BATCH  # verl's step count is unchanged
+    with pytest.raises(DepoError, match="not attached"):
+        next(iter(loader))
 
 
 def test_checkpoint_round_trips_selector_and_stream(tmp_path, no_actor_update):

@@ -3,7 +3,8 @@
 verl 0.8 removed the curriculum-sampler hook (docs/method.md section 6), so, like the reference
 release, DEPO subclasses the trainer. Unlike the release it does not copy `fit()`: four small
 overrides are enough, so the training step stays verl's own (GRPO, or DAPO's clip-higher,
-token-mean loss and overlong shaping; dynamic sampling must stay off: DEPO replaces it).
+token-mean loss and overlong shaping). With `algorithm.filter_groups.enable=true` DAPO's dynamic
+sampling runs behind DEPO's selection, in the dataloader (`dynamic_sampling`).
 
 1. `_create_dataloader`: after verl builds its datasets, the train dataloader is replaced by
    `SelectedBatches`, which draws, scores and refills each batch through the `Selector` when
@@ -27,6 +28,7 @@ from typing import Any
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, find_latest_ckpt_path
 
 from depo.errors import DepoError
+from depo.integrations.verl.dynamic_sampling import DynamicSampledBatches
 from depo.integrations.verl.loader import SelectedBatches
 from depo.integrations.verl.outcomes import group_outcomes
 from depo.integrations.verl.prompts import PromptTable
@@ -38,11 +40,16 @@ STATE_NAME = "state"
 FORMAT = "depo-verl/1"
 
 
+def dynamic_sampling_rounds(config: Any) -> int | None:
+    """Rounds per step of DAPO's dynamic sampling (`algorithm.filter_groups`), or None when it is off."""
+    filter_groups = config.algorithm.get("filter_groups", None)
+    if filter_groups is None or not filter_groups.get("enable", False):
+        return None
+    return int(filter_groups.get("max_num_gen_batches", 0) or 0)
+
+
 def check_config(config: Any) -> None:
     """Refuse settings DEPO cannot run with, with one clear line each."""
-    filter_groups = config.algorithm.get("filter_groups", None)
-    if filter_groups is not None and filter_groups.get("enable", False):
-        raise DepoError("algorithm.filter_groups.enable=true (DAPO dynamic sampling) cannot run with DEPO; set it to false")
     if int(config.actor_rollout_ref.rollout.n) < 2:
         raise DepoError("actor_rollout_ref.rollout.n must be >= 2: DEPO selects for GRPO groups")
     if config.trainer.get("use_v1", False):
@@ -88,6 +95,11 @@ class RayDEPOTrainer(RayPPOTrainer):
             max_scan=self.depo_settings.max_scan(batch_size),
             max_chunk=self.depo_settings.max_chunk,
         )
+        rounds = dynamic_sampling_rounds(self.config)
+        if rounds is not None:
+            self.train_dataloader = DynamicSampledBatches(
+                self.train_dataloader, self, max_rounds=rounds, reward_key=self.depo_settings.reward_key
+            )
         if len(self.train_dataloader) != steps_before and self.config.trainer.total_training_steps is None:
             # verl counted steps with data.gen_batch_size (dynamic sampling's knob, unused here).
             self._set_total_training_steps(len(self.train_dataloader) * self.config.trainer.total_epochs)
@@ -102,6 +114,13 @@ class RayDEPOTrainer(RayPPOTrainer):
             if OmegaConf.select(self.config, "critic.optim"):
                 self.config.critic.optim.total_training_steps = steps
 
+    def fit(self):
+        """verl's own loop; with dynamic sampling the rollout manager first learns to replay the
+        responses the dataloader generated ahead (depo.integrations.verl.dynamic_sampling)."""
+        if isinstance(self.train_dataloader, DynamicSampledBatches):
+            self.async_rollout_manager = self.train_dataloader.attach(self.async_rollout_manager)
+        return super().fit()
+
     # ---------------------------------------------------------------- learning (after the step)
     def _update_actor(self, batch):
         output = super()._update_actor(batch)
@@ -111,16 +130,18 @@ class RayDEPOTrainer(RayPPOTrainer):
 
     def depo_observe(self, batch: Any) -> dict[str, float]:
         """Group the step's responses by uid, feed the selector; return select/* and estimator/* metrics."""
-        loader: SelectedBatches = self.train_dataloader
+        loader: SelectedBatches | DynamicSampledBatches = self.train_dataloader
         metrics = dict(loader.pop_stats())
         outcomes, group_metrics = group_outcomes(
             batch, loader.table.text_of, loader.last_explored, reward_key=self.depo_settings.reward_key
         )
-        metrics.update(group_metrics)
+        if isinstance(loader, DynamicSampledBatches):  # the groups dynamic sampling left out teach the estimator too
+            outcomes = [*outcomes, *loader.pop_discarded()]
         t0 = time.perf_counter()
         for key, value in (self.depo_selector.observe(outcomes) or {}).items():
             metrics[key if "/" in key else f"select/{key}"] = float(value)
         metrics["time/depo_observe_s"] = time.perf_counter() - t0
+        metrics.update(group_metrics)  # select/groups and select/effective_rate: the batch verl trained on
         return metrics
 
     # ---------------------------------------------------------------- checkpoints
