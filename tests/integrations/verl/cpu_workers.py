@@ -22,25 +22,34 @@ from a checkpoint samples what the uninterrupted run sampled.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import load_model, save_model
-from tensordict import TensorDict
 from verl import DataProto
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
 from verl.utils import tensordict_utils as tu
 from verl.utils.config import omega_conf_to_dataclass
+from verl.utils.py_functional import rename_dict
 
 from depo.policy.loading import encode_prompts
+from depo.policy.tiny import TinyPolicyConfig, build_tiny_policy
+from depo.tasks.gym import exact_match, preset_tasks
 
 
-def _sequences(td: TensorDict) -> list[torch.Tensor]:
-    """The token ids of each row of a no-padding TensorDict (prompt and response, no padding)."""
-    return list(td["input_ids"].unbind())
+def _sequences(data) -> list[torch.Tensor]:
+    """The token ids of each row (prompt and response, no padding): from the nested input ids of
+    a no-padding TensorDict, or from a padded batch and its attention mask."""
+    ids = data["input_ids"]
+    if ids.is_nested:
+        return list(ids.unbind())
+    return [row[mask.bool()] for row, mask in zip(ids, data["attention_mask"], strict=True)]
 
 
 def _token_logprobs(model, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,51 +63,69 @@ def _token_logprobs(model, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return torch.cat([chosen, zero]), torch.cat([entropy, zero])
 
 
-def _response_logprobs(model, td: TensorDict) -> torch.Tensor:
-    """(B, R) log-probs of the response tokens, zero past each response."""
-    prompts, mask = td["prompts"], td["attention_mask"]
-    width = td["responses"].shape[1]
-    rows = []
-    for i, ids in enumerate(_sequences(td)):
+def _response_values(model, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, R) log-probs and entropies of the response tokens, zero past each response."""
+    prompts, mask = data["prompts"], data["attention_mask"]
+    width = data["responses"].shape[1]
+    logps, entropies = [], []
+    for i, ids in enumerate(_sequences(data)):
         prompt_len = int(mask[i, : prompts.shape[1]].sum())
-        flat, _ = _token_logprobs(model, ids)
-        resp = flat[prompt_len - 1 : len(ids) - 1]
-        rows.append(torch.nn.functional.pad(resp, (0, width - len(resp))))
-    return torch.stack(rows)
+        flat, entropy = _token_logprobs(model, ids)
+        for values, out in ((flat, logps), (entropy, entropies)):
+            resp = values[prompt_len - 1 : len(ids) - 1]
+            out.append(torch.nn.functional.pad(resp, (0, width - len(resp))))
+    return torch.stack(logps), torch.stack(entropies)
 
 
 class ActorWorkers:
-    """The actor worker group on one CPU process (verl's `actor_rollout_wg` interface)."""
+    """The actor worker group on one CPU process (verl's `actor_rollout_wg` interface).
+
+    Both of verl's worker APIs: the engine workers' no-padding TensorDicts (verl 0.9, and 0.7 with
+    `use_legacy_worker_impl=disable`) and the legacy workers' padded DataProto (verl 0.7's default).
+    """
 
     world_size = 1
 
-    def __init__(self, model, actor_config):
+    def __init__(self, model, actor_config, group_size: int = 1):
         self._dispatch_info = {"actor": [0]}  # one data-parallel rank (verl's balance_batch reads it)
         self.model = model
+        self.group_size = group_size
         self.config = omega_conf_to_dataclass(actor_config)
         self.config.global_batch_info.update(dp_size=1, batch_num_tokens=None, global_batch_size=None, loss_scale_factor=None)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=float(actor_config.optim.lr), weight_decay=0.0)
         self.loss_fn = get_policy_loss_fn(self.config.policy_loss.get("loss_mode", "vanilla"))
         self.updates = 0
 
-    def compute_log_prob(self, td: TensorDict) -> TensorDict:
+    def compute_log_prob(self, data):
+        if isinstance(data, DataProto):  # legacy workers: padded (B, R) old log-probs and entropies
+            with torch.no_grad():
+                logp, entropy = _response_values(self.model, data.batch)
+            return DataProto.from_dict(tensors={"old_log_probs": logp, "entropys": entropy})
         with torch.no_grad():
-            pairs = [_token_logprobs(self.model, ids) for ids in _sequences(td)]
+            pairs = [_token_logprobs(self.model, ids) for ids in _sequences(data)]
         out = {"log_probs": torch.cat([p[0] for p in pairs]), "entropy": torch.cat([p[1] for p in pairs])}
         return tu.get_tensordict(out, non_tensor_dict={"metrics": {"mfu": 0.0}})
 
-    def update_actor(self, td: TensorDict) -> TensorDict:
-        """verl's PPO update: mini-batches of `mini_batch_size` rows, verl's policy loss on each."""
-        rows = td["responses"].shape[0]
-        size = min(int(tu.get(td, "mini_batch_size")), rows)
-        order = torch.randperm(rows, generator=torch.Generator().manual_seed(int(tu.get(td, "seed")) + self.updates))
+    def update_actor(self, data):
+        """verl's PPO update: mini-batches of rows, verl's policy loss on each."""
+        if isinstance(data, DataProto):  # legacy workers: sizes from the config, metrics already prefixed
+            size, seed = self.config.ppo_mini_batch_size * self.group_size, self.config.data_loader_seed
+            metrics = self._update(data.batch, size, seed)
+            return DataProto(meta_info={"metrics": rename_dict(metrics, "actor/")})
+        metrics = self._update(data, int(tu.get(data, "mini_batch_size")), int(tu.get(data, "seed")))
+        return tu.get_tensordict({}, non_tensor_dict={"metrics": {**metrics, "mfu": 0.0}})
+
+    def _update(self, data, mini_batch_size: int, seed: int) -> dict[str, float]:
+        rows = data["responses"].shape[0]
+        size = min(mini_batch_size, rows)
+        order = torch.randperm(rows, generator=torch.Generator().manual_seed(int(seed or 0) + self.updates))
         metrics: dict[str, list[float]] = {}
         for start in range(0, rows, size):
             index = order[start : start + size]
-            log_prob = _response_logprobs(self.model, td)[index]
+            log_prob = _response_values(self.model, data)[0][index]
             loss, pg_metrics = self.loss_fn(
-                old_log_prob=td["old_log_probs"][index], log_prob=log_prob, advantages=td["advantages"][index],
-                response_mask=td["response_mask"][index].bool(), loss_agg_mode=self.config.loss_agg_mode,
+                old_log_prob=data["old_log_probs"][index], log_prob=log_prob, advantages=data["advantages"][index],
+                response_mask=data["response_mask"][index].bool(), loss_agg_mode=self.config.loss_agg_mode,
                 config=self.config, rollout_is_weights=None,
             )  # fmt: skip
             self.optimizer.zero_grad()
@@ -108,8 +135,7 @@ class ActorWorkers:
             for key, value in {"pg_loss": loss.item(), "grad_norm": float(grad_norm), **pg_metrics}.items():
                 metrics.setdefault(key, []).append(float(value.item() if torch.is_tensor(value) else value))
         self.updates += 1
-        summary = {k: float(np.mean(v)) for k, v in metrics.items()}
-        return tu.get_tensordict({}, non_tensor_dict={"metrics": {**summary, "mfu": 0.0}})
+        return {k: float(np.mean(v)) for k, v in metrics.items()}
 
     def save_checkpoint(self, local_path, remote_path=None, global_step=0, max_ckpt_to_keep=None):
         os.makedirs(local_path, exist_ok=True)
@@ -181,7 +207,8 @@ class HFRollout:
         non_tensors["__num_turns__"] = np.full(len(texts), 2, dtype=np.int32)
         non_tensors["multi_modal_inputs"] = np.array([{} for _ in texts], dtype=object)
         seconds = time.perf_counter() - start
-        self.calls.append({"step": step, "rows": len(texts), "prompt_ids": [e["depo_prompt_id"] for e in batch.non_tensor_batch["extra_info"]]})
+        ids = [e.get("depo_prompt_id", f"i:{e.get('index')}") for e in batch.non_tensor_batch["extra_info"]]  # 0.9 / 0.7
+        self.calls.append({"step": step, "rows": len(texts), "prompt_ids": ids})
         timing = {"agent_loop/generate_sequences/mean": seconds, "agent_loop/generate_sequences/max": seconds}
         return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors, meta_info={"timing": timing, "reward_extra_keys": []})
 
@@ -200,3 +227,37 @@ class WeightSync:
 
     def sleep_replicas(self) -> None:
         return None
+
+
+def tiny_policy() -> Path:
+    """The embedded tiny policy with a short warm start (seconds to build, then cached): it solves
+    a few of the arithmetic prompts, so some groups are mixed."""
+    return build_tiny_policy("mixed", config=TinyPolicyConfig(preset="mixed", sft_steps=60, sft_warmup_steps=10), progress=False)
+
+
+def gym_parquet(path: Path, split: str, n: int) -> Path:
+    """`n` of the tiny policy's arithmetic prompts in verl's RL parquet layout."""
+    rows = [
+        {"data_source": "depo_gym", "prompt": [{"role": "user", "content": t.prompt}], "ability": "arithmetic",
+         "reward_model": {"style": "rule", "ground_truth": t.answer}, "extra_info": {"index": i}}
+        for i, t in enumerate(preset_tasks("mixed", split, n, seed=0))
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def attach(trainer, policy: Path, config) -> None:
+    """Put the CPU stand-ins where `init_workers()` would put verl's GPU workers."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(policy)
+    rollout = config.actor_rollout_ref.rollout
+    trainer.actor_rollout_wg = ActorWorkers(model, config.actor_rollout_ref.actor, group_size=int(rollout.n))
+    trainer.async_rollout_manager = HFRollout(
+        copy.deepcopy(model), trainer.tokenizer, lambda truth, text: exact_match(text, truth),
+        prompt_length=int(config.data.max_prompt_length), response_length=int(config.data.max_response_length),
+        temperature=float(rollout.temperature),
+    )  # fmt: skip
+    trainer.checkpoint_manager = WeightSync(trainer.actor_rollout_wg, trainer.async_rollout_manager)
+    trainer.async_rollout_mode = True  # verl 0.7: generate through the rollout manager

@@ -39,22 +39,28 @@ if not IS_07:
             timeout=600,
         )
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        assert "3 passed" in proc.stdout, proc.stdout[-2000:]
+        assert "4 passed" in proc.stdout, proc.stdout[-2000:]
 
 else:
     import copy
 
     import numpy as np
     import torch
+    from cpu_workers import attach, gym_parquet, tiny_policy
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
     from torchdata.stateful_dataloader import StatefulDataLoader
+    from transformers import AutoTokenizer
     from verl import DataProto
     from verl.experimental.dataset.sampler import AbstractCurriculumSampler
-    from verl.trainer.main_ppo import create_rl_sampler
+    from verl.trainer.main_ppo import create_rl_dataset, create_rl_sampler
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer, ResourcePoolManager
+    from verl.trainer.ppo.utils import Role
     from verl.utils.dataset.rl_dataset import RLHFDataset
     from verl_fixtures import Scripted, assert_same_state, write_parquet
 
     from depo.integrations.verl.curriculum_sampler import DEPOCurriculumSampler
+    from depo.tasks.gym import preset_tasks
 
     torch.set_num_threads(1)
     N, BATCH, GROUP = 10, 3, 4
@@ -149,3 +155,47 @@ else:
         with pytest.raises(AssertionError):
             assert_same_state(fresh, snapshot["selector"])  # ... and the memory had learned something
         assert next(it2) == expected_next
+
+    def test_verl07_fit_loop_trains_through_the_sampler(tmp_path):
+        """verl 0.7.1's own RayPPOTrainer.fit() with DEPOCurriculumSampler, 4 steps on CPU stand-ins
+        of its GPU workers (legacy DataProto worker API, verl 0.7's default)."""
+        policy = tiny_policy()
+        train, val = gym_parquet(tmp_path / "train.parquet", "train", 40), gym_parquet(tmp_path / "val.parquet", "heldout", 4)
+        with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+            config = compose("ppo_trainer", overrides=[
+                f"data.train_files={train}", f"data.val_files={val}", "data.train_batch_size=4",
+                "data.max_prompt_length=24", "data.max_response_length=8", "data.filter_overlong_prompts=false",
+                "data.dataloader_num_workers=0", f"actor_rollout_ref.model.path={policy}", "actor_rollout_ref.rollout.n=4",
+                "actor_rollout_ref.actor.ppo_mini_batch_size=4", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+                "actor_rollout_ref.actor.optim.lr=1e-3", "algorithm.adv_estimator=grpo",
+                f"trainer.default_local_dir={tmp_path / 'ckpt'}", "trainer.total_epochs=1", "trainer.total_training_steps=4",
+                "trainer.save_freq=2", "trainer.test_freq=-1", "trainer.val_before_train=false", "trainer.logger=[console]",
+                "data.sampler.class_path=pkg://depo.integrations.verl.curriculum_sampler",
+                "data.sampler.class_name=DEPOCurriculumSampler", "+data.depo.group_size=4", "+data.depo.selector=depo",
+                "+data.depo.options.warmup_steps=1", "+data.depo.estimator.torch_device=cpu",
+                "+data.depo.estimator.config.kind=bayes", "+data.depo.estimator.config.max_length=32",
+                "+data.depo.estimator.config.hash_bits=12",
+            ])  # fmt: skip
+        tokenizer = AutoTokenizer.from_pretrained(policy)
+        train_set = create_rl_dataset(config.data.train_files, config.data, tokenizer, None, is_train=True)
+        val_set = create_rl_dataset(config.data.val_files, config.data, tokenizer, None, is_train=False)
+        sampler = create_rl_sampler(config.data, train_set)
+        trainer = RayPPOTrainer(
+            config=config, tokenizer=tokenizer, role_worker_mapping={Role.ActorRollout: object},
+            resource_pool_manager=ResourcePoolManager(resource_pool_spec={"global_pool": [1]}, mapping={}),
+            train_dataset=train_set, val_dataset=val_set, train_sampler=sampler,
+        )  # fmt: skip
+        attach(trainer, policy, config)
+        probe = [t.text for t in preset_tasks("mixed", "heldout", 8, seed=1)]
+        before_estimate = sampler.selector.estimator.predict(probe)
+        before_policy = {k: v.clone() for k, v in trainer.actor_rollout_wg.model.state_dict().items()}
+        trainer.fit()
+
+        calls = trainer.async_rollout_manager.calls
+        assert [c["step"] for c in calls] == [1, 2, 3, 4] and all(c["rows"] == 16 for c in calls)
+        assert sampler.selector.steps == 4  # verl 0.7 called the sampler's update after every step
+        assert sampler.last_metrics["select/total_skipped"] > 0  # DEPO skipped prompts after the warm-up
+        assert np.abs(sampler.selector.estimator.predict(probe) - before_estimate).max() > 0.05
+        after = trainer.actor_rollout_wg.model.state_dict()
+        assert any(not torch.equal(before_policy[k], after[k]) for k in after)
+        assert (tmp_path / "ckpt" / "global_step_4" / "data.pt").exists()  # the sampler state rides in verl's checkpoint

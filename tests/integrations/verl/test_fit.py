@@ -11,7 +11,6 @@ Runs only in the verl virtual environment (scripts/test-verl.sh); elsewhere it s
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,17 @@ import pytest
 pytest.importorskip("verl.protocol")
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from cpu_workers import ActorWorkers, HFRollout, WeightSync  # noqa: E402
+from cpu_workers import attach, gym_parquet, tiny_policy  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
 from verl.trainer.ppo.ray_trainer import ResourcePoolManager  # noqa: E402
 from verl.trainer.ppo.utils import Role  # noqa: E402
 from verl.utils import tracking  # noqa: E402
 from verl_fixtures import CONFIG_DIR  # noqa: E402
 
 from depo.integrations.verl.trainer import RayDEPOTrainer  # noqa: E402
-from depo.policy.tiny import TinyPolicyConfig, build_tiny_policy  # noqa: E402
-from depo.tasks.gym import exact_match, preset_tasks  # noqa: E402
+from depo.tasks.gym import preset_tasks  # noqa: E402
 
 torch.set_num_threads(1)
 PROMPTS, BATCH, GROUP, STEPS = 40, 4, 4, 4
@@ -45,22 +42,11 @@ ESTIMATOR = [  # the Bayesian estimator on frozen features: it learns from the f
 
 @pytest.fixture(scope="module")
 def policy() -> Path:
-    """The embedded tiny policy with a short warm start (a few seconds to build, then cached)."""
-    return build_tiny_policy("mixed", config=TinyPolicyConfig(preset="mixed", sft_steps=60, sft_warmup_steps=10), progress=False)
-
-
-def _parquet(path: Path, split: str, n: int) -> Path:
-    rows = [
-        {"data_source": "depo_gym", "prompt": [{"role": "user", "content": t.prompt}], "ability": "arithmetic",
-         "reward_model": {"style": "rule", "ground_truth": t.answer}, "extra_info": {"index": i}}
-        for i, t in enumerate(preset_tasks("mixed", split, n, seed=0))
-    ]  # fmt: skip
-    pd.DataFrame(rows).to_parquet(path)
-    return path
+    return tiny_policy()
 
 
 def make_config(tmp_path: Path, policy: Path, ckpt: Path, *overrides: str):
-    train, val = _parquet(tmp_path / "train.parquet", "train", PROMPTS), _parquet(tmp_path / "val.parquet", "heldout", 4)
+    train, val = gym_parquet(tmp_path / "train.parquet", "train", PROMPTS), gym_parquet(tmp_path / "val.parquet", "heldout", 4)
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         return compose("depo_trainer", overrides=[
             f"data.train_files={train}", f"data.val_files={val}", f"data.train_batch_size={BATCH}",
@@ -75,19 +61,11 @@ def make_config(tmp_path: Path, policy: Path, ckpt: Path, *overrides: str):
 
 
 def make_trainer(config, policy: Path) -> RayDEPOTrainer:
-    tokenizer = AutoTokenizer.from_pretrained(policy)
     trainer = RayDEPOTrainer(
-        config=config, tokenizer=tokenizer, role_worker_mapping={Role.ActorRollout: object},
+        config=config, tokenizer=AutoTokenizer.from_pretrained(policy), role_worker_mapping={Role.ActorRollout: object},
         resource_pool_manager=ResourcePoolManager(resource_pool_spec={"global_pool": [1]}, mapping={}),
     )  # fmt: skip
-    torch.manual_seed(0)
-    actor_model = AutoModelForCausalLM.from_pretrained(policy)
-    trainer.actor_rollout_wg = ActorWorkers(actor_model, config.actor_rollout_ref.actor)
-    trainer.async_rollout_manager = HFRollout(
-        copy.deepcopy(actor_model), tokenizer, lambda truth, text: exact_match(text, truth),
-        prompt_length=int(config.data.max_prompt_length), response_length=int(config.data.max_response_length), temperature=float(config.actor_rollout_ref.rollout.temperature),
-    )  # fmt: skip
-    trainer.checkpoint_manager = WeightSync(trainer.actor_rollout_wg, trainer.async_rollout_manager)
+    attach(trainer, policy, config)
     return trainer
 
 
