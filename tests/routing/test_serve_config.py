@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from depo.cli import main
@@ -80,3 +81,31 @@ def test_the_command_takes_field_flags_and_sets(tmp_path, capsys):
     assert "rule=gain lambda=0" in capsys.readouterr().out
     assert main(["route", "serve", "--config", str(path), "--set", "no_such=1", "--check"]) == 2
     assert "no_such" in capsys.readouterr().err
+
+
+def test_one_multi_target_estimator_predicts_every_model_in_one_call(tmp_path):
+    from depo.estimator import build_estimator
+
+    texts = [f"what is {i} plus {i}" for i in range(12)] + [f"prove the theorem {i}" for i in range(12)]
+    rates = np.array([[0.95, 0.9]] * 12 + [[0.6, 0.1]] * 12)  # heads in the config order below: large, small
+    estimator = build_estimator({"kind": "bayes", "num_targets": 2, "max_length": 16, "hash_bits": 10})
+    estimator.fit(texts, rates, samples=50)
+    estimator.save(tmp_path / "heads")
+    config = load_config(_write(tmp_path, """
+estimator: heads
+rule: gain
+models:
+  - {name: large, url: "http://127.0.0.1:9002/v1", cost: 5}
+  - {name: small, url: "http://127.0.0.1:9001/v1", cost: 1}
+"""))  # fmt: skip
+    assert config.estimator == str(tmp_path / "heads")
+    router = build_router(config)
+    queries = ["what is 3 plus 3", "prove the theorem 7"]
+    heads = estimator.predict(queries)  # columns in the config's model order: large, small
+    np.testing.assert_allclose(router.predict_rates(queries), heads[:, ::-1])  # the router's columns: cheapest first
+    assert router.predict_rates(queries)[1, 1] - router.predict_rates(queries)[1, 0] > 0.2  # the hard query's gain
+    with pytest.raises(DepoError, match="must not name their own predictor"):
+        load_config(_write(tmp_path, "estimator: heads\n" + TWO_MODELS))
+    three = TWO_MODELS.replace(", rate: 0.6", "").replace(", rate: 0.9", "") + '  - {name: xl, url: "http://x/v1", cost: 9}\n'
+    with pytest.raises(DepoError, match="2 head"):
+        build_router(load_config(_write(tmp_path, "estimator: heads\n" + three)))

@@ -98,6 +98,11 @@ class ServeConfig(Config):
 
     models: list[BackendConfig]
     """The backends, in any order (the router sorts them by cost); at least two."""
+    estimator: str | None = None
+    """Directory of one saved multi-target estimator with a head per model, in the order of
+    `models` (`depo bench route --save-estimators DIR` writes DIR/estimator_bayes): one forward
+    per batch predicts every model's pass rate, with correlated errors, so the predicted gain is
+    less noisy. The backends then name no predictor of their own. Relative to the config file."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     rule: Literal["threshold", "gain"] = "threshold"
@@ -139,6 +144,10 @@ class ServeConfig(Config):
         clash = set(names) & set(self.routed_aliases)
         if clash:
             raise ValueError(f"model names {sorted(clash)} clash with routed aliases")
+        if self.estimator is not None:
+            own = [m.name for m in self.models if m.estimator or m.predictor or m.rate is not None]
+            if own:
+                raise ValueError(f"with a shared multi-target estimator, backends {own} must not name their own predictor")
         return self
 
     def resolved_token(self) -> str | None:
@@ -151,6 +160,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ServeConfig:
     Relative estimator paths are taken relative to the file named here.
     """
     config = load(ServeConfig, path, overrides, what=WHAT)
+    if config.estimator and not Path(config.estimator).is_absolute():
+        config.estimator = str(Path(path).parent / config.estimator)
     for m in config.models:
         if m.estimator and not Path(m.estimator).is_absolute():
             m.estimator = str(Path(path).parent / m.estimator)
@@ -193,8 +204,23 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
     return None
 
 
+def load_multi_target(config: ServeConfig) -> PassRatePredictor:
+    """The shared estimator with one head per configured model (checked at start-up)."""
+    from depo.estimator import load_estimator
+
+    if not Path(config.estimator).is_dir():
+        raise DepoError(f"estimator directory not found: {config.estimator}")
+    estimator = load_estimator(config.estimator, cache_max_mb=64.0)
+    heads = int(getattr(getattr(estimator, "config", None), "num_targets", 1))
+    if heads != len(config.models):
+        raise DepoError(f"estimator {config.estimator} has {heads} head(s) for {len(config.models)} models: give one per model")
+    return estimator
+
+
 def build_router(config: ServeConfig) -> Router:
     """The Router the config describes (loads every estimator once, at start-up)."""
-    predictors = {m.name: p for m in config.models if (p := load_predictor(m)) is not None}
     models = [ModelSpec(m.name, m.cost) for m in config.models]
+    if config.estimator is not None:  # one multi-target predictor, columns in `models` order
+        return Router(models, load_multi_target(config), rule=config.rule, tau=config.tau, lam=config.lam)
+    predictors = {m.name: p for m in config.models if (p := load_predictor(m)) is not None}
     return Router(models, predictors, rule=config.rule, tau=config.tau, lam=config.lam)
