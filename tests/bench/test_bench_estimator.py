@@ -44,6 +44,8 @@ def test_a_perfect_predictor_beats_a_constant_one():
     assert perfect["auc_zero_var_expected"] > 0.8 and constant["auc_zero_var_expected"] == pytest.approx(0.5)
     assert np.isnan(constant["spearman"])
     assert perfect["eff_top30"] > perfect["eff_top70"] > constant["eff_top70"] - 0.05
+    # P(zero-var) of a perfect predictor is the true one; a constant rate misstates it per row
+    assert perfect["ece_zero_var"] == 0.0 and constant["ece_zero_var"] > 0.1
 
 
 def _synthetic(path, n=260, seed=0):

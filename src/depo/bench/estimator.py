@@ -57,6 +57,7 @@ COLUMNS = [
     Col("ece", "ECE"),
     Col("auc_zero_var", "AUC zv (sampled)"),
     Col("auc_zero_var_expected", "AUC zv (expected)"),
+    Col("ece_zero_var", "ECE zv"),
     *(Col(f"eff_top{int(s * 100)}", f"eff top {int(s * 100)}%") for s in KEEP_SHARES),
     Col("window_keep", "window keep"),
     Col("window_eff", "window eff"),
