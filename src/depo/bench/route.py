@@ -260,10 +260,6 @@ def knobs_for_share(p_small: np.ndarray, p_large: np.ndarray, share: float, cost
     return {"tau": tau, "lambda": lam}
 
 
-VALIDATED = ("tfidf", "bayes")
-"""Predictors whose operating point is chosen on validation rows (the trunk's refit is too slow)."""
-
-
 def _concat(a: Rows, b: Rows) -> Rows:
     return Rows(a.ids + b.ids, a.texts + b.texts, np.concatenate([a.ps, b.ps]), np.concatenate([a.pl, b.pl]))
 
