@@ -297,12 +297,29 @@ def train_full(cfg: EstimatorBenchConfig, train: Split, log) -> tuple[Any, dict[
 # ---------------------------------------------------------------------------------------- run
 def train_bayes(cfg: EstimatorBenchConfig, train: Split):
     """The Bayesian estimator (docs/method.md section 4.10) at its defaults, encoder tokens capped
-    at 256 (its default), fitted in closed form on the training rows."""
+    at 256 (its default), fitted in closed form: on the training rows minus a validation part,
+    its calibration spread tau fitted on that part's held-out predictions, then the validation
+    rows added as observations (an exact update: the posterior is that of all training rows)."""
     est = build_estimator({"kind": "bayes", "max_length": min(cfg.max_length, 256), "seed": cfg.seed,
                            "max_observations": max(2048, len(train.y))})
     est.warm_cache(train.texts, progress=not cfg.quick)
-    est.fit(train.texts, train.y, samples=cfg.rate_samples)
+    val = _val_mask(train.ids, cfg.seed)
+    fit_part, val_part = _subset(train, ~val), _subset(train, val)
+    est.fit(fit_part.texts, fit_part.y, samples=cfg.rate_samples, val=(val_part.texts, val_part.y))
+    est.fit(val_part.texts, val_part.y, samples=cfg.rate_samples)
     return est
+
+
+def zero_var_probability(est: Any, texts: Sequence[str], group_size: int) -> np.ndarray | None:
+    """An estimator's own P(zero-variance group) from its predictive distribution, as DEPO's
+    selection computes it (logit-normal: epistemic variance + tau^2), or None without one."""
+    if not callable(getattr(est, "predict_distribution", None)):
+        return None
+    from depo.zero_variance import logit_normal_extremes
+
+    d = est.predict_distribution(texts)
+    none, every = logit_normal_extremes(d["mean"][:, 0], d["var"][:, 0] + d["tau"][0] ** 2, group_size)
+    return none + every
 
 
 def quick_config(cfg: EstimatorBenchConfig) -> EstimatorBenchConfig:
@@ -355,9 +372,10 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         est = timed("estimator_bayes", lambda: train_bayes(cfg, train))
         preds["estimator_bayes"] = est.predict(test.texts)
         estimators["bayes"] = est
+    zero_var = {f"estimator_{k}": zero_var_probability(e, test.texts, cfg.group_size) for k, e in estimators.items()}
     results: dict[str, Any] = {}
     for name, pred in preds.items():
-        results[name] = prediction_metrics(pred, test.y, group_size=cfg.group_size, seed=cfg.seed)
+        results[name] = prediction_metrics(pred, test.y, group_size=cfg.group_size, seed=cfg.seed, zero_var=zero_var.get(name))
         results[name]["train_s"] = timings[name]
         results[name].update(info.get(name, {}))
     results.update(reference_rows(test.y, group_size=cfg.group_size))

@@ -49,11 +49,16 @@ def keep_top_effective_rate(score: np.ndarray, true: np.ndarray, share: float, g
     return float(np.sum(weight * informative) / np.sum(weight))
 
 
-def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, seed: int) -> dict[str, float]:
-    """All of `depo bench estimator`'s metrics for one predictor on the test rows."""
+def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, seed: int,
+                       zero_var: np.ndarray | None = None) -> dict[str, float]:
+    """All of `depo bench estimator`'s metrics for one predictor on the test rows.
+
+    `zero_var`: the predictor's own P(zero-variance group) where it has a predictive
+    distribution (what DEPO's selection acts on); else the plug-in value at the predicted rate.
+    """
     pred = np.clip(np.asarray(pred, dtype=np.float64), 0.0, 1.0)
     true = np.asarray(true, dtype=np.float64)
-    zv_score = p_zero_variance(pred, group_size)  # predicted P(zero-variance group)
+    zv_score = p_zero_variance(pred, group_size) if zero_var is None else np.asarray(zero_var, float)
     zv_true = p_zero_variance(true, group_size)
     sampled = sampled_zero_variance(true, group_size, seed)
     # in expectation: each prompt is a zero-variance example with weight P_zv(p) and informative with 1 - P_zv(p)
