@@ -297,16 +297,11 @@ def train_full(cfg: EstimatorBenchConfig, train: Split, log) -> tuple[Any, dict[
 # ---------------------------------------------------------------------------------------- run
 def train_bayes(cfg: EstimatorBenchConfig, train: Split):
     """The Bayesian estimator (docs/method.md section 4.10) at its defaults, encoder tokens capped
-    at 256 (its default), fitted in closed form: on the training rows minus a validation part,
-    its calibration spread tau fitted on that part's held-out predictions, then the validation
-    rows added as observations (an exact update: the posterior is that of all training rows)."""
+    at 256 (its default), fitted in closed form on the training rows."""
     est = build_estimator({"kind": "bayes", "max_length": min(cfg.max_length, 256), "seed": cfg.seed,
                            "max_observations": max(2048, len(train.y))})
     est.warm_cache(train.texts, progress=not cfg.quick)
-    val = _val_mask(train.ids, cfg.seed)
-    fit_part, val_part = _subset(train, ~val), _subset(train, val)
-    est.fit(fit_part.texts, fit_part.y, samples=cfg.rate_samples, val=(val_part.texts, val_part.y))
-    est.fit(val_part.texts, val_part.y, samples=cfg.rate_samples)
+    est.fit(train.texts, train.y, samples=cfg.rate_samples)
     return est
 
 
