@@ -130,3 +130,21 @@ def test_quick_bench_on_real_success_rates(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["meta"]["test_rows"] == 60
     assert results["level_mean"]["spearman"] > 0.0  # MATH levels carry difficulty
+
+
+def test_an_estimator_with_a_predictive_distribution_is_scored_on_its_own_zero_variance_probability():
+    from depo.bench.estimator import zero_var_probability
+
+    class Predictive:
+        def __init__(self, tau: float):
+            self.tau = tau
+
+        def predict_distribution(self, texts):
+            n = len(texts)
+            return {"mean": np.zeros((n, 1)), "var": np.zeros((n, 1)), "tau": np.array([self.tau])}
+
+    certain = zero_var_probability(Predictive(0.0), ["a", "b"], 8)
+    assert certain == pytest.approx([2 * 0.5**8] * 2, rel=1e-3)  # p = 0.5 exactly: the plug-in value
+    unsure = zero_var_probability(Predictive(3.0), ["a"], 8)
+    assert unsure[0] > 0.3  # a spread of pass rates around 0.5 makes an all-equal group likely
+    assert zero_var_probability(object(), ["a"], 8) is None  # point predictors: the plug-in is used
