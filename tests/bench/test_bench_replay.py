@@ -105,3 +105,30 @@ def test_quick_replay_on_the_real_trajectories(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["meta"]["prompts"] == 96 and results["meta"]["epochs"] == 6
     assert results["oracle"]["effective_rate"] == 1.0
+
+
+def test_p_oracle_keeps_what_a_known_pass_rate_ranks_first_at_the_methods_survival():
+    from depo.bench.replay import MethodLog, ReplayData, p_oracle_rates, p_oracle_reference
+
+    g = 2  # k of 2 per epoch; informative iff k == 1
+    outcomes = [np.array(k) for k in ([1, 1, 1], [0, 0, 0], [2, 2, 2], [1, 0, 1])]  # prompts A, B, C, D
+    data = ReplayData(["A", "B", "C", "D"], ["a", "b", "c", "d"], outcomes)
+    rates = p_oracle_rates(data, g, window=2)
+    # the rate is the neighbouring epochs' mean: epoch 1 never sees its own outcome (D's k = 0 there)
+    assert [r[1] for r in rates] == [0.5, 0.0, 1.0, 0.5]
+
+    def kept(which: str) -> MethodLog:  # a method that rolled out two prompts in epoch 1 only
+        rec = MethodLog()
+        for i, name in enumerate("ABCD"):
+            rec.epoch.append(1)
+            rec.prompt.append(i)
+            rec.kept.append(name in which)
+            rec.score.append(0.0)
+            rec.informative.append(0 < outcomes[i][1] < g)
+        return rec
+
+    # the p-oracle keeps A and D (rate 0.5: most likely mixed); only A turns out informative
+    ref = p_oracle_reference(kept("AB"), data, rates, g)
+    assert ref["p_oracle_eff"] == 0.5 and ref["random_eff_same_survival"] == 0.25
+    assert ref["share_of_p_oracle_gain"] == pytest.approx(1.0)  # A + B: as good as the p-oracle here
+    assert p_oracle_reference(kept("BC"), data, rates, g)["share_of_p_oracle_gain"] == pytest.approx(-1.0)

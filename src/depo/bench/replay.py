@@ -13,6 +13,9 @@ Methods (one run, one data order): `uniform` (GRPO: roll out everything), `dynam
 (DAPO: the same rollouts, zero-variance groups dropped after the fact), `history` (GRESO),
 `depo-paper` (window [0.15, 0.85] after a 100-step warm-up), `depo` (our default: P(zero-var)
 rule with per-prompt memory and exploration), `oracle` (knows this epoch's outcome; upper bound).
+Every method is also measured against the **p-oracle** at its own survival: the selector that
+knows each prompt's pass rate (estimated from the neighbouring epochs) but not this epoch's
+outcome, the limit of any decision made before the rollout (`share_of_p_oracle_gain`).
 
 The replay is not the real run: the recorded outcomes come from the policy trained on *all*
 prompts, so a method's skips do not change what the policy learns.
@@ -55,6 +58,8 @@ COLUMNS = [
     Col("rollouts_per_informative", "rollouts / informative", ".2f"),
     Col("cost_vs_dynamic_sampling", "cost vs DS", ".2f"),
     Col("precision_at_recall80", "eff @ recall≥0.8 (sweep)"),
+    Col("p_oracle_eff", "p-oracle eff (same survival)"),
+    Col("share_of_p_oracle_gain", "share of p-oracle gain"),
     Col("wall_s", "wall s", ".0f"),
 ]
 
@@ -283,6 +288,60 @@ def summarize(name: str, rec: MethodLog, g: int) -> dict[str, float]:
     return out
 
 
+P_ORACLE_WINDOW = 2
+"""Epochs on each side whose recorded k/G estimate the p-oracle's pass rate (the current one excluded)."""
+
+
+def p_oracle_rates(data: ReplayData, g: int, window: int = P_ORACLE_WINDOW) -> list[np.ndarray]:
+    """Per prompt and epoch, the pass rate a p-oracle knows: *estimated*, since the recorded run
+    holds one sample of G answers per epoch: the mean k/G of the `window` epochs on each side,
+    the current epoch excluded (the rate drifts slowly; this epoch's outcome stays unseen)."""
+    rates = []
+    for outcome in data.outcomes:
+        share = np.asarray(outcome, float) / g
+        n = len(share)
+        est = np.empty(n)
+        for e in range(n):
+            near = [share[j] for j in range(max(0, e - window), min(n, e + window + 1)) if j != e]
+            est[e] = np.mean(near) if near else 0.5
+        rates.append(est)
+    return rates
+
+
+def p_oracle_reference(rec: MethodLog, data: ReplayData, rates: list[np.ndarray], g: int) -> dict[str, float]:
+    """The p-oracle and random keeping at this method's survival: per epoch, as many prompts as
+    the method kept, the p-oracle taking those most likely informative under its known rate
+    (1 - P(zero-variance)); effective rates on the recorded outcomes. `share_of_p_oracle_gain` =
+    (method - random) / (p-oracle - random): how much of what selection before the rollout can
+    buy the method captured (docs/method.md section 7)."""
+    from depo.zero_variance import zero_var_probability
+
+    a = rec.arrays()
+    epoch, kept = a["epoch"], a["kept"].astype(bool)
+    found_oracle = found_random = kept_total = 0.0
+    for e in np.unique(epoch):
+        alive = [i for i, o in enumerate(data.outcomes) if len(o) > e]
+        n_keep = int(kept[epoch == e].sum())
+        if not n_keep:
+            continue
+        inf = np.array([0 < data.outcomes[i][e] < g for i in alive], float)
+        score = 1.0 - zero_var_probability(np.array([rates[i][e] for i in alive]), g)
+        top = np.argsort(-score, kind="stable")[:n_keep]
+        found_oracle += inf[top].sum()
+        found_random += n_keep * inf.mean()
+        kept_total += n_keep
+    if not kept_total:
+        return {"p_oracle_eff": float("nan"), "random_eff_same_survival": float("nan"), "share_of_p_oracle_gain": float("nan")}
+    oracle, random = found_oracle / kept_total, found_random / kept_total
+    method = float((kept & a["informative"].astype(bool)).sum()) / kept_total
+    gain = oracle - random
+    return {
+        "p_oracle_eff": oracle,
+        "random_eff_same_survival": random,
+        "share_of_p_oracle_gain": (method - random) / gain if gain > 1e-9 else float("nan"),
+    }
+
+
 def pr_curve(rec: MethodLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(recall, precision = effective rate, threshold) of 'keep iff score >= t' over the run's own scores.
 
@@ -351,6 +410,7 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         base_estimator = _estimator(cfg, data.texts)
         log(f"estimator ready (frozen encoder, cached vectors) in {time.perf_counter() - start:.0f} s")
     oracle_rates = _EpochOracle()
+    p_rates = p_oracle_rates(data, cfg.group_size)
     records: dict[str, MethodLog] = {}
     results: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, list[float]]] = {}
@@ -363,6 +423,8 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
             rec = replay_method(selector, data, cfg, oracle_rates, log)
         records[name] = rec
         results[name] = summarize(name, rec, cfg.group_size)
+        if name != "dynamic-sampling":
+            results[name].update(p_oracle_reference(rec, data, p_rates, cfg.group_size))
         results[name]["wall_s"] = time.perf_counter() - start
         if name in LEARNED:
             results[name]["precision_at_recall80"] = precision_at_recall(rec, 0.8)
