@@ -42,10 +42,11 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "train", "--quick", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(METHODS) <= set(results)
+    default = [m for m in METHODS if m != "p-oracle"]  # the p-oracle is opt-in (it samples every candidate)
+    assert set(default) <= set(results)
     steps = results["meta"]["steps"]
     batch, group = 8, 8
-    for method in METHODS:
+    for method in default:
         r = results[method]
         assert r["steps"] == steps
         if method == "dapo":  # dynamic sampling: at least one generation batch per step
@@ -69,3 +70,20 @@ def test_a_set_of_a_key_the_command_controls_is_refused(override, why, capsys):
     assert main(["bench", "train", "--quick", "--set", override]) == 2
     err = capsys.readouterr().err
     assert f"--set {override.split('=')[0]}: {why}" in err and "Traceback" not in err
+
+
+def test_the_p_oracle_measures_every_scanned_candidate_without_charging_rollouts(tmp_path, monkeypatch):
+    from depo.bench.p_oracle import SAMPLES
+
+    monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench"
+    assert main(["bench", "train", "--quick", "--out", str(out), "--methods", "p-oracle"]) == 0
+    result = json.loads((out / "results.json").read_text())["p-oracle"]
+    steps = result["steps"]
+    assert result["rollouts"] == steps * 8 * 8  # its measuring answers are not rollouts
+    records = json.loads((out / "records.json").read_text())["p-oracle"][0]
+    trained = [r for r in records if "select/scanned" in r]
+    assert len(trained) == steps
+    scanned = sum(r["select/scanned"] for r in trained)
+    # every candidate it decided on was measured: those scanned, and those decided ahead for the next step
+    assert trained[-1]["select/p_oracle_measured"] == SAMPLES * (scanned + trained[-1]["select/pending"])

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from depo.bench import p_oracle  # registers the bench-only `p-oracle` selector
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 
 DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
@@ -36,7 +37,11 @@ METHODS: dict[str, dict[str, Any]] = {
     "depo-paper": {"selector": "depo-paper", "loss_type": "grpo"},
     "depo": {"selector": "depo", "loss_type": "grpo"},
     "depo+dapo": {"selector": "depo", **DAPO_LOSS},
+    "p-oracle": {"selector": "p-oracle", "loss_type": "grpo"},
 }
+"""`p-oracle` (depo.bench.p_oracle) measures every candidate's pass rate on the current policy:
+the ceiling of what selection before the rollout can buy; about 16 extra answers per scanned
+candidate, so it is not in the default method list."""
 DEPO_METHODS = ("depo-paper", "depo", "depo+dapo")
 TIME_PHASES = ("select", "rollout", "reward", "advantage", "update", "estimator", "total")
 
@@ -293,6 +298,8 @@ def run_bench(
             recs = read_metrics(run_dir / "metrics.jsonl")
         else:
             trainer = Trainer.resume(run_dir) if (run_dir / "config.yaml").exists() else Trainer(cfg)
+            if isinstance(trainer.selector, p_oracle.PolicyPassRateOracle):
+                trainer.selector.bind(trainer)
             trainer.train()
             recs = trainer.read_metrics()
         records[method].append(recs)
