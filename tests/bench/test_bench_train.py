@@ -87,3 +87,17 @@ def test_the_p_oracle_measures_every_scanned_candidate_without_charging_rollouts
     scanned = sum(r["select/scanned"] for r in trained)
     # every candidate it decided on was measured: those scanned, and those decided ahead for the next step
     assert trained[-1]["select/p_oracle_measured"] == SAMPLES * (scanned + trained[-1]["select/pending"])
+
+
+def test_share_of_the_p_oracle_gain_is_measured_from_grpo():
+    from depo.bench.train import add_p_oracle_share
+
+    results = {name: {"effective_rate_after_warmup": eff} for name, eff in
+               (("grpo", 0.4), ("dapo", 0.4), ("depo", 0.55), ("p-oracle", 0.7))}  # fmt: skip
+    add_p_oracle_share(results)
+    assert results["depo"]["share_of_p_oracle_gain"] == pytest.approx(0.5)
+    assert results["p-oracle"]["share_of_p_oracle_gain"] == pytest.approx(1.0)
+    assert "share_of_p_oracle_gain" not in results["grpo"] and "share_of_p_oracle_gain" not in results["dapo"]
+    partial = {"depo": {"effective_rate_after_warmup": 0.5}}
+    add_p_oracle_share(partial)  # no p-oracle in the run: nothing to compare with
+    assert partial == {"depo": {"effective_rate_after_warmup": 0.5}}

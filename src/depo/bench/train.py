@@ -158,6 +158,7 @@ TABLE = [
     Col("rollouts_per_step", "rollouts/step", ".0f"),
     Col("effective_rate_after_warmup", "eff. rate (after warm-up)"),
     Col("survival_rate_after_warmup", "survival"),
+    Col("share_of_p_oracle_gain", "share of p-oracle gain"),
     Col("avg_at_k_start", "Avg@8 start"),
     Col("avg_at_k", "Avg@8 final"),
     Col("pass_at_k", "pass@8 final"),
@@ -167,6 +168,19 @@ TABLE = [
     Col("time_total_s", "total s/step", ".2f"),
     Col("estimator_share", "estimator share", ".3f"),
 ]
+
+
+def add_p_oracle_share(results: dict[str, dict[str, float]]) -> None:
+    """With `grpo` and `p-oracle` in the run: each method's share of the p-oracle's gain in
+    effective rate over GRPO's (docs/method.md section 7). The p-oracle keeps by DEPO's rule, so
+    its survival is its own, not the method's: read the survival column beside it."""
+    if "grpo" not in results or "p-oracle" not in results:
+        return
+    base = results["grpo"]["effective_rate_after_warmup"]
+    gain = results["p-oracle"]["effective_rate_after_warmup"] - base
+    for name, agg in results.items():
+        if name not in ("grpo", "dapo") and gain > 1e-9:
+            agg["share_of_p_oracle_gain"] = (agg["effective_rate_after_warmup"] - base) / gain
 
 
 def _pm(agg: dict[str, float], key: str, fmt: str) -> str:
@@ -305,6 +319,7 @@ def run_bench(
         records[method].append(recs)
         summaries[method].append(run_summary(recs, warmup=warmup if method in DEPO_METHODS else 0, eval_k=cfg.eval_k))
     results = {m: aggregate(s) for m, s in summaries.items()}
+    add_p_oracle_share(results)
     table = results_table(results)
     est = base.get("estimator_options", {})
     trunk_shape = {k: int(est[k]) for k in ("width", "feature_width", "num_blocks") if k in est}
