@@ -109,3 +109,10 @@ models:
     three = TWO_MODELS.replace(", rate: 0.6", "").replace(", rate: 0.9", "") + '  - {name: xl, url: "http://x/v1", cost: 9}\n'
     with pytest.raises(DepoError, match="2 head"):
         build_router(load_config(_write(tmp_path, "estimator: heads\n" + three)))
+
+
+def test_the_commented_example_config_loads():
+    example = Path(__file__).resolve().parents[2] / "configs" / "route_serve.example.yaml"
+    config = load_config(example)
+    assert config.rule == "gain" and [m.name for m in config.models] == ["qwen2.5-1.5b-instruct", "qwen2.5-7b-instruct"]
+    assert config.models[0].estimator == str(example.parent / "../runs/route/estimator_small")
