@@ -28,7 +28,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bench_dir", type=Path, help="the --out directory of depo bench train")
     p.add_argument("--preset", required=True)
-    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo")
+    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo,dapo+depo")
     p.add_argument("--n", type=int, default=400, help="held-out prompts")
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="evaluation sampling seed (the same for every policy)")

@@ -10,9 +10,11 @@ Methods (the paper's rows):
   depo-paper the reference design: warm-up, then keep iff p_hat in [0.15, 0.85]
   depo       our default selector (P(zero-variance) rule, exploration, memory)
   depo+dapo  our selector with DAPO's loss parts, without dynamic sampling (the paper's best row)
+  dapo+depo  DAPO whole, its dynamic sampling fed by DEPO-selected candidates (plug-and-play)
+  p-oracle   opt-in: DEPO's rule on pass rates measured on the current policy (the ceiling)
 
 The base config is configs/demo.yaml: the demo's schedule and estimator options (see its comments).
-Both DEPO variants use the same warm-up length (`--warmup`, default 10 steps): the paper's 100
+Every DEPO variant uses the same warm-up length (`--warmup-steps`, default 10 steps): the paper's 100
 steps would outlast a laptop-sized run, and the comparison is fairer with equal warm-ups.
 """
 
@@ -37,12 +39,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "depo-paper": {"selector": "depo-paper", "loss_type": "grpo"},
     "depo": {"selector": "depo", "loss_type": "grpo"},
     "depo+dapo": {"selector": "depo", **DAPO_LOSS},
+    "dapo+depo": {"selector": "depo", "dynamic_sampling": True, **DAPO_LOSS},
     "p-oracle": {"selector": "p-oracle", "loss_type": "grpo"},
 }
 """`p-oracle` (depo.bench.p_oracle) measures every candidate's pass rate on the current policy:
 the ceiling of what selection before the rollout can buy; about 16 extra answers per scanned
 candidate, so it is not in the default method list."""
-DEPO_METHODS = ("depo-paper", "depo", "depo+dapo")
+DEPO_METHODS = ("depo-paper", "depo", "depo+dapo", "dapo+depo")
+"""`depo+dapo`: DEPO's selection with DAPO's loss parts, no dynamic sampling; `dapo+depo`: DAPO
+whole, its dynamic sampling fed by DEPO-selected candidates (the paper's plug-and-play)."""
 TIME_PHASES = ("select", "rollout", "reward", "advantage", "update", "estimator", "total")
 
 
@@ -179,7 +184,7 @@ def add_p_oracle_share(results: dict[str, dict[str, float]]) -> None:
     base = results["grpo"]["effective_rate_after_warmup"]
     gain = results["p-oracle"]["effective_rate_after_warmup"] - base
     for name, agg in results.items():
-        if name not in ("grpo", "dapo") and gain > 1e-9:
+        if name not in ("grpo", "dapo", "dapo+depo") and gain > 1e-9:  # dynamic sampling trains on informative groups only
             agg["share_of_p_oracle_gain"] = (agg["effective_rate_after_warmup"] - base) / gain
 
 

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", "--steps", dest="steps", type=int, default=60, help="training steps per run")
     p.add_argument("--warmup-steps", "--warmup", dest="warmup", type=int, default=10,
                    help="warm-up steps of both DEPO selectors")
-    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo",
+    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo,dapo+depo",
                    help="comma-separated subset; p-oracle (opt-in: it samples every candidate) is the selection ceiling")
     p.add_argument("--config", default=None, help="base training config (default: configs/demo.yaml; its selector and loss keys are replaced per method)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
