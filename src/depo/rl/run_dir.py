@@ -36,5 +36,10 @@ class RunDirectory:
                 f"{self.path} already holds a run; continue it with --resume {self.path} or pick another output_dir"
             )
         for sub in (self.path, self.checkpoints, self.plots):
-            sub.mkdir(parents=True, exist_ok=True)
+            try:
+                sub.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise DepoError(f"output_dir {self.path}: {sub} exists and is not a directory") from None
+            except OSError as exc:
+                raise DepoError(f"output_dir {self.path}: cannot create {sub} ({exc.strerror})") from None
         dump_config(cfg.replace(output_dir=str(self.path)), self.config_file)
