@@ -133,7 +133,7 @@ def test_quick_bench_on_real_success_rates(tmp_path):
 
 
 def test_an_estimator_with_a_predictive_distribution_is_scored_on_its_own_zero_variance_probability():
-    from depo.bench.estimator import zero_var_probability
+    from depo.bench.estimator import predictive_zero_var
 
     class Predictive:
         def __init__(self, tau: float):
@@ -143,8 +143,8 @@ def test_an_estimator_with_a_predictive_distribution_is_scored_on_its_own_zero_v
             n = len(texts)
             return {"mean": np.zeros((n, 1)), "var": np.zeros((n, 1)), "tau": np.array([self.tau])}
 
-    certain = zero_var_probability(Predictive(0.0), ["a", "b"], 8)
+    certain = predictive_zero_var(Predictive(0.0), ["a", "b"], 8)
     assert certain == pytest.approx([2 * 0.5**8] * 2, rel=1e-3)  # p = 0.5 exactly: the plug-in value
-    unsure = zero_var_probability(Predictive(3.0), ["a"], 8)
+    unsure = predictive_zero_var(Predictive(3.0), ["a"], 8)
     assert unsure[0] > 0.3  # a spread of pass rates around 0.5 makes an all-equal group likely
-    assert zero_var_probability(object(), ["a"], 8) is None  # point predictors: the plug-in is used
+    assert predictive_zero_var(object(), ["a"], 8) is None  # point predictors: the plug-in is used

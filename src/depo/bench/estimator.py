@@ -124,7 +124,7 @@ class EstimatorBenchConfig(Config):
     test_rows: int | None = None
 
     @model_validator(mode="after")
-    def _split_once(self) -> EstimatorBenchConfig:
+    def _consistent(self) -> EstimatorBenchConfig:
         if self.test is not None and "holdout_fraction" in self.model_fields_set:
             raise ValueError("give test or holdout_fraction, not both")
         unknown = sorted(set(self.variants) - set(VARIANTS))
@@ -305,7 +305,7 @@ def train_bayes(cfg: EstimatorBenchConfig, train: Split):
     return est
 
 
-def zero_var_probability(est: Any, texts: Sequence[str], group_size: int) -> np.ndarray | None:
+def predictive_zero_var(est: Any, texts: Sequence[str], group_size: int) -> np.ndarray | None:
     """An estimator's own P(zero-variance group) from its predictive distribution, as DEPO's
     selection computes it (logit-normal: epistemic variance + tau^2), or None without one."""
     if not callable(getattr(est, "predict_distribution", None)):
@@ -367,7 +367,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         est = timed("estimator_bayes", lambda: train_bayes(cfg, train))
         preds["estimator_bayes"] = est.predict(test.texts)
         estimators["bayes"] = est
-    zero_var = {f"estimator_{k}": zero_var_probability(e, test.texts, cfg.group_size) for k, e in estimators.items()}
+    zero_var = {f"estimator_{k}": predictive_zero_var(e, test.texts, cfg.group_size) for k, e in estimators.items()}
     results: dict[str, Any] = {}
     for name, pred in preds.items():
         results[name] = prediction_metrics(pred, test.y, group_size=cfg.group_size, seed=cfg.seed, zero_var=zero_var.get(name))

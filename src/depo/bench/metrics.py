@@ -24,6 +24,13 @@ def p_zero_variance(p: np.ndarray, group_size: int) -> np.ndarray:
     return zero_var_probability(np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0), group_size)
 
 
+def share_of_gain(value: float, baseline: float, ceiling: float) -> float:
+    """(value - baseline) / (ceiling - baseline): the share of the ceiling's gain over the baseline
+    a method captured (docs/method.md section 7); NaN when the ceiling gains nothing."""
+    gain = ceiling - baseline
+    return (value - baseline) / gain if gain > 1e-9 else float("nan")
+
+
 def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
     value = auc(scores, labels.astype(bool), weights)
     return float("nan") if value is None else value

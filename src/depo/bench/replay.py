@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from depo.bench.metrics import share_of_gain
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.config import CommaList, Config
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
@@ -334,12 +335,7 @@ def p_oracle_reference(rec: MethodLog, data: ReplayData, rates: list[np.ndarray]
         return {"p_oracle_eff": float("nan"), "random_eff_same_survival": float("nan"), "share_of_p_oracle_gain": float("nan")}
     oracle, random = found_oracle / kept_total, found_random / kept_total
     method = float((kept & a["informative"].astype(bool)).sum()) / kept_total
-    gain = oracle - random
-    return {
-        "p_oracle_eff": oracle,
-        "random_eff_same_survival": random,
-        "share_of_p_oracle_gain": (method - random) / gain if gain > 1e-9 else float("nan"),
-    }
+    return {"p_oracle_eff": oracle, "random_eff_same_survival": random, "share_of_p_oracle_gain": share_of_gain(method, random, oracle)}
 
 
 def pr_curve(rec: MethodLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -289,13 +289,8 @@ def operating_points(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> dic
         knobs = knobs_for_share(p["small"][:n_val], p["large"][:n_val], TARGET_SHARE, costs[1] - costs[0])
         rates = np.stack([p["small"][n_val:], p["large"][n_val:]], axis=1)
         for rule, knob in (("threshold", knobs["tau"]), ("gain", knobs["lambda"])):
-            chosen = threshold_choice(rates, knob) if rule == "threshold" else gain_choice(rates, costs, knob)
-            to_small = chosen == 0
-            acc = float(np.where(to_small, test.ps, test.pl).mean())
-            out[f"{name}_{rule}"] = {
-                "knob": round(knob, 5), "share": round(float(to_small.mean()), 4), "accuracy": round(acc, 5),
-                "loss_points": round(100 * (large_only - acc), 2),
-            }  # fmt: skip
+            (point,) = sweep_router(rates, costs, rule, [knob], test)
+            out[f"{name}_{rule}"] = {**point, "loss_points": round(100 * (large_only - point["accuracy"]), 2)}
     return out
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from depo.bench import p_oracle  # registers the bench-only `p-oracle` selector
+from depo.bench.metrics import share_of_gain
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 
 DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
@@ -182,10 +183,11 @@ def add_p_oracle_share(results: dict[str, dict[str, float]]) -> None:
     if "grpo" not in results or "p-oracle" not in results:
         return
     base = results["grpo"]["effective_rate_after_warmup"]
-    gain = results["p-oracle"]["effective_rate_after_warmup"] - base
+    ceiling = results["p-oracle"]["effective_rate_after_warmup"]
     for name, agg in results.items():
-        if name not in ("grpo", "dapo", "dapo+depo") and gain > 1e-9:  # dynamic sampling trains on informative groups only
-            agg["share_of_p_oracle_gain"] = (agg["effective_rate_after_warmup"] - base) / gain
+        share = share_of_gain(agg["effective_rate_after_warmup"], base, ceiling)
+        if name not in ("grpo", "dapo", "dapo+depo") and math.isfinite(share):  # dynamic sampling trains on informative groups only
+            agg["share_of_p_oracle_gain"] = share
 
 
 def _pm(agg: dict[str, float], key: str, fmt: str) -> str:

@@ -63,12 +63,15 @@ def _token_logprobs(model, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return torch.cat([chosen, zero]), torch.cat([entropy, zero])
 
 
-def _response_values(model, data) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, R) log-probs and entropies of the response tokens, zero past each response."""
+def _response_values(model, data, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(len(rows), R) log-probs and entropies of the response tokens of `rows` (default all),
+    zero past each response."""
     prompts, mask = data["prompts"], data["attention_mask"]
     width = data["responses"].shape[1]
+    sequences = _sequences(data)
     logps, entropies = [], []
-    for i, ids in enumerate(_sequences(data)):
+    for i in range(len(sequences)) if rows is None else [int(r) for r in rows]:
+        ids = sequences[i]
         prompt_len = int(mask[i, : prompts.shape[1]].sum())
         flat, entropy = _token_logprobs(model, ids)
         for values, out in ((flat, logps), (entropy, entropies)):
@@ -122,7 +125,7 @@ class ActorWorkers:
         metrics: dict[str, list[float]] = {}
         for start in range(0, rows, size):
             index = order[start : start + size]
-            log_prob = _response_values(self.model, data)[0][index]
+            log_prob = _response_values(self.model, data, index)[0]
             loss, pg_metrics = self.loss_fn(
                 old_log_prob=data["old_log_probs"][index], log_prob=log_prob, advantages=data["advantages"][index],
                 response_mask=data["response_mask"][index].bool(), loss_agg_mode=self.config.loss_agg_mode,

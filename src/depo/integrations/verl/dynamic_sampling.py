@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from verl import DataProto
 
 from depo.errors import DepoError
-from depo.integrations.verl.loader import SelectedBatches
+from depo.integrations.verl.loader import EpochBatches, SelectedBatches
 from depo.integrations.verl.outcomes import group_outcomes
 from depo.integrations.verl.prompts import ID_KEY
 from depo.types import GroupOutcome
@@ -72,7 +71,7 @@ class ReplayRollout:
         return getattr(self.inner, name)
 
 
-class DynamicSampledBatches:
+class DynamicSampledBatches(EpochBatches):
     """verl's train dataloader for DEPO + dynamic sampling: batches of informative groups (see module doc)."""
 
     def __init__(self, inner: SelectedBatches, trainer: Any, *, max_rounds: int, reward_key: str = "auto") -> None:
@@ -120,14 +119,6 @@ class DynamicSampledBatches:
             rollout_manager = ReplayRollout(rollout_manager)
         self.rollout = rollout_manager
         return rollout_manager
-
-    def __iter__(self) -> Iterator[dict]:
-        if self._yielded >= len(self):
-            self._yielded = 0
-        while self._yielded < len(self):
-            batch = self.next_batch()
-            self._yielded += 1
-            yield batch
 
     # the loop
     def _generate(self, batch_dict: dict) -> DataProto:

@@ -23,7 +23,25 @@ from depo.selection.order import DataOrder
 from depo.selection.stream import RefillStream
 
 
-class SelectedBatches:
+class EpochBatches:
+    """What `fit()` iterates: `len()` batches per verl epoch, each from `next_batch()`, counted in
+    `_yielded` so a checkpoint taken mid-epoch resumes at the next batch."""
+
+    _yielded: int = 0
+
+    def next_batch(self) -> dict:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[dict]:
+        if self._yielded >= len(self):
+            self._yielded = 0
+        while self._yielded < len(self):
+            batch = self.next_batch()
+            self._yielded += 1  # counted before the yield: a checkpoint saved during this step includes it
+            yield batch
+
+
+class SelectedBatches(EpochBatches):
     """Iterable of collated verl batches of `batch_size` selected prompts; `len()` steps per epoch."""
 
     def __init__(
@@ -70,14 +88,6 @@ class SelectedBatches:
             self.table.ids[i]: bool(e) for i, e in zip(indices, self.stream.last_explored)
         }
         return self.collate_fn([self._row(i) for i in indices])
-
-    def __iter__(self) -> Iterator[dict]:
-        if self._yielded >= len(self):
-            self._yielded = 0
-        while self._yielded < len(self):
-            batch = self.next_batch()
-            self._yielded += 1  # counted before the yield: a checkpoint saved during this step includes it
-            yield batch
 
     def pop_stats(self) -> dict[str, float]:
         stats, self.last_stats = self.last_stats, {}
