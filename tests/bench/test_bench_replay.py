@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from depo.bench.replay import MethodLog, pr_curve, precision_at_recall, summarize
+from depo.bench.replay import (
+    MethodLog,
+    ReplayConfig,
+    ReplayData,
+    pr_curve,
+    precision_at_recall,
+    replay_speed,
+    summarize,
+)
 from depo.cli import main
 from depo.errors import DepoError
 from depo.paths import shared_data_dir
@@ -30,6 +38,27 @@ def test_summary_counts_rollouts_recall_and_dynamic_sampling():
     assert s["rollouts_per_informative"] == pytest.approx(12.0)
     ds = summarize("dynamic-sampling", rec, g=8)  # rolls out everything, keeps the informative ones
     assert ds["rollouts"] == 32 and ds["informative"] == 3 and ds["recall"] == 1.0
+
+
+def test_speed_pays_its_screens_in_rollouts_and_effective_rate():
+    rec = _log([True, False, True, False], [True, True, True, False])  # kept = the screen was mixed
+    s = summarize("speed", rec, g=8, screen=4)
+    assert s["rollouts"] == 4 * 4 + 2 * 4  # every candidate screened, two completed
+    assert s["effective_rate"] == pytest.approx(2 * 8 / 24)  # informative groups per 8 rollouts spent
+    assert s["recall"] == pytest.approx(2 / 3) and s["rollouts_per_informative"] == pytest.approx(12.0)
+
+
+def test_speed_screens_are_drawn_from_the_recorded_answers():
+    epochs = 4000
+    data = ReplayData(ids=["none", "one", "half"], texts=["", "", ""],
+                      outcomes=[np.zeros(epochs, int), np.ones(epochs, int), np.full(epochs, 4)])
+    cfg = ReplayConfig(trajectories="t.json", prompts="p.parquet", screen=4)
+    a = replay_speed(data, cfg).arrays()
+    completed = {p: a["kept"][a["prompt"] == p].mean() for p in range(3)}
+    assert completed[0] == 0.0  # all-wrong: the screen is never mixed
+    # one correct answer of 8: the 4-answer screen holds it with probability 1 - C(7,4)/C(8,4) = 0.5
+    assert completed[1] == pytest.approx(0.5, abs=0.03)
+    assert completed[2] == pytest.approx(1 - 2 / 70, abs=0.01)  # 4 of 8: unanimous screens are rare
 
 
 def test_pr_curve_sweeps_thresholds_with_ties():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from depo.bench.train import METHODS, estimator_flops_projection, run_summary
+from depo.bench.train import DEFAULT_METHODS, METHODS, estimator_flops_projection, run_summary
 from depo.cli import main
 
 
@@ -42,8 +42,8 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "train", "--quick", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    default = [m for m in METHODS if m != "p-oracle"]  # the p-oracle is opt-in (it samples every candidate)
-    assert set(default) <= set(results)
+    default = list(DEFAULT_METHODS)  # the peers and the p-oracle (it samples every candidate) are opt-in
+    assert set(default) == set(results) - {"meta"}
     steps = results["meta"]["steps"]
     batch, group = 8, 8
     for method in default:
@@ -62,6 +62,13 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
     assert json.loads((out / "results.json").read_text())["grpo"]["rollouts"] == results["grpo"]["rollouts"]
     assert main(["bench", "train", "--quick", "--out", str(out), "--methods", "grpo", "--set", "learning_rate=0.5"]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+def test_the_help_names_the_default_methods(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "train", "--help"])
+    assert ",".join(DEFAULT_METHODS) in "".join(capsys.readouterr().out.split())
+    assert set(DEFAULT_METHODS) <= set(METHODS)
 
 
 @pytest.mark.parametrize(("override", "why"), [("selector=nosuch", "set per method"), ("max_steps=3", "use --max-steps"),

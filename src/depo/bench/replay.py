@@ -11,6 +11,10 @@ handed to the method's `observe` in steps of `batch_size` groups (one RL step ea
 
 Methods (one run, one data order): `uniform` (GRPO: roll out everything), `dynamic-sampling`
 (DAPO: the same rollouts, zero-variance groups dropped after the fact), `history` (GRESO),
+`mopps` (MoPPS: per-prompt discounted Beta posteriors, Thompson draws closest to 0.5; it keeps
+`options.mopps.keep_share` of each batch), `speed` (SPEED-style screening: `screen` of the G
+answers first, the rest only if the screen is mixed; simulated faithfully by drawing the
+screen without replacement from the recorded G answers, its screening rollouts counted),
 `depo-paper` (window [0.15, 0.85] after a 100-step warm-up), `depo` (our default: P(zero-var)
 rule with per-prompt memory and exploration), `oracle` (knows this epoch's outcome; upper bound).
 Every method is also measured against the **p-oracle** at its own survival: the selector that
@@ -46,8 +50,8 @@ from depo.errors import DepoError
 from depo.selection.base import checked_select
 from depo.types import Candidate, GroupOutcome
 
-METHODS = ("uniform", "dynamic-sampling", "history", "depo-paper", "depo", "oracle")
-LEARNED = ("depo-paper", "depo", "history")
+METHODS = ("uniform", "dynamic-sampling", "history", "mopps", "speed", "depo-paper", "depo", "oracle")
+LEARNED = ("depo-paper", "depo", "history", "mopps")
 FIGURE_PREFIX = "bench_replay_"
 
 COLUMNS = [
@@ -77,6 +81,8 @@ class ReplayConfig(Config):
     batch_size: int = Field(128, ge=1)
     """Candidates per decision and groups per RL step."""
     seed: int = 0
+    screen: int = Field(4, ge=2)
+    """speed: screening rollouts per candidate (of group_size; the rest only if the screen is mixed)."""
     out: Path | None = None
     """Directory for results.json, results.md and plots."""
     figures_dir: str | None = None
@@ -215,8 +221,8 @@ def make_method(name: str, cfg: ReplayConfig, data: ReplayData, oracle_rates: _E
     if name in ("depo", "depo-paper"):
         estimator = copy.deepcopy(base_estimator)
         return make_selector(name, group_size=cfg.group_size, seed=cfg.seed, options=options, estimator=estimator)
-    if name == "history":
-        return make_selector("history", group_size=cfg.group_size, seed=cfg.seed, options=options)
+    if name in ("history", "mopps"):
+        return make_selector(name, group_size=cfg.group_size, seed=cfg.seed, options=options)
     raise DepoError(f"unknown replay method {name!r}; choose from {', '.join(METHODS)}")
 
 
@@ -268,23 +274,52 @@ def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: _
     return record
 
 
-def summarize(name: str, rec: MethodLog, g: int) -> dict[str, float]:
-    """Totals over the whole replay for one method."""
+def replay_speed(data: ReplayData, cfg: ReplayConfig) -> MethodLog:
+    """SPEED-style screening: every candidate gets `screen` rollouts, drawn without replacement
+    from its recorded G answers (k_s ~ Hypergeometric(G, k, screen)); the group is completed (and
+    trained on) iff the screen is mixed, 0 < k_s < screen, so every completed group is informative
+    and an informative prompt whose screen came out unanimous is lost. `score` = the screen's
+    own informativeness, so the run's sweep is its single operating point."""
+    g, n_screen = cfg.group_size, cfg.screen
+    if n_screen >= g:
+        raise DepoError(f"speed: screen ({n_screen}) must be smaller than the group size ({g})")
+    rng = np.random.default_rng([cfg.seed, 7177])
+    record = MethodLog()
+    for epoch in range(data.num_epochs):
+        alive = [i for i, o in enumerate(data.outcomes) if len(o) > epoch]
+        for i in np.random.default_rng([cfg.seed, epoch]).permutation(alive):
+            k = int(data.outcomes[i][epoch])
+            k_s = int(rng.hypergeometric(k, g - k, n_screen))
+            mixed = 0 < k_s < n_screen
+            record.epoch.append(epoch)
+            record.prompt.append(int(i))
+            record.kept.append(mixed)
+            record.score.append(float(mixed))
+            record.informative.append(0 < k < g)
+    return record
+
+
+def summarize(name: str, rec: MethodLog, g: int, screen: int = 0) -> dict[str, float]:
+    """Totals over the whole replay for one method (`screen`: speed's screening rollouts)."""
     a = rec.arrays()
     kept, informative = a["kept"].astype(bool), a["informative"].astype(bool)
     groups = int(kept.sum())
     found = int((kept & informative).sum())
     total_informative = int(informative.sum())
+    rollouts = groups * g
     if name == "dynamic-sampling":  # DAPO rolls out everything, drops zero-variance groups after
-        groups = len(kept)
-        found = total_informative
+        groups, found = len(kept), total_informative
+        rollouts = groups * g
+    if name == "speed":  # screening rollouts for every candidate, the rest for the completed groups
+        rollouts = len(kept) * screen + groups * (g - screen)
     out = {
-        "rollouts": float(groups * g),
+        "rollouts": float(rollouts),
         "groups": float(groups),
         "informative": float(found),
-        "effective_rate": found / groups if groups else float("nan"),
+        # informative groups per G rollouts spent (SPEED's screens count; equals found / groups otherwise)
+        "effective_rate": found * g / rollouts if rollouts else float("nan"),
         "recall": found / total_informative if total_informative else float("nan"),
-        "rollouts_per_informative": groups * g / found if found else float("nan"),
+        "rollouts_per_informative": rollouts / found if found else float("nan"),
     }
     return out
 
@@ -361,7 +396,7 @@ def precision_at_recall(rec: MethodLog, min_recall: float = 0.8) -> float:
     return float(precision[ok].max()) if ok.any() else float("nan")
 
 
-def per_epoch(rec: MethodLog, name: str, num_epochs: int) -> dict[str, list[float]]:
+def per_epoch(rec: MethodLog, name: str, num_epochs: int, g: int, screen: int = 0) -> dict[str, list[float]]:
     a = rec.arrays()
     kept, informative = a["kept"].astype(bool), a["informative"].astype(bool)
     if name == "dynamic-sampling":
@@ -370,7 +405,8 @@ def per_epoch(rec: MethodLog, name: str, num_epochs: int) -> dict[str, list[floa
     for e in range(num_epochs):
         m = a["epoch"] == e
         k, i = kept[m], informative[m]
-        eff.append(float((k & i).sum() / k.sum()) if k.sum() else float("nan"))
+        spent = k.sum() + (len(k) * screen / g - k.sum() * screen / g if name == "speed" else 0.0)  # in groups of G
+        eff.append(float((k & i).sum() / spent) if spent else float("nan"))
         recall.append(float((k & i).sum() / i.sum()) if i.sum() else float("nan"))
         share.append(float(k.mean()) if m.any() else float("nan"))
     return {"effective_rate": eff, "recall": recall, "keep_share": share}
@@ -414,17 +450,19 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         start = time.perf_counter()
         if name == "dynamic-sampling" and "uniform" in records:
             rec = records["uniform"]
+        elif name == "speed":
+            rec = replay_speed(data, cfg)
         else:
             selector = make_method(name, cfg, data, oracle_rates, base_estimator)
             rec = replay_method(selector, data, cfg, oracle_rates, log)
         records[name] = rec
-        results[name] = summarize(name, rec, cfg.group_size)
-        if name != "dynamic-sampling":
+        results[name] = summarize(name, rec, cfg.group_size, cfg.screen)
+        if name not in ("dynamic-sampling", "speed"):  # speed's survival is after its screens
             results[name].update(p_oracle_reference(rec, data, p_rates, cfg.group_size))
         results[name]["wall_s"] = time.perf_counter() - start
         if name in LEARNED:
             results[name]["precision_at_recall80"] = precision_at_recall(rec, 0.8)
-        curves[name] = per_epoch(rec, name, data.num_epochs)
+        curves[name] = per_epoch(rec, name, data.num_epochs, cfg.group_size, cfg.screen)
         log(f"  {name}: effective rate {results[name]['effective_rate']:.3f}, recall {results[name]['recall']:.3f} "
             f"({results[name]['wall_s']:.0f} s)")
     ds = results.get("dynamic-sampling") or results.get("uniform")
@@ -470,7 +508,7 @@ def _figures(cfg: ReplayConfig, records: dict[str, MethodLog], curves: dict[str,
             recall, precision, _ = pr_curve(records[name])
             ax.plot(recall, precision, label=f"{name} (sweep)", lw=1.2)
     for name in records:
-        s = summarize(name, records[name], cfg.group_size)
+        s = summarize(name, records[name], cfg.group_size, cfg.screen)
         ax.plot([s["recall"]], [s["effective_rate"]], "o", ms=4, label=f"{name} (run)")
     ax.axvline(0.8, color="grey", lw=0.6, ls=":")
     ax.set(title="precision-recall of informative groups", xlabel="recall", ylabel="effective rate",

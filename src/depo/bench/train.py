@@ -11,6 +11,9 @@ Methods (the paper's rows):
   depo       our default selector (P(zero-variance) rule, exploration, memory)
   depo+dapo  our selector with DAPO's loss parts, without dynamic sampling (the paper's best row)
   dapo+depo  DAPO whole, its dynamic sampling fed by DEPO-selected candidates (plug-and-play)
+  history    opt-in peer: GRESO (skip prompts on a zero-variance streak; history only)
+  mopps      opt-in peer: MoPPS (per-prompt Beta posteriors, Thompson draws closest to 0.5),
+             keeping by rank the batch_size best of 2 x batch_size scanned candidates
   p-oracle   opt-in: DEPO's rule on pass rates measured on the current policy (the ceiling)
 
 The base config is configs/demo.yaml: the demo's schedule and estimator options (see its comments).
@@ -41,11 +44,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "depo": {"selector": "depo", "loss_type": "grpo"},
     "depo+dapo": {"selector": "depo", **DAPO_LOSS},
     "dapo+depo": {"selector": "depo", "dynamic_sampling": True, **DAPO_LOSS},
+    "history": {"selector": "history", "loss_type": "grpo"},
+    "mopps": {"selector": "mopps", "loss_type": "grpo", "selection": "rank", "oversample": 2.0},
     "p-oracle": {"selector": "p-oracle", "loss_type": "grpo"},
 }
 """`p-oracle` (depo.bench.p_oracle) measures every candidate's pass rate on the current policy:
 the ceiling of what selection before the rollout can buy; about 16 extra answers per scanned
 candidate, so it is not in the default method list."""
+DEFAULT_METHODS = ("grpo", "dapo", "depo-paper", "depo", "depo+dapo", "dapo+depo")
+"""The paper's rows; the peers (history, mopps) and the p-oracle are opt-in."""
 DEPO_METHODS = ("depo-paper", "depo", "depo+dapo", "dapo+depo")
 """`depo+dapo`: DEPO's selection with DAPO's loss parts, no dynamic sampling; `dapo+depo`: DAPO
 whole, its dynamic sampling fed by DEPO-selected candidates (the paper's plug-and-play)."""

@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", "--steps", dest="steps", type=int, default=60, help="training steps per run")
     p.add_argument("--warmup-steps", "--warmup", dest="warmup", type=int, default=10,
                    help="warm-up steps of both DEPO selectors")
-    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo,dapo+depo",
-                   help="comma-separated subset; p-oracle (opt-in: it samples every candidate) is the selection ceiling")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated (default: grpo,dapo,depo-paper,depo,depo+dapo,dapo+depo); opt-in: history (GRESO) and mopps (MoPPS), the peers, and "
+                        "p-oracle (it samples every candidate), the selection ceiling")
     p.add_argument("--config", default=None, help="base training config (default: configs/demo.yaml; its selector and loss keys are replaced per method)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field (repeatable)")
@@ -40,13 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depo.bench.train import METHODS, run_bench
+    from depo.bench.train import DEFAULT_METHODS, METHODS, run_bench
     from depo.config import apply_overrides, read_yaml
     from depo.errors import DepoError
     from depo.paths import find_config
     from depo.rl.config import TrainConfig
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in (args.methods or ",".join(DEFAULT_METHODS)).split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise DepoError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")

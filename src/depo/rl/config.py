@@ -66,7 +66,7 @@ class TrainConfig(Config):
     # --- selection (before the rollout) ---------------------------------------------------
     selector: str = "uniform"
     """Which prompts get rolled out (depo.selection.SELECTORS): uniform (GRPO, keep all), depo
-    (estimator, our default mode), depo-paper (the paper's warm-up + fixed window), history (GRESO)."""
+    (estimator, our default mode), depo-paper (the paper's warm-up + fixed window), history (GRESO), mopps (MoPPS)."""
     selector_options: dict[str, Any] = Field(default_factory=dict)
     """The selector's own options (e.g. DEPOConfig fields for depo); set one with
     --set selector_options.NAME=VALUE."""

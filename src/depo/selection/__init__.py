@@ -6,11 +6,12 @@ builds any of them.
 
 from __future__ import annotations
 
-from depo.selection import depo, history, oracle, uniform  # noqa: F401  (each registers its selector)
+from depo.selection import depo, history, mopps, oracle, uniform  # noqa: F401  (each registers its selector)
 from depo.selection.base import Selector, checked_select
 from depo.selection.depo import DEPO, DEPOConfig
 from depo.selection.history import History, HistoryConfig
 from depo.selection.memory import BetaMemory
+from depo.selection.mopps import MoPPS, MoPPSConfig
 from depo.selection.oracle import Oracle
 from depo.selection.order import DataOrder
 from depo.selection.registry import SELECTORS, make_selector, register_selector, selector_options
@@ -26,6 +27,8 @@ __all__ = [
     "EpochCounts",
     "History",
     "HistoryConfig",
+    "MoPPS",
+    "MoPPSConfig",
     "Oracle",
     "RankStream",
     "RefillStream",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from depo.metrics import effective_rate
 from depo.types import Candidate, Decisions, GroupOutcome
 
@@ -39,6 +41,16 @@ def checked_select(selector: Selector, batch: Sequence[Candidate]) -> Decisions:
     if len(decisions.keep) != len(batch):
         raise ValueError(f"{type(selector).__name__}.select returned {len(decisions.keep)} decisions for {len(batch)} candidates")
     return decisions
+
+
+def explored_by_rank(kept: np.ndarray, mean_priority: np.ndarray, n_keep: int) -> np.ndarray:
+    """Which of the `kept` (the top `n_keep` by a noisy draw) the posterior means would not have
+    kept: strictly below the n_keep-th best mean, so candidates tied at the cut are not explored."""
+    mean_priority = np.asarray(mean_priority, dtype=float)
+    if n_keep <= 0 or n_keep >= len(mean_priority):
+        return np.zeros(len(mean_priority), dtype=bool)
+    cut = np.sort(mean_priority)[::-1][n_keep - 1]
+    return np.asarray(kept, dtype=bool) & (mean_priority < cut)
 
 
 class LearnsNothing:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from depo.errors import DepoError
-from depo.selection.base import Selector, checked_select
+from depo.selection.base import Selector, checked_select, explored_by_rank
 from depo.selection.order import DataOrder
 from depo.types import Candidate
 
@@ -151,11 +151,9 @@ class RankStream(_Stream):
         prio = np.asarray(d.priority, dtype=float)
         kept = np.zeros(n, dtype=bool)
         kept[np.arange(n) if warm else np.argsort(-prio, kind="stable")[: self.batch_size]] = True
-        by_mean = kept.copy()
+        explored = np.zeros(n, dtype=bool)
         if d.mean_priority is not None and not warm:
-            by_mean[:] = False
-            by_mean[np.argsort(-np.asarray(d.mean_priority, float), kind="stable")[: self.batch_size]] = True
-        explored = kept & ~by_mean
+            explored = explored_by_rank(kept, d.mean_priority, self.batch_size)
         step = EpochCounts()
         for i in range(n):
             self._count(step, epochs[i], bool(kept[i]), bool(explored[i]))
