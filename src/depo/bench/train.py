@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from depo.bench import p_oracle  # registers the bench-only `p-oracle` selector
+from depo.bench.decomposition import PoolProbe
 from depo.bench.metrics import share_of_gain
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 
@@ -113,6 +114,8 @@ def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> d
     out["estimator_share_with_precompute"] = run_estimator / run_total if run_total else float("nan")
     out["calib_mae_first"] = mean(steps[:5], "estimator/calib_mae")
     out["calib_mae_last"] = mean(steps[-5:], "estimator/calib_mae")
+    for col in DECOMPOSITION:  # --decompose: each step's pooled-window figure, averaged after warm-up
+        out[col.key] = mean(after, f"probe/{col.key}")
     return out
 
 
@@ -183,6 +186,22 @@ TABLE = [
 ]
 
 
+DECOMPOSITION = [
+    Col("survival", "probed survival"),
+    Col("eff_random", "eff random"),
+    Col("eff_kept", "eff kept"),
+    Col("eff_rank", "eff by its ranking"),
+    Col("eff_p_oracle", "eff p-oracle"),
+    Col("loss_ranking", "loss: ranking"),
+    Col("loss_cut", "loss: cut + exploration"),
+    Col("gain_freshness", "gain: fresher scores"),
+    Col("spearman_pool", "Spearman on the pool"),
+    Col("ece_zero_var", "ECE P(zero-var)"),
+    Col("seen_share", "seen share"),
+]
+"""`--decompose`: where the gain is lost on the scanned pool (depo.bench.decomposition)."""
+
+
 def add_p_oracle_share(results: dict[str, dict[str, float]]) -> None:
     """With `grpo` and `p-oracle` in the run: each method's share of the p-oracle's gain in
     effective rate over GRPO's (docs/method.md section 7). The p-oracle keeps by DEPO's rule, so
@@ -204,10 +223,10 @@ def _pm(agg: dict[str, float], key: str, fmt: str) -> str:
     return f"{mean:{fmt}} ± {std:{fmt}}" if math.isfinite(std) and std > 0 else f"{mean:{fmt}}"
 
 
-def results_table(results: dict[str, dict[str, float]]) -> str:
+def results_table(results: dict[str, dict[str, float]], columns: list[Col] = TABLE) -> str:
     """Markdown table, mean ± std over seeds."""
-    rows = [{"method": m, **{c.key: _pm(agg, c.key, c.fmt) for c in TABLE}} for m, agg in results.items()]
-    return markdown_table(rows, [Col(c.key, c.header, "") for c in TABLE])
+    rows = [{"method": m, **{c.key: _pm(agg, c.key, c.fmt) for c in columns}} for m, agg in results.items()]
+    return markdown_table(rows, [Col(c.key, c.header, "") for c in columns])
 
 
 def _mean_curve(runs: list[list[dict[str, Any]]], x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -305,8 +324,11 @@ def run_bench(
     methods: list[str],
     base: dict[str, Any],
     figures_dir: Path | None,
+    decompose: bool = False,
 ) -> dict[str, Any]:
-    """Train every method for every seed, then aggregate, tabulate and plot."""
+    """Train every method for every seed, then aggregate, tabulate and plot; with `decompose`,
+    every method that selects is probed (depo.bench.decomposition) and a second table says
+    where its gain is lost."""
     from tqdm import tqdm
 
     from depo.rl.trainer import Trainer
@@ -328,6 +350,10 @@ def run_bench(
             trainer = Trainer.resume(run_dir) if (run_dir / "config.yaml").exists() else Trainer(cfg)
             if isinstance(trainer.selector, p_oracle.PolicyPassRateOracle):
                 trainer.selector.bind(trainer)
+            elif decompose and cfg.selector != "uniform":
+                rank_share = 1.0 / cfg.oversample if cfg.selection == "rank" else None
+                trainer.selector = trainer.stream.selector = PoolProbe(
+                    trainer.selector, trainer, group_size=cfg.num_generations, rank_share=rank_share, seed=seed)
             trainer.train()
             recs = trainer.read_metrics()
         records[method].append(recs)
@@ -335,6 +361,10 @@ def run_bench(
     results = {m: aggregate(s) for m, s in summaries.items()}
     add_p_oracle_share(results)
     table = results_table(results)
+    if decompose:
+        probed = {m: r for m, r in results.items() if math.isfinite(r.get("eff_kept", float("nan")))}
+        table += "\n\nWhere the gain is lost, on probed scanned pools (after warm-up):\n\n"
+        table += results_table(probed, DECOMPOSITION)
     est = base.get("estimator_options", {})
     trunk_shape = {k: int(est[k]) for k in ("width", "feature_width", "num_blocks") if k in est}
     projection = estimator_flops_projection(**trunk_shape)
@@ -343,6 +373,7 @@ def run_bench(
         "seeds": seeds,
         "steps": steps,
         "warmup": warmup,
+        "decompose": decompose,
         "base": base,
         "wall_s": time.perf_counter() - start,
         "runs_wall_s": float(sum(s["run_s"] for runs in summaries.values() for s in runs if math.isfinite(s["run_s"]))),

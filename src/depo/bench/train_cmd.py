@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", "--out", dest="out", default=None, help="output directory (default runs/bench-train-<preset>)")
     p.add_argument("--figures-dir", default="docs/figures", help="where to copy the PNGs ('' = nowhere)")
     p.add_argument("--quick", action="store_true", help="pipeline check: 1 seed, 4 steps, small batches")
+    p.add_argument("--decompose", action="store_true",
+                   help="probe a random sample of every scanned pool on the current policy (bench-only answers, "
+                        "not counted as rollouts) and say where each selector's gain is lost; use a fresh --output-dir")
     p.set_defaults(func=run)
 
 
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     figures = Path(args.figures_dir) if args.figures_dir and not args.quick else None
     result = run_bench(
         preset=args.preset, seeds=seeds, steps=steps, out=out, warmup=warmup,
-        methods=methods, base=base, figures_dir=figures,
+        methods=methods, base=base, figures_dir=figures, decompose=args.decompose,
     )
     print(result["table"])
     print(f"\nprojection to the paper's setting: {result['meta']['flops_projection']['arithmetic']}")
