@@ -90,6 +90,23 @@ def test_quick_bench_end_to_end_and_save_loads(tmp_path, capsys):
     assert rho == pytest.approx(results["estimator_frozen"]["spearman"], abs=1e-4)
 
 
+def test_calibrated_variant_maps_its_zero_variance_probability_monotonically(tmp_path):
+    from depo.bench.estimator import EstimatorBenchConfig, Split, predictive_zero_var, train_calibrated
+
+    data = tmp_path / "rates.parquet"
+    _synthetic(data, n=400)
+    frame = pd.read_parquet(data)
+    cfg = EstimatorBenchConfig(train=data, target="sr", quick=True, max_length=32)
+    train = Split([str(i) for i in frame.idx], list(frame.problem), frame.sr.to_numpy(), None)
+    est, iso = train_calibrated(cfg, train)
+    stated = predictive_zero_var(est, train.texts, 8)
+    mapped = iso.predict(stated)
+    order = np.argsort(stated)
+    assert np.all(np.diff(mapped[order]) >= 0) and mapped.min() >= 0 and mapped.max() <= 1  # rank kept, a probability
+    # fitted on the 10% validation part only: a different P(zero-var) than the raw one
+    assert not np.allclose(mapped, stated)
+
+
 def test_input_errors_exit_2(tmp_path):
     data = tmp_path / "rates.parquet"
     _synthetic(data, n=40)
