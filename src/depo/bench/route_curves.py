@@ -40,14 +40,6 @@ def routed_accuracy(to_small: np.ndarray, ps: np.ndarray, pl: np.ndarray) -> flo
     return float(np.where(to_small, ps, pl).mean())
 
 
-def top_k_mask(score: np.ndarray, k: int) -> np.ndarray:
-    """The k highest scores (ties by row order): the queries a rule sends to the small model first."""
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")
-    mask = np.zeros(len(order), dtype=bool)
-    mask[order[:k]] = True
-    return mask
-
-
 def accuracy_at_share(score: np.ndarray, ps: np.ndarray, pl: np.ndarray, share: float) -> CurvePoint:
     """Send round(share * n) queries with the highest score to the small model."""
     ps, pl = np.asarray(ps, dtype=np.float64), np.asarray(pl, dtype=np.float64)

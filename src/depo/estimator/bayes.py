@@ -149,7 +149,6 @@ class BayesEstimator:
         self._fit: dict[str, np.ndarray] | None = None  # factorisation and dual coefficients, recomputed lazily
         self.tau = np.full(cfg.num_targets, cfg.tau if cfg.tau else 1.0)
         self._calib: deque[tuple[float, float, float, float]] = deque(maxlen=cfg.calibration_window)  # (m, s2, k, n)
-        self.time_features_s = 0.0
 
     # ------------------------------------------------------------------ features
     def _enc_dim(self) -> int:
@@ -171,11 +170,9 @@ class BayesEstimator:
         return counts
 
     def _features(self, texts: Sequence[str]) -> tuple[sp.csr_matrix | None, np.ndarray]:
-        start = time.perf_counter()
         texts = list(texts)
         lex = hashed_ngrams(texts, self.config.hash_bits) if self.config.lexical else None
         enc = self.vectors.get(texts).numpy().astype(np.float64) if self.vectors is not None else np.zeros((len(texts), 0))
-        self.time_features_s += time.perf_counter() - start
         return lex, enc
 
     def _kernel(self, lex_a, enc_a, lex_b, enc_b) -> np.ndarray:

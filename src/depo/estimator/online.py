@@ -113,11 +113,6 @@ class OnlineEstimator:
         scores, _ = self.predict_logits(texts)
         return 1.0 / (1.0 + np.exp(-scores))
 
-    def predict_confidence(self, texts: Sequence[str]) -> np.ndarray:
-        """The distill head's sigmoid(d): predicted policy confidence t (docs/method.md section 2.1)."""
-        _, distills = self.predict_logits(texts)
-        return 1.0 / (1.0 + np.exp(-distills))
-
     # ------------------------------------------------------------------ training
     def step(
         self,

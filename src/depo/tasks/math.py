@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from math_verify import parse, verify
 
 from depo.data.io import chat_text, column, describe_columns, first_present, prompt_ids, read_table
@@ -158,9 +157,3 @@ def load_math_tasks(
 def verify_golds(answers: Sequence[str]) -> dict[str, bool]:
     """For each distinct gold, whether `\\boxed{gold}` verifies against it (a data self-check)."""
     return {a: math_verify_reward(f"The answer is \\boxed{{{a}}}.", a) == 1.0 for a in dict.fromkeys(answers)}
-
-
-def tasks_frame(tasks: Sequence[Task]) -> pd.DataFrame:
-    """Tasks as a table (prompt_id, text, answer) for benchmarks and inspection."""
-    return pd.DataFrame({"prompt_id": [t.prompt_id for t in tasks], "text": [t.text for t in tasks],
-                         "answer": [t.answer for t in tasks]})

@@ -129,7 +129,6 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
         metrics = dict(self.last_metrics)
         metrics.update({k: float(v) for k, v in (self.selector.observe(outcomes) or {}).items()})
         self.last_metrics = metrics
-        self.last_outcomes = outcomes
         print("[depo] " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
 
     def state_dict(self) -> dict:
