@@ -6,7 +6,8 @@ Both runs use the same policy (the embedded tiny policy of the `mixed` preset, o
 DIR`), the same training pool and held-out set (data seed 0, as the built-in engine), the same
 TRL settings and the same seed; only the sampler differs. TRL always fills its batch, so both
 runs roll out the same number of completions per step: DEPO's gain shows as more *informative*
-groups (non-zero reward std) per rollout. Reported per run (means over training steps):
+groups (non-zero reward std) per rollout. With dynamic sampling (`dapo`, `dapo+depo`) a step
+may generate several rounds: every round's completions count as rollouts. Reported per run (means over training steps):
 `frac_reward_zero_std` (TRL's own), the effective rate (= 1 - frac_reward_zero_std),
 informative groups and rollouts in total, rollouts per informative group, held-out Avg@k before
 and after training (`depo.rl.evaluation.evaluate`, the engine's metric), and wall time.
@@ -28,9 +29,12 @@ from depo.errors import DepoError
 from depo.integrations.trl.tasks import task_reward, tasks_dataset
 from depo.tasks.base import Task
 
-RUNS = ("grpo", "depo", "uniform")
+RUNS = ("grpo", "depo", "uniform", "dapo", "dapo+depo")
 """grpo = plain trl.GRPOTrainer; depo = DEPOGRPOTrainer + DEPO selector; uniform =
-DEPOGRPOTrainer keeping everything (isolates the sampler machinery from the selection)."""
+DEPOGRPOTrainer keeping everything (isolates the sampler machinery from the selection);
+dapo = DEPOGRPOTrainer keeping everything, with dynamic sampling (TRL has none of its own);
+dapo+depo = dynamic sampling fed by the DEPO selector's prompts."""
+DYNAMIC = ("dapo", "dapo+depo")
 
 
 class TRLBenchConfig(Config):
@@ -41,7 +45,9 @@ class TRLBenchConfig(Config):
     """'tiny' (the embedded policy of `preset`) or a local HF model directory."""
     preset: str = "mixed"
     runs: CommaList = ("grpo", "depo")
-    """Which runs, a comma list of grpo, depo, uniform."""
+    """Which runs, a comma list of grpo, depo, uniform, dapo, dapo+depo."""
+    max_num_gen_batches: int = Field(4, ge=1)
+    """dapo, dapo+depo: generation rounds per step at most (dynamic sampling)."""
     max_steps: int = Field(60, ge=1)
     seed: int = 0
     batch_prompts: int = Field(32, ge=1)
@@ -124,7 +130,7 @@ def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task],
     if kind == "grpo":
         trainer = GRPOTrainer(**common)
     else:
-        if kind == "depo":
+        if kind in ("depo", "dapo+depo"):
             options = dict(opts.selector_options)
             estimator_cfg = dict(opts.estimator_options)
             if estimator_cfg:
@@ -132,7 +138,8 @@ def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task],
             selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed, options=options)
         else:
             selector = Uniform()
-        trainer = DEPOGRPOTrainer(**common, selector=selector, text_column="text", id_column="prompt_id", logprobs=opts.logprobs)
+        trainer = DEPOGRPOTrainer(**common, selector=selector, text_column="text", id_column="prompt_id", logprobs=opts.logprobs,
+                                  dynamic_sampling=kind in DYNAMIC, max_num_gen_batches=opts.max_num_gen_batches)
 
     def held_out() -> dict[str, float]:
         if not heldout or chat:
@@ -151,18 +158,24 @@ def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task],
 
     steps = [h for h in trainer.state.log_history if "frac_reward_zero_std" in h]
     zero = np.array([h["frac_reward_zero_std"] for h in steps], dtype=float)
-    prompts_per_step = opts.batch_prompts
-    informative = float(np.sum((1.0 - zero) * prompts_per_step))
-    rollouts = len(steps) * prompts_per_step * opts.num_generations
+    if kind == "grpo":  # one generation batch per step, every group trained on
+        informative = trained = float(np.sum((1.0 - zero) * opts.batch_prompts))
+        rollouts, effective = len(steps) * opts.batch_prompts * opts.num_generations, float(1.0 - zero.mean())
+    else:  # the feed counts every rolled-out group, dynamic sampling's extra rounds included
+        feed = trainer.depo_feed
+        informative, rollouts = float(feed.groups_informative), feed.rollouts
+        effective = feed.groups_informative / max(feed.groups_observed, 1)
+        trained = float(sum(h["select/ds_informative"] for h in steps)) if kind in DYNAMIC else informative
     summary: dict[str, Any] = {
         "run": kind,
         "steps": len(steps),
         "frac_reward_zero_std": float(zero.mean()),
         "frac_reward_zero_std_last_half": float(zero[len(zero) // 2 :].mean()),
-        "effective_rate": float(1.0 - zero.mean()),
+        "effective_rate": effective,
         "informative_groups": informative,
+        "trained_informative_groups": trained,
         "rollouts": rollouts,
-        "rollouts_per_informative_group": rollouts / informative if informative else float("inf"),
+        "rollouts_per_informative_group": rollouts / trained if trained else float("inf"),
         "reward_mean": float(np.mean([h["reward"] for h in steps])),
         "train_wall_s": wall,
         "heldout_before": before,
@@ -183,17 +196,19 @@ def format_table(results: list[dict[str, Any]], eval_k: int) -> str:
     rows = [
         ("frac_reward_zero_std (mean over steps)", lambda r: f"{r['frac_reward_zero_std']:.3f}"),
         ("frac_reward_zero_std (last half)", lambda r: f"{r['frac_reward_zero_std_last_half']:.3f}"),
-        ("effective rate", lambda r: f"{r['effective_rate']:.3f}"),
-        ("rollouts (completions)", lambda r: f"{r['rollouts']:,}"),
-        ("informative groups", lambda r: f"{r['informative_groups']:.0f}"),
-        ("rollouts per informative group", lambda r: f"{r['rollouts_per_informative_group']:.2f}"),
+        ("effective rate (informative / rolled-out groups)", lambda r: f"{r['effective_rate']:.3f}"),
+        ("rollouts (completions, every round)", lambda r: f"{r['rollouts']:,}"),
+        ("informative groups rolled out", lambda r: f"{r['informative_groups']:.0f}"),
+        ("informative groups trained on", lambda r: f"{r['trained_informative_groups']:.0f}"),
+        ("rollouts per informative group trained on", lambda r: f"{r['rollouts_per_informative_group']:.2f}"),
         ("candidates scanned", lambda r: f"{r['scanned_total']:.0f}" if "scanned_total" in r else "-"),
         (f"held-out Avg@{eval_k} before", lambda r: f"{r['heldout_before'].get(key, float('nan')):.3f}"),
         (f"held-out Avg@{eval_k} after", lambda r: f"{r['heldout_after'].get(key, float('nan')):.3f}"),
         ("train wall time (s)", lambda r: f"{r['train_wall_s']:.0f}"),
         ("  of which selection (s)", lambda r: f"{r['select_s_total']:.1f}" if "select_s_total" in r else "-"),
     ]
-    names = {"grpo": "TRL GRPOTrainer", "depo": "DEPOGRPOTrainer (depo)", "uniform": "DEPOGRPOTrainer (uniform)"}
+    names = {"grpo": "TRL GRPOTrainer", "depo": "DEPOGRPOTrainer (depo)", "uniform": "DEPOGRPOTrainer (uniform)",
+             "dapo": "DEPOGRPOTrainer (uniform + dynamic sampling)", "dapo+depo": "DEPOGRPOTrainer (depo + dynamic sampling)"}
     header = "| metric | " + " | ".join(names[r["run"]] for r in results) + " |"
     sep = "|---|" + "---|" * len(results)
     lines = [header, sep] + ["| " + label + " | " + " | ".join(f(r) for r in results) + " |" for label, f in rows]
@@ -203,6 +218,7 @@ def format_table(results: list[dict[str, Any]], eval_k: int) -> str:
 FLAGS = (
     "model", "preset", "runs", "max_steps", "seed", "batch_prompts", "num_generations", "max_completion_length",
     "learning_rate", "train_size", "heldout_size", "eval_k", "selector", "logprobs", "threads", "output_dir",
+    "max_num_gen_batches",
 )  # fmt: skip
 ALIASES = {"max_steps": "--steps", "learning_rate": "--lr", "heldout_size": "--heldout", "output_dir": "--out"}
 """The flags' earlier names, still accepted."""

@@ -131,8 +131,9 @@ def grpo_args(output_dir: Path, **overrides):
     return GRPOConfig(**kwargs)
 
 
-def two_rank_main(model_dir: str, out_dir: str) -> None:
-    """Per-rank body of the 2-process test: train a few steps, write what this rank saw."""
+def two_rank_main(model_dir: str, out_dir: str, dynamic: bool = False) -> None:
+    """Per-rank body of the 2-process test: train a few steps, write what this rank saw.
+    `dynamic`: with dynamic sampling, and prompts with even ids always rewarded 1 (zero-variance)."""
     torch.set_num_threads(1)
     from depo.integrations.trl import DEPOGRPOTrainer, state_fingerprint
 
@@ -141,7 +142,8 @@ def two_rank_main(model_dir: str, out_dir: str) -> None:
 
     def recording_reward(completions, depo_index, **kwargs):
         local_indices.extend(int(i) for i in depo_index)
-        return parity_reward(completions)
+        parity = parity_reward(completions)
+        return [1.0 if dynamic and int(i) % 2 == 0 else r for i, r in zip(depo_index, parity)]
 
     # per device 4 completions x 2 processes = 2 prompts of 4 completions per generation batch
     args = grpo_args(Path(out_dir) / "run", per_device_train_batch_size=4, max_steps=5)
@@ -152,6 +154,8 @@ def two_rank_main(model_dir: str, out_dir: str) -> None:
         train_dataset=toy_dataset(),
         selector=selector,
         logprobs="always",
+        dynamic_sampling=dynamic,
+        max_num_gen_batches=4,
     )
     rank = trainer.accelerator.process_index
     if rank == 1:
@@ -170,9 +174,11 @@ def two_rank_main(model_dir: str, out_dir: str) -> None:
         "stream_fingerprint": state_fingerprint(trainer.depo_feed.stream.state_dict()),
         "disagreements": trainer.depo_feed.synced.rank_disagreements,
         "frac_reward_zero_std": [h["frac_reward_zero_std"] for h in trainer.state.log_history if "frac_reward_zero_std" in h],
+        "ds_rounds": [h["select/ds_rounds"] for h in trainer.state.log_history if "select/ds_rounds" in h],
+        "global_step": trainer.state.global_step,
     }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":
-    two_rank_main(sys.argv[1], sys.argv[2])
+    two_rank_main(sys.argv[1], sys.argv[2], dynamic=sys.argv[3:] == ["dynamic"])

@@ -119,6 +119,7 @@ class SelectionFeed:
             DataOrder(len(self.texts), seed=seed), self.synced, self._candidate, self.batch_size, max_scan
         )
         self._in_flight: deque[_Chunk] = deque()
+        self._extra: _Chunk | None = None
         self._drawn = 0
         self.history: list[list[int]] = []
         """The indices of every chunk drawn by this process, in order (for checks and tests)."""
@@ -133,13 +134,19 @@ class SelectionFeed:
         return len(self.texts)
 
     # -- drawing (called by the sampler) --------------------------------------------------
-    def next_chunk(self) -> list[int]:
-        """Decide the next generation batch: `batch_size` dataset indices, in yield order."""
+    def next_chunk(self, *, in_flight: bool = True) -> list[int]:
+        """Decide the next generation batch: `batch_size` dataset indices, in yield order.
+
+        `in_flight=False`: a batch generated at once, inside the current step (dynamic sampling's
+        extra rounds), so it never waits behind the dataloader's prefetched chunk."""
         before = self.stream.state_dict()
         indices, stats = self.stream.next_batch()
         chunk = _Chunk(self._drawn, list(indices), list(self.stream.last_explored), dict(stats), before)
         self._drawn += 1
-        self._in_flight.append(chunk)
+        if in_flight:
+            self._in_flight.append(chunk)
+        else:
+            self._extra = chunk
         self.history.append(list(indices))
         return list(indices)
 
@@ -199,8 +206,12 @@ class SelectionFeed:
         return metrics
 
     def _pop_chunk(self, groups: list[int]) -> _Chunk | None:
-        """The in-flight chunk these groups came from (the oldest, in normal operation)."""
+        """The in-flight chunk these groups came from (the oldest, in normal operation), or the
+        extra chunk drawn for this step."""
         want = sorted(groups)
+        if self._extra is not None and sorted(self._extra.indices) == want:
+            chunk, self._extra = self._extra, None
+            return chunk
         for pos, chunk in enumerate(self._in_flight):
             if sorted(chunk.indices) == want:
                 for _ in range(pos + 1):  # older chunks were never generated (e.g. skipped)

@@ -36,6 +36,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 from depo.errors import DepoError
+from depo.integrations.trl.dynamic_sampling import choose_groups, informative_groups, merge_rows
 from depo.integrations.trl.feed import SelectionFeed
 from depo.integrations.trl.sampler import DEPORepeatSampler
 from depo.selection import Uniform
@@ -85,6 +86,10 @@ class DEPOMixin:
         TRL computed them anyway (vLLM importance sampling, or steps_per_generation >
         gradient_accumulation_steps, or num_iterations > 1); "always" computes them with one
         extra no-grad forward pass per generation batch; "never" passes none.
+      dynamic_sampling: train only on informative groups (DAPO's dynamic sampling, fed by the
+        selector's prompts): a generation batch is topped up by up to `max_num_gen_batches`
+        generation rounds in all (depo.integrations.trl.dynamic_sampling); TRL's step accounting
+        is unchanged. Needs each process's generation rows to hold whole groups.
     """
 
     def __init__(
@@ -95,6 +100,8 @@ class DEPOMixin:
         id_column: str | None = None,
         max_scan: int | None = None,
         logprobs: LogprobMode = "auto",
+        dynamic_sampling: bool = False,
+        max_num_gen_batches: int = 4,
         **kwargs: Any,
     ) -> None:
         bound = inspect.signature(GRPOTrainer.__init__).bind_partial(None, *args, **kwargs).arguments
@@ -106,6 +113,8 @@ class DEPOMixin:
             )
         if logprobs not in ("auto", "always", "never"):
             raise DepoError(f"logprobs must be 'auto', 'always' or 'never', got {logprobs!r}")
+        if max_num_gen_batches < 1:
+            raise DepoError(f"max_num_gen_batches must be >= 1, got {max_num_gen_batches}")
         texts, ids = _candidate_columns(dataset, text_column, id_column)
         if INDEX_COLUMN in dataset.column_names:
             dataset = dataset.remove_columns(INDEX_COLUMN)
@@ -116,6 +125,7 @@ class DEPOMixin:
 
         self.depo_selector = selector if selector is not None else Uniform()
         self._depo_logprobs = logprobs
+        self._depo_rounds = int(max_num_gen_batches) if dynamic_sampling else 1
         self._depo_pending: tuple[list[int], list[float]] | None = None
         batch = self.args.generation_batch_size // self.num_generations
         broadcast = None
@@ -171,15 +181,55 @@ class DEPOMixin:
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):  # noqa: ANN001
+        output, rewards = self._depo_round(inputs)
+        if self._depo_rounds == 1 or rewards is None:
+            return output
+        return self._depo_dynamic_sampling(inputs, output, rewards)
+
+    def _depo_round(self, inputs) -> tuple[dict, list[float] | None]:  # noqa: ANN001
+        """TRL's generation and scoring of `inputs`, then the selector observes the groups."""
         output = super()._generate_and_score_completions(inputs)
         pending, self._depo_pending = self._depo_pending, None
-        if pending is not None:
-            indices, rewards = pending
-            logps = self._depo_mean_logprobs(output)
-            metrics = self.depo_feed.complete(indices, rewards, logps)
-            for key, value in metrics.items():
-                self._metrics["train"][key].append(value)
-        return output
+        if pending is None:
+            return output, None
+        indices, rewards = pending
+        logps = self._depo_mean_logprobs(output)
+        metrics = self.depo_feed.complete(indices, rewards, logps)
+        for key, value in metrics.items():
+            self._metrics["train"][key].append(value)
+        return output, rewards
+
+    def _depo_dynamic_sampling(self, inputs, output: dict, rewards: list[float]) -> dict:  # noqa: ANN001
+        """More rounds until every process holds only informative groups (module doc of
+        depo.integrations.trl.dynamic_sampling); the rows TRL gave this process, no more."""
+        g, procs, rank = self.num_generations, self.accelerator.num_processes, self.accelerator.process_index
+        if len(inputs) % g:
+            raise DepoError(
+                f"dynamic sampling needs whole groups on each process: {len(inputs)} rows per process is not a "
+                f"multiple of num_generations={g} (make per_device_train_batch_size * steps_per_generation one)"
+            )
+        need = len(inputs) // g
+        outputs, flags = [output], [informative_groups(rewards, g, procs)]
+        while len(outputs) < self._depo_rounds and min(sum(sum(f[p]) for f in flags) for p in range(procs)) < need:
+            chunk = self.depo_feed.next_chunk(in_flight=False)
+            rows = [self.train_dataset[int(i)] for i in chunk for _ in range(g)]
+            extra, extra_rewards = self._depo_round(rows[rank * len(inputs) : (rank + 1) * len(inputs)])
+            outputs.append(extra)
+            flags.append(informative_groups(extra_rewards, g, procs))
+        chosen = choose_groups([f[rank] for f in flags], need)
+        rows = [(r, k * g + j) for r, k in chosen for j in range(g)]
+        merged = merge_rows(outputs, rows, self._tokenizer.pad_token_id)
+        merged["num_items_in_batch"] = self.accelerator.gather(merged["completion_mask"].sum()).sum()
+        found = [sum(sum(f[p]) for f in flags) for p in range(procs)]
+        stats = {
+            "select/ds_rounds": float(len(outputs)),
+            "select/ds_rollouts": float(len(outputs) * len(inputs) * procs),
+            "select/ds_informative": float(sum(min(n, need) for n in found)),
+            "select/ds_unfilled": float(sum(max(0, need - n) for n in found)),
+        }
+        for key, value in stats.items():
+            self._metrics["train"][key].append(value)
+        return merged
 
     def _depo_mean_logprobs(self, output: dict) -> list[float] | None:
         """Per completion, the mean over its tokens of log pi(token), gathered across processes."""
