@@ -9,8 +9,12 @@ Where it plugs in (docs/method.md section 6; TRL 1.16 `trl/trainer/grpo_trainer.
   prompts' dataset indices are captured; `_generate_and_score_completions` then adds the
   responses' mean token log-probs when TRL computed them (or always, with `logprobs="always"`)
   and calls `selector.observe` once per generation batch, on every process with the same data.
-- `_save_checkpoint` writes `depo_selector.pt` beside TRL's files; `_load_optimizer_and_scheduler`
-  (TRL's own hook for its extra state) restores it on `resume_from_checkpoint`.
+- `_save_checkpoint` writes `depo_selector.json` + `.safetensors` (no pickle) beside TRL's files;
+  `_load_optimizer_and_scheduler` (TRL's own hook for its extra state) restores it on
+  `resume_from_checkpoint`.
+- `dynamic_sampling=True`: `_generate_and_score_completions` runs more generation rounds of
+  selector-chosen prompts until every process holds only informative groups
+  (depo.integrations.trl.dynamic_sampling).
 - `select/*` and `estimator/*` metrics go into TRL's `_metrics["train"]`, so they are logged
   (averaged over `logging_steps`, as TRL does) next to `frac_reward_zero_std`.
 
