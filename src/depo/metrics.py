@@ -28,6 +28,13 @@ def effective_rate(outcomes: Sequence[GroupOutcome]) -> float | None:
     return share([not o.is_zero_variance for o in outcomes])
 
 
+def share_of_gain(value: float, baseline: float, ceiling: float) -> float:
+    """(value - baseline) / (ceiling - baseline): the share of the ceiling's gain over the baseline
+    a method captured (docs/method.md section 7); NaN when the ceiling gains nothing."""
+    gain = ceiling - baseline
+    return (value - baseline) / gain if gain > 1e-9 else float("nan")
+
+
 def auc(scores: Sequence[float], labels: Sequence[bool], weights: Sequence[float] | None = None) -> float | None:
     """Area under the ROC curve of `scores` for the positive `labels` (ties count 1/2).
 

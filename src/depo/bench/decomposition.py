@@ -2,36 +2,40 @@
 
 The rolled-out groups tell how well a selector did on what it kept, a selection-biased sample.
 This probe measures a random sample of every scanned pool instead: before the selector's
-decision is used, `probes` scanned candidates per selection call get their pass rate measured
-on the current policy (`samples` answers each, by the p-oracle's meter; never trained on, never
-counted as rollouts). Over the last `window` steps' probes, with s = the share of probes kept and
-informativeness i = 1 - P_zv(p) at the measured rate p (docs/method.md section 7):
+decision is used, `probes` scanned candidates per selection call get `samples` fresh answers of
+the current policy (the p-oracle's meter; never trained on, never counted as rollouts). The last
+G answers form an independent group whose outcome `informative` (0 < K < G) is an unbiased draw
+of what rolling the prompt out would give; the others measure the pass rate p the p-oracle
+ranks by (so the p-oracle is not graded on its own samples). Over the last `window` steps'
+probes, with s = the share of probes the selector kept (docs/method.md section 7):
 
-    eff_random     mean i over the probes                       (keeping at random)
-    eff_kept       mean i over the probes the selector kept     (what it bought)
-    eff_rank       mean i over the top s of the probes by the selector's own score
-    eff_p_oracle   mean i over the top s by i itself             (the limit at this survival)
-    eff_fresh      as eff_rank, with the scores recomputed after the step's update
+    eff_random     mean informative over the probes               (keeping at random)
+    eff_kept       mean informative over the probes it kept        (what it bought)
+    eff_rank       over the top s of the probes by its own score
+    eff_p_oracle   over the top s by 1 - P_zv(p)                    (the limit at this survival)
+    eff_fresh      as eff_rank, with scores recomputed after the step's update
 
     loss_ranking   = eff_p_oracle - eff_rank      the estimator's ranking of the pool
     loss_cut       = eff_rank - eff_kept          the rule's cut and exploration, at equal survival
     gain_freshness = eff_fresh - eff_rank         what one more update before deciding would buy
 
-with `spearman_pool` (score vs i), `ece_zero_var` (the selector's P(zero-variance) against
-P_zv(p), when it states one) and `seen_share` (probes with own history in the selector's
-memory when it was scored). Logged per step as `probe/*`; the timings of a probed run include the measuring.
+with `spearman_pool` (score vs 1 - P_zv(p)), `ece_zero_var` (the selector's P(zero-variance)
+against the independent group's outcome, when it states one) and `seen_share` (probes with own
+history in the selector's memory when scored). Logged per step as `probe/*`; the measuring runs
+inside the trainer's selection phase and is logged as `time/probe_s`, which the reports subtract.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from depo.bench.metrics import keep_top_effective_rate
-from depo.bench.p_oracle import SAMPLES, PolicyPassRateOracle
+from depo.bench.metrics import top_share_mean
+from depo.bench.p_oracle import PolicyPassRateOracle
 from depo.estimator.features import text_key
 from depo.metrics import expected_calibration_error, spearman
 from depo.selection.depo import DEPO
@@ -40,6 +44,8 @@ from depo.zero_variance import zero_var_probability
 
 PROBES = 16
 """Candidates measured per selection call."""
+SAMPLES = 24
+"""Answers per probe: 24 - G measure its pass rate, the last G are its independent group."""
 WINDOW = 10
 """Steps of probes pooled in each step's figures."""
 
@@ -49,6 +55,8 @@ class PoolProbe:
 
     def __init__(self, selector: Any, trainer: Any, *, group_size: int, rank_share: float | None = None,
                  probes: int = PROBES, samples: int = SAMPLES, window: int = WINDOW, seed: int = 0) -> None:
+        if samples <= group_size:
+            raise ValueError(f"the probe needs more than G = {group_size} answers per candidate, got {samples}")
         self.selector = selector
         self.group_size = int(group_size)
         self.rank_share = rank_share  # keep-by-rank: the stream keeps this top share of each pool
@@ -56,7 +64,8 @@ class PoolProbe:
         self.meter = PolicyPassRateOracle(group_size=group_size, samples=samples, seed=seed + 7919).bind(trainer)
         self.rng = np.random.default_rng([seed, 4241])
         self.steps: deque[dict[str, np.ndarray]] = deque(maxlen=window)
-        self._step: list[tuple] = []  # (candidate, score, P_zv stated, kept, measured rate, seen) per probe
+        self._step: list[tuple] = []  # (candidate, score, P_zv stated, kept, rate, seen, informative) per probe
+        self.probe_s = 0.0  # this step's measuring, inside the trainer's selection time
 
     def __getattr__(self, name: str) -> Any:  # in_warmup, estimator, config ... of the probed selector
         if "selector" not in self.__dict__:
@@ -97,12 +106,17 @@ class PoolProbe:
         else:
             kept = np.asarray(d.keep, dtype=bool)
         cands = [batch[i] for i in idx]
-        rates = self.meter.measure(cands)
+        start = time.perf_counter()
+        answers = self.meter.answers(cands)
+        self.probe_s += time.perf_counter() - start
+        g = self.group_size
+        rates, k = answers[:, :-g].mean(axis=1), answers[:, -g:].sum(axis=1)
+        informative = (k > 1e-6) & (k < g - 1e-6)
         p_hat = self._zero_var_hat(d, idx, cands)
         memory = self.selector.memory if isinstance(self.selector, DEPO) and self.selector.config.memory else None
         seen = [memory is not None and text_key(c.text) in memory for c in cands]
-        self._step += [(c, float(score[i]), float(ph), bool(kept[i]), float(p), sn)
-                       for c, i, ph, p, sn in zip(cands, idx, p_hat, rates, seen)]
+        self._step += [(c, float(score[i]), float(ph), bool(kept[i]), float(p), sn, bool(inf))
+                       for c, i, ph, p, sn, inf in zip(cands, idx, p_hat, rates, seen, informative)]
         return d
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
@@ -117,10 +131,12 @@ class PoolProbe:
                 "rate": np.array([e[4] for e in self._step]),
                 "fresh": fresh if fresh is not None else np.full(len(cands), np.nan),
                 "seen": np.array([e[5] for e in self._step]),
+                "informative": np.array([e[6] for e in self._step]),
             })
             self._step = []
         metrics.update(decompose(self.steps, self.group_size))
         metrics["probe/measured"] = float(self.meter.measured)
+        metrics["time/probe_s"], self.probe_s = self.probe_s, 0.0
         return metrics
 
     def state_dict(self) -> dict:
@@ -137,29 +153,41 @@ def decompose(steps: Sequence[dict[str, np.ndarray]], group_size: int) -> dict[s
     if not steps:
         return {}
     pool = {k: np.concatenate([s[k] for s in steps]) for k in steps[0]}
-    kept, rate, score = pool["kept"].astype(bool), pool["rate"], pool["score"]
+    kept, score = pool["kept"].astype(bool), pool["score"]
     if not kept.any():
         return {}
-    p_zv = zero_var_probability(rate, group_size)
-    informative = 1.0 - p_zv
+    informative = pool["informative"].astype(float)
+    p_zv = zero_var_probability(pool["rate"], group_size)
     s = float(kept.mean())
     out = {
-        "probe/n": float(len(rate)),
+        "probe/n": float(len(score)),
         "probe/survival": s,
         "probe/eff_random": float(informative.mean()),
         "probe/eff_kept": float(informative[kept].mean()),
-        "probe/eff_rank": keep_top_effective_rate(score, rate, s, group_size),
-        "probe/eff_p_oracle": keep_top_effective_rate(informative, rate, s, group_size),
-        "probe/spearman_pool": spearman(score, informative),
+        "probe/eff_rank": top_share_mean(score, informative, s),
+        "probe/eff_p_oracle": top_share_mean(1.0 - p_zv, informative, s),
+        "probe/spearman_pool": spearman(score, 1.0 - p_zv),
         "probe/seen_share": float(pool["seen"].mean()),
     }
     out["probe/loss_ranking"] = out["probe/eff_p_oracle"] - out["probe/eff_rank"]
     out["probe/loss_cut"] = out["probe/eff_rank"] - out["probe/eff_kept"]
     fresh = pool["fresh"]
     if np.isfinite(fresh).all():
-        out["probe/eff_fresh"] = keep_top_effective_rate(fresh, rate, s, group_size)
+        out["probe/eff_fresh"] = top_share_mean(fresh, informative, s)
         out["probe/gain_freshness"] = out["probe/eff_fresh"] - out["probe/eff_rank"]
     p_hat = pool["p_zv_hat"]
     if np.isfinite(p_hat).all():
-        out["probe/ece_zero_var"] = expected_calibration_error(p_hat, p_zv)
+        out["probe/ece_zero_var"] = expected_calibration_error(p_hat, 1.0 - informative)
     return out
+
+
+def attach_probe(trainer: Any, *, seed: int = 0) -> bool:
+    """Wrap `trainer`'s selector (built-in engine) in a PoolProbe; False for uniform selection,
+    which has nothing to decompose."""
+    cfg = trainer.cfg
+    if cfg.selector == "uniform":
+        return False
+    rank_share = 1.0 / cfg.oversample if cfg.selection == "rank" else None
+    trainer.selector = trainer.stream.selector = PoolProbe(
+        trainer.selector, trainer, group_size=cfg.num_generations, rank_share=rank_share, seed=seed)
+    return True

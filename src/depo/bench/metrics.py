@@ -24,13 +24,6 @@ def p_zero_variance(p: np.ndarray, group_size: int) -> np.ndarray:
     return zero_var_probability(np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0), group_size)
 
 
-def share_of_gain(value: float, baseline: float, ceiling: float) -> float:
-    """(value - baseline) / (ceiling - baseline): the share of the ceiling's gain over the baseline
-    a method captured (docs/method.md section 7); NaN when the ceiling gains nothing."""
-    gain = ceiling - baseline
-    return (value - baseline) / gain if gain > 1e-9 else float("nan")
-
-
 def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
     value = auc(scores, labels.astype(bool), weights)
     return float("nan") if value is None else value
@@ -48,12 +41,18 @@ def keep_top_effective_rate(score: np.ndarray, true: np.ndarray, share: float, g
     Prompts tied at the cut are kept fractionally (equally), so a constant score gets the random
     rate instead of whatever the row order happens to favour.
     """
-    informative = 1.0 - p_zero_variance(true, group_size)
+    return top_share_mean(score, 1.0 - p_zero_variance(true, group_size), share)
+
+
+def top_share_mean(score: np.ndarray, values: np.ndarray, share: float) -> float:
+    """Mean of `values` over the `share` of rows with the highest `score`, rows tied at the cut
+    counted fractionally (equally), so a constant score gives the plain mean."""
+    score, values = np.asarray(score, dtype=float), np.asarray(values, dtype=float)
     n_keep = max(1.0, share * len(score))
     cut = np.sort(score)[::-1][int(np.ceil(n_keep)) - 1]
     above, tied = score > cut, score == cut
     weight = above.astype(float) + tied * (n_keep - above.sum()) / tied.sum()
-    return float(np.sum(weight * informative) / np.sum(weight))
+    return float(np.sum(weight * values) / np.sum(weight))
 
 
 def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, seed: int,

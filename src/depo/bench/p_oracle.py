@@ -54,6 +54,10 @@ class PolicyPassRateOracle(Oracle):
 
     def measure(self, batch: Sequence[Candidate]) -> np.ndarray:
         """The share of `samples` answers of the current policy that the verifier accepts, per candidate."""
+        return self.answers(batch).mean(axis=1)
+
+    def answers(self, batch: Sequence[Candidate]) -> np.ndarray:
+        """(candidates, samples) rewards of fresh answers of the current policy."""
         if self.trainer is None:
             self._unbound("")
         cfg, tasks = self.trainer.cfg, [self.tasks[c.prompt_id] for c in batch]
@@ -65,7 +69,8 @@ class PolicyPassRateOracle(Oracle):
             )  # fmt: skip
         self.measured += len(out)
         n = self.samples
-        return np.array([np.mean(score_responses(t, out.response_text[j * n : (j + 1) * n])[0]) for j, t in enumerate(tasks)])
+        return np.array([score_responses(t, out.response_text[j * n : (j + 1) * n])[0] for j, t in enumerate(tasks)],
+                        dtype=float).reshape(len(tasks), n)
 
     def zero_var_prob(self, batch: Sequence[Candidate]) -> np.ndarray:
         return zero_var_probability(self.measure(batch), self.group_size)

@@ -42,11 +42,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from depo.bench.metrics import share_of_gain
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.config import CommaList, Config
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
+from depo.metrics import share_of_gain
 from depo.selection.base import checked_select
 from depo.types import Candidate, GroupOutcome
 

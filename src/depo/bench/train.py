@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from depo.bench import p_oracle  # registers the bench-only `p-oracle` selector
-from depo.bench.decomposition import PoolProbe
-from depo.bench.metrics import share_of_gain
+from depo.bench.decomposition import attach_probe
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.metrics import share_of_gain
 
 DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
 METHODS: dict[str, dict[str, Any]] = {
@@ -100,8 +100,11 @@ def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> d
     }
     out["avg_gain"] = out["avg_at_k"] - out["avg_at_k_start"]
     out["gain_per_1k_rollouts"] = 1000 * out["avg_gain"] / out["rollouts"] if out["rollouts"] else float("nan")
+    probe = mean(steps, "time/probe_s")  # --decompose's measuring, inside the select phase
     for phase in TIME_PHASES:
         out[f"time_{phase}_s"] = mean(steps, f"time/{phase}_s")
+        if phase in ("select", "estimator", "total") and math.isfinite(probe):
+            out[f"time_{phase}_s"] -= probe
     total = out["time_total_s"]
     out["estimator_share"] = out["time_estimator_s"] / total if total and math.isfinite(total) else float("nan")
     # estimator_precompute: the one-off encoding of the pool (0 when loaded from disk or unused),
@@ -109,8 +112,9 @@ def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> d
     first = records[0] if records else {}
     out["run_s"] = float(last.get("time/elapsed_s", float("nan")))  # the run's own wall time, also when reused
     out["precompute_s"] = float(first.get("time/estimator_precompute_s", 0.0))
-    run_total = sum(float(r.get("time/total_s", 0.0)) for r in steps) + out["precompute_s"]
-    run_estimator = sum(float(r.get("time/estimator_s", 0.0)) for r in steps) + out["precompute_s"]
+    probe_total = sum(float(r.get("time/probe_s", 0.0)) for r in steps)
+    run_total = sum(float(r.get("time/total_s", 0.0)) for r in steps) + out["precompute_s"] - probe_total
+    run_estimator = sum(float(r.get("time/estimator_s", 0.0)) for r in steps) + out["precompute_s"] - probe_total
     out["estimator_share_with_precompute"] = run_estimator / run_total if run_total else float("nan")
     out["calib_mae_first"] = mean(steps[:5], "estimator/calib_mae")
     out["calib_mae_last"] = mean(steps[-5:], "estimator/calib_mae")
@@ -350,10 +354,8 @@ def run_bench(
             trainer = Trainer.resume(run_dir) if (run_dir / "config.yaml").exists() else Trainer(cfg)
             if isinstance(trainer.selector, p_oracle.PolicyPassRateOracle):
                 trainer.selector.bind(trainer)
-            elif decompose and cfg.selector != "uniform":
-                rank_share = 1.0 / cfg.oversample if cfg.selection == "rank" else None
-                trainer.selector = trainer.stream.selector = PoolProbe(
-                    trainer.selector, trainer, group_size=cfg.num_generations, rank_share=rank_share, seed=seed)
+            elif decompose:
+                attach_probe(trainer, seed=seed)
             trainer.train()
             recs = trainer.read_metrics()
         records[method].append(recs)

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--config", help=f"config YAML (default: configs/{DEMO_CONFIG} of this repository)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     demo.add_argument("--output-dir", help="run directory (default runs/demo-<timestamp>)")
+    demo.add_argument("--no-probe", action="store_true",
+                      help="do not measure a sample of each scanned pool on the policy (the summary's share of "
+                           "the p-oracle's gain; bench-only answers, never trained on)")
     demo.set_defaults(func=run_demo)
 
 
@@ -108,6 +111,10 @@ def run_demo(args: argparse.Namespace) -> int:
     resolve_model_path(cfg)  # builds (or reuses) the warm-started tiny policy
     warm_s = time.perf_counter() - warm
     trainer = Trainer(cfg)
+    if not args.no_probe:  # the summary's share of the p-oracle's gain (depo.bench.decomposition)
+        from depo.bench.decomposition import attach_probe
+
+        attach_probe(trainer, seed=cfg.seed)
     run_dir = trainer.train()
     rows = summary_rows(read_metrics(run_dir / "metrics.jsonl"), cfg, trainer.summary_extra())
     rows.append(("warm start (tiny policy build)", f"{warm_s:.0f} s"))

@@ -8,6 +8,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from depo.metrics import share_of_gain
 from depo.rl.config import TrainConfig
 
 
@@ -105,9 +106,19 @@ def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[st
             short = sum(int(r.get("dynamic/short", 0)) for r in steps)
             gen = sum(r.get("dynamic/gen_batches", 0) for r in steps)
             rows.append(("dynamic sampling: generation batches", f"{int(gen)} ({short} steps short of a full batch)"))
-        total = sum(r.get("time/total_s", 0.0) for r in steps)
+        probed = [r for r in steps if warmup is None or r["step"] > warmup]
+        if any("probe/eff_p_oracle" in r for r in probed):
+            def avg(key: str) -> float:
+                return _mean([r[key] for r in probed if math.isfinite(r.get(key, math.nan))])
+
+            po, rand, kept = avg("probe/eff_p_oracle"), avg("probe/eff_random"), avg("probe/eff_kept")
+            rows.append(("share of the p-oracle's gain (probed pool)",
+                         f"{share_of_gain(kept, rand, po):.2f} (effective rate {kept:.3f}; random {rand:.3f}, "
+                         f"p-oracle {po:.3f} at survival {avg('probe/survival'):.2f})"))
+        probe = sum(r.get("time/probe_s", 0.0) for r in steps)  # measuring only: not the method's cost
+        total = sum(r.get("time/total_s", 0.0) for r in steps) - probe
         rollout = sum(r.get("time/rollout_s", 0.0) for r in steps)
-        est = sum(r.get("time/estimator_s", 0.0) for r in steps)
+        est = sum(r.get("time/estimator_s", 0.0) for r in steps) - probe
         rows.append(("train time", f"{total:.0f} s ({100 * rollout / total if total else 0:.0f}% rollout, {100 * est / total if total else 0:.1f}% selection/estimator)"))
         if "time/elapsed_s" in last:
             rows.append(("wall time incl. evaluation", f"{last['time/elapsed_s']:.0f} s"))
