@@ -54,6 +54,12 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
         else:  # one batch of `batch` prompts x G responses per step, every rollout counted
             assert r["rollouts"] == steps * batch * group
         assert 0.0 <= r["effective_rate"] <= 1.0
+    assert results["grpo"]["paired_avg"] >= 0 and "paired_se" not in results["grpo"]  # the reference itself
+    for method in default[1:]:  # 32 paired held-out prompts in quick mode
+        assert results[method]["paired_avg"] - results["grpo"]["paired_avg"] == pytest.approx(
+            results[method]["paired_diff_vs_grpo"])
+        assert results[method]["paired_se"] >= 0
+    assert (out / "runs" / "grpo" / "seed0" / "paired_eval_32x8.json").is_file()
     for name in ("accuracy_vs_step", "estimator_vs_actual", "survival_rate", "accuracy_vs_rollouts"):
         assert (out / f"{name}.png").stat().st_size > 0
 
@@ -108,3 +114,18 @@ def test_share_of_the_p_oracle_gain_is_measured_from_grpo():
     partial = {"depo": {"effective_rate_after_warmup": 0.5}}
     add_p_oracle_share(partial)  # no p-oracle in the run: nothing to compare with
     assert partial == {"depo": {"effective_rate_after_warmup": 0.5}}
+
+
+def test_paired_differences_by_hand():
+    import numpy as np
+
+    from depo.bench.train import add_paired_differences
+
+    grpo = [np.array([0.5, 0.5, 0.0, 1.0]), np.array([0.5, 0.25, 0.0, 1.0])]
+    depo = [np.array([0.5, 0.75, 0.0, 0.5]), np.array([0.75, 0.25, 0.0, 1.0])]
+    results = {"grpo": {}, "depo": {}}
+    add_paired_differences(results, {"grpo": grpo, "depo": depo})
+    # per prompt, mean over seeds: (0.125, 0.125, 0, -0.25) -> mean 0, sd 0.1768, SE 0.0884
+    assert results["depo"]["paired_diff_vs_grpo"] == pytest.approx(0.0)
+    assert results["depo"]["paired_se"] == pytest.approx(np.std([0.125, 0.125, 0.0, -0.25], ddof=1) / 2)
+    assert results["grpo"]["paired_avg"] == pytest.approx(np.mean(grpo)) and "paired_se" not in results["grpo"]

@@ -75,11 +75,13 @@ def test_dynamic_sampling_runs_count_every_round(tmp_path) -> None:
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "bench"
     assert main(["--model", str(model), "--max-steps", "2", "--batch-prompts", "2", "--num-generations", "4",
-                 "--train-size", "64", "--heldout-size", "0", "--runs", "grpo,dapo", "--threads", "1",
-                 "--output-dir", str(out), "--max-num-gen-batches", "3"]) == 0
-    grpo, dapo = json.loads((out / "results.json").read_text())
+                 "--train-size", "64", "--heldout-size", "0", "--runs", "grpo,dapo,dapo+depo", "--threads", "1",
+                 "--output-dir", str(out), "--max-num-gen-batches", "3", "--set", "selector_options.warmup_steps=1",
+                 "--set", "estimator_options.freeze_encoder=true", "--set", "estimator_options.max_length=32"]) == 0
+    grpo, dapo, dapo_depo = json.loads((out / "results.json").read_text())
     assert grpo["rollouts"] == 2 * 2 * 4  # plain TRL: one generation batch per step
     rounds = [h["select/ds_rounds"] for h in json.loads((out / "dapo" / "log_history.json").read_text())
               if "select/ds_rounds" in h]
     assert dapo["rollouts"] == sum(rounds) * 2 * 4  # every round's completions are rollouts
     assert dapo["trained_informative_groups"] <= 2 * 2 and dapo["trained_informative_groups"] <= dapo["informative_groups"]
+    assert dapo_depo["run"] == "dapo+depo" and dapo_depo["scanned_total"] >= 2 * 2  # the selector's options reached it

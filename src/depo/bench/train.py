@@ -35,6 +35,7 @@ import numpy as np
 from depo.bench import p_oracle  # registers the bench-only `p-oracle` selector
 from depo.bench.decomposition import attach_probe
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.errors import DepoError
 from depo.metrics import share_of_gain
 
 DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
@@ -206,6 +207,52 @@ DECOMPOSITION = [
 """`--decompose`: where the gain is lost on the scanned pool (depo.bench.decomposition)."""
 
 
+PAIRED_SEED = 4242
+"""Sampling seed of the paired evaluation: every final policy answers with the same random draws."""
+
+
+def final_policy(run_dir: Path) -> Path:
+    """The policy of a finished run's last checkpoint."""
+    steps = sorted((run_dir / "checkpoints").glob("step_*"))
+    if not steps or not (steps[-1] / "policy").is_dir():
+        raise DepoError(f"{run_dir} has no checkpointed policy (save_steps must be > 0 for the paired evaluation)")
+    return steps[-1] / "policy"
+
+
+def paired_scores(run_dir: Path, tasks: list, *, k: int, max_new_tokens: int) -> np.ndarray:
+    """Per held-out prompt, the final policy's Avg@k (cached in the run directory)."""
+    from depo.policy import load_policy
+    from depo.rl.evaluation import sample_rewards
+
+    cache = run_dir / f"paired_eval_{len(tasks)}x{k}.json"
+    if cache.is_file():
+        return np.asarray(json.loads(cache.read_text()), dtype=float)
+    model, tokenizer = load_policy(final_policy(run_dir))
+    rewards, _ = sample_rewards(model, tokenizer, tasks, k=k, max_new_tokens=max_new_tokens, seed=PAIRED_SEED)
+    scores = rewards.mean(axis=1)
+    cache.write_text(json.dumps(scores.tolist()))
+    return scores
+
+
+def add_paired_differences(results: dict[str, dict[str, float]], scores: dict[str, list[np.ndarray]]) -> None:
+    """Each method's final Avg@k on the paired held-out set and its difference to `grpo` with the
+    paired standard error: per prompt the difference of the two policies' Avg@k (same prompts,
+    same seeds, same sampling draws), averaged over the seeds; SE = sd / sqrt(prompts). The SE is
+    the evaluation's noise (which prompts, which answers), not the spread between training seeds
+    (the ± column of the main table)."""
+    for name, per_seed in scores.items():
+        results[name]["paired_avg"] = float(np.mean(per_seed))
+    if "grpo" not in scores:
+        return
+    for name, per_seed in scores.items():
+        if name == "grpo":
+            continue
+        pairs = min(len(per_seed), len(scores["grpo"]))
+        diff = np.mean([per_seed[i] - scores["grpo"][i] for i in range(pairs)], axis=0)
+        results[name]["paired_diff_vs_grpo"] = float(diff.mean())
+        results[name]["paired_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
 def add_p_oracle_share(results: dict[str, dict[str, float]]) -> None:
     """With `grpo` and `p-oracle` in the run: each method's share of the p-oracle's gain in
     effective rate over GRPO's (docs/method.md section 7). The p-oracle keeps by DEPO's rule, so
@@ -305,7 +352,6 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
 
 def _check_same_config(cfg, run_dir: Path) -> None:
     """A finished run is reused only if it was trained with exactly this config."""
-    from depo.errors import DepoError
     from depo.rl.config import load_config
 
     saved = load_config(run_dir / "config.yaml").to_dict()
@@ -329,10 +375,12 @@ def run_bench(
     base: dict[str, Any],
     figures_dir: Path | None,
     decompose: bool = False,
+    paired: int = 0,
 ) -> dict[str, Any]:
     """Train every method for every seed, then aggregate, tabulate and plot; with `decompose`,
     every method that selects is probed (depo.bench.decomposition) and a second table says
-    where its gain is lost."""
+    where its gain is lost; with `paired` = N, every final policy is evaluated on N held-out
+    prompts and compared with grpo's, prompt by prompt (`add_paired_differences`)."""
     from tqdm import tqdm
 
     from depo.rl.trainer import Trainer
@@ -362,7 +410,22 @@ def run_bench(
         summaries[method].append(run_summary(recs, warmup=warmup if method in DEPO_METHODS else 0, eval_k=cfg.eval_k))
     results = {m: aggregate(s) for m, s in summaries.items()}
     add_p_oracle_share(results)
+    if paired:
+        from depo.tasks.gym import preset_tasks
+
+        k = int(base.get("eval_k", 8))
+        tasks = preset_tasks(preset, "heldout", paired, seed=0)
+        scores = {m: [paired_scores(out / "runs" / m / f"seed{seed}", tasks, k=k,
+                                    max_new_tokens=int(base.get("max_completion_length", 16)))
+                      for seed in range(seeds)] for m in tqdm(methods, desc="paired evaluation", unit="method")}
+        add_paired_differences(results, scores)
     table = results_table(results)
+    if paired and "grpo" in results:
+        rows = [{"method": m, "avg": f"{100 * r['paired_avg']:.1f}",
+                 "diff": f"{100 * r['paired_diff_vs_grpo']:+.2f} ± {100 * r['paired_se']:.2f}" if "paired_se" in r else "–"}
+                for m, r in results.items()]
+        table += f"\n\nFinal Avg@{k} on {paired} held-out prompts, paired with grpo (same prompts, seeds and draws):\n\n"
+        table += markdown_table(rows, [Col("avg", f"Avg@{k} (points)", ""), Col("diff", "vs grpo ± paired SE", "")])
     if decompose:
         probed = {m: r for m, r in results.items() if math.isfinite(r.get("eff_kept", float("nan")))}
         table += "\n\nWhere the gain is lost, on probed scanned pools (after warm-up):\n\n"
@@ -376,6 +439,7 @@ def run_bench(
         "steps": steps,
         "warmup": warmup,
         "decompose": decompose,
+        "paired_heldout": paired,
         "base": base,
         "wall_s": time.perf_counter() - start,
         "runs_wall_s": float(sum(s["run_s"] for runs in summaries.values() for s in runs if math.isfinite(s["run_s"]))),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-QUICK = {"steps": 4, "seeds": 1, "warmup": 1}
+QUICK = {"steps": 4, "seeds": 1, "warmup": 1, "paired": 32}
 QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_steps": 2, "train_size": 2000, "sampling_chunk_size": 512,
               "estimator_precompute": False}  # encoding all 2,000 prompts would outlast the 4 steps
 CONTROLLED = {
@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", "--out", dest="out", default=None, help="output directory (default runs/bench-train-<preset>)")
     p.add_argument("--figures-dir", default="docs/figures", help="where to copy the PNGs ('' = nowhere)")
     p.add_argument("--quick", action="store_true", help="pipeline check: 1 seed, 4 steps, small batches")
+    p.add_argument("--paired-heldout", type=int, default=2000, metavar="N",
+                   help="evaluate every final policy on N held-out prompts and report its Avg@8 difference to "
+                        "grpo with the paired standard error (0 = off)")
     p.add_argument("--decompose", action="store_true",
                    help="probe a random sample of every scanned pool on the current policy (bench-only answers, "
                         "not counted as rollouts) and say where each selector's gain is lost; use a fresh --output-dir")
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_bench(
         preset=args.preset, seeds=seeds, steps=steps, out=out, warmup=warmup,
         methods=methods, base=base, figures_dir=figures, decompose=args.decompose,
+        paired=min(args.paired_heldout, QUICK["paired"]) if args.quick else args.paired_heldout,
     )
     print(result["table"])
     print(f"\nprojection to the paper's setting: {result['meta']['flops_projection']['arithmetic']}")

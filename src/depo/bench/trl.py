@@ -131,11 +131,9 @@ def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task],
         trainer = GRPOTrainer(**common)
     else:
         if kind in ("depo", "dapo+depo"):
-            options = dict(opts.selector_options)
-            estimator_cfg = dict(opts.estimator_options)
-            if estimator_cfg:
-                options["estimator_config"] = {"seed": opts.seed, **estimator_cfg}
-            selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed, options=options)
+            estimator = {"seed": opts.seed, **opts.estimator_options} if opts.estimator_options else None
+            selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed,
+                                     options=opts.selector_options, estimator=estimator)
         else:
             selector = Uniform()
         trainer = DEPOGRPOTrainer(**common, selector=selector, text_column="text", id_column="prompt_id", logprobs=opts.logprobs,

@@ -32,6 +32,40 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
+def sample_rewards(
+    model,
+    tokenizer,
+    tasks: Sequence[Task],
+    *,
+    k: int = 8,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> tuple[np.ndarray, int]:
+    """(tasks, k) verifier rewards of k sampled responses per task, and the tasks whose verifier
+    failed (their failed responses count as reward 0)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    rollouts = sample(
+        model,
+        tokenizer,
+        [t.prompt for t in tasks],
+        k,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        generator=generator,
+        batch_size=batch_size,
+    )
+    rewards, errors = np.zeros((len(tasks), k)), 0
+    for i, task in enumerate(tasks):
+        scores, error = score_responses(task, rollouts.response_text[i * k : (i + 1) * k])
+        rewards[i] = scores
+        errors += int(error is not None)
+    return rewards, errors
+
+
 def evaluate(
     model,
     tokenizer,
@@ -48,34 +82,19 @@ def evaluate(
     """Sample k responses per task and score them: `eval/avg@k`, `eval/pass@k`, `eval/errors`.
 
     With `per_task`, also `eval/avg@k/<name>` per `Task.meta["task"]` (the gym task name).
-    Verifier failures count as reward 0 and are reported in `eval/errors` (responses).
+    Verifier failures count as reward 0 and are reported in `eval/errors` (tasks).
     """
     if not tasks:
         return {}
-    generator = torch.Generator().manual_seed(int(seed))
-    rollouts = sample(
-        model,
-        tokenizer,
-        [t.prompt for t in tasks],
-        k,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        generator=generator,
-        batch_size=batch_size,
-    )
-    avg, passed, errors = [], [], 0
-    by_task: dict[str, list[float]] = defaultdict(list)
-    for i, task in enumerate(tasks):
-        texts = rollouts.response_text[i * k : (i + 1) * k]
-        rewards, error = score_responses(task, texts)
-        errors += int(error is not None)
-        mean = float(np.mean(rewards))
-        avg.append(mean)
-        passed.append(pass_at_k(k, sum(r >= 1.0 - 1e-9 for r in rewards), k))
-        by_task[str(task.meta.get("task", "all"))].append(mean)
+    rewards, errors = sample_rewards(model, tokenizer, tasks, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, seed=seed, batch_size=batch_size)
+    avg = rewards.mean(axis=1)
+    passed = [pass_at_k(k, int(np.sum(r >= 1.0 - 1e-9)), k) for r in rewards]
     out = {f"eval/avg@{k}": float(np.mean(avg)), f"eval/pass@{k}": float(np.mean(passed)), "eval/errors": float(errors)}
     if per_task:
+        by_task: dict[str, list[float]] = defaultdict(list)
+        for task, mean in zip(tasks, avg):
+            by_task[str(task.meta.get("task", "all"))].append(float(mean))
         for name, values in sorted(by_task.items()):
             out[f"eval/avg@{k}/{name}"] = float(np.mean(values))
     return out
