@@ -227,6 +227,9 @@ def paired_scores(run_dir: Path, tasks: list, *, k: int, max_new_tokens: int) ->
     cache = run_dir / f"paired_eval_{len(tasks)}x{k}.json"
     if cache.is_file():
         return np.asarray(json.loads(cache.read_text()), dtype=float)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per policy would bury the bench's own
     model, tokenizer = load_policy(final_policy(run_dir))
     rewards, _ = sample_rewards(model, tokenizer, tasks, k=k, max_new_tokens=max_new_tokens, seed=PAIRED_SEED)
     scores = rewards.mean(axis=1)
