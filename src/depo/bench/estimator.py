@@ -263,7 +263,7 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log) -> t
         EstimatorConfig(freeze_encoder=True, pooling=cfg.pooling, max_length=cfg.max_length, lr=cfg.lr, seed=cfg.seed)
     )
     start = time.perf_counter()
-    counts = est.features.warm_cache(train.texts + test.texts, use_disk=not cfg.quick)
+    counts = est.features.warm_cache(train.texts + test.texts, use_disk=not cfg.quick, progress=not cfg.quick)
     encode_s = time.perf_counter() - start
     log(f"  frozen encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
     val = _val_mask(train.ids, cfg.seed)

@@ -194,7 +194,7 @@ def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
         if cfg.quick:
             options["max_length"] = min(int(options.get("max_length", 512)), 48)
         est = OnlineEstimator(EstimatorConfig.build(options, what="bench replay estimator"))
-    est.features.warm_cache(texts, use_disk=not cfg.quick)
+    est.features.warm_cache(texts, use_disk=not cfg.quick, progress=not cfg.quick)
     return est
 
 
