@@ -69,12 +69,14 @@ def test_quick_bench_end_to_end_and_save_loads(tmp_path, capsys):
     _synthetic(data)
     out, saved = tmp_path / "out", tmp_path / "est"
     code = main(["bench", "estimator", "--train", str(data), "--target", "sr", "--quick",
-                 "--variants", "frozen,full,bayes", "--out", str(out), "--save", str(saved)])
+                 "--variants", "frozen,top,full,bayes", "--out", str(out), "--save", str(saved)])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
-    for name in ("constant_mean", "level_mean", "tfidf_ridge", "estimator_frozen", "estimator_full", "estimator_bayes"):
+    for name in ("constant_mean", "level_mean", "tfidf_ridge", "estimator_frozen", "estimator_top", "estimator_full",
+                 "estimator_bayes"):
         assert set(results[name]) >= {"spearman", "pearson", "mae", "ece", "auc_zero_var", "eff_top30", "window_keep"}
     assert results["tfidf_ridge"]["spearman"] > 0.5  # the words carry the rate
+    assert results["estimator_top"]["fit_s_per_row_epoch"] > 0 and results["estimator_top"]["epochs_run"] >= 1
     assert results["estimator_bayes"]["spearman"] > 0.5  # and the Bayesian estimator reads them
     assert results["constant_mean"]["spearman"] is None  # undefined for a constant, written as null
     assert results["oracle"]["eff_top30"] >= results["random"]["eff_top30"]

@@ -7,6 +7,7 @@ is stable), and compare in one run, on one split:
 - `level_mean`: the training mean of the row's `level` (when that column exists);
 - `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn; README reference ~0.62);
 - `estimator_frozen`: the DEPO estimator with a frozen encoder (vectors cached) + trained trunk;
+- `estimator_top`: the same with its top encoder layers fine-tuned on cached lower-layer states;
 - `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting);
 - `tfidf_embed_ridge` (with the frozen variant): one ridge on TF-IDF and the frozen encoder's vectors;
 - `estimator_bayes`: the Bayesian estimator (closed-form heads on frozen features);
@@ -51,7 +52,7 @@ from depo.data.io import (
 from depo.estimator import build_estimator
 from depo.metrics import reliability_bins
 
-VARIANTS = ("frozen", "full", "bayes", "calibrated")
+VARIANTS = ("frozen", "top", "full", "bayes", "calibrated")
 FIGURE_PREFIX = "bench_estimator_"
 
 COLUMNS = [
@@ -93,13 +94,14 @@ class EstimatorBenchConfig(Config):
     """Directory for results.json, results.md and plots."""
     save: Path | None = None
     """Save the trained estimator here (depo.estimator.load_estimator reads it)."""
-    save_variant: Literal["frozen", "full", "bayes"] = "frozen"
+    save_variant: Literal["frozen", "top", "full", "bayes"] = "frozen"
     """Which variant `save` stores."""
     figures_dir: str | None = None
     """Also copy plots here as bench_estimator_*.png ('' = nowhere)."""
     variants: CommaList = ("frozen", "bayes", "calibrated")
-    """Estimator variants to run: frozen, full, bayes, calibrated (a comma list). `full` (the
-    paper's full fine-tuning) is opt-in: about 0.7 s per row per epoch on a 2-core CPU, a GPU job."""
+    """Estimator variants to run: frozen, top, full, bayes, calibrated (a comma list). `top` (the
+    top encoder layers fine-tuned on cached lower-layer states) and `full` (the paper's full
+    fine-tuning: about 0.7 s per row per epoch on a 2-core CPU, a GPU job) are opt-in."""
     pooling: Literal["cls", "mean"] = "mean"
     """Encoder pooling."""
     max_length: int = Field(512, ge=1)
@@ -116,6 +118,12 @@ class EstimatorBenchConfig(Config):
     """Encoder tokens per prompt when fine-tuning."""
     full_max_rows: int | None = Field(None, ge=1)
     """Train the full fine-tuning variant on at most this many training rows (CPU budget)."""
+    top_layers: int = Field(2, ge=1)
+    """top variant: encoder layers trained on cached lower-layer states (MiniLM has 6)."""
+    top_epochs: int = Field(6, ge=1)
+    """Most epochs of the top variant (the best validation epoch is kept)."""
+    top_max_length: int = Field(256, ge=1)
+    """Encoder tokens per prompt of the top variant (its cached states live in memory)."""
     normalize_latex: bool = False
     """Rewrite LaTeX commands as words before encoding."""
     rate_samples: int = Field(50, ge=1)
@@ -255,23 +263,34 @@ def _val_mask(ids: Sequence[str], seed: int) -> np.ndarray:
     return holdout_mask(ids, 0.1, seed + 7919)
 
 
-def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log) -> tuple[Any, dict[str, Any]]:
-    """Frozen encoder + trunk: encode once (disk cache), train trunk/heads, keep the best validation epoch."""
+def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log,
+                 top_layers: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Frozen encoder + trunk: encode once (disk cache), train trunk/heads, keep the best validation epoch.
+
+    `top_layers` = n: the top n encoder layers train too (at the trunk's lr times
+    `encoder_lr_scale`), on the frozen lower layers' hidden states computed once and kept in
+    memory (`train_top_layers`, depo.estimator.features); at most `top_epochs` epochs."""
     from depo.estimator import EstimatorConfig, OnlineEstimator
 
-    est = OnlineEstimator(
-        EstimatorConfig(freeze_encoder=True, pooling=cfg.pooling, max_length=cfg.max_length, lr=cfg.lr, seed=cfg.seed)
-    )
+    what = "frozen" if top_layers is None else f"top-{top_layers}"
+    est = OnlineEstimator(EstimatorConfig(
+        freeze_encoder=top_layers is None, train_top_layers=top_layers, pooling=cfg.pooling,
+        max_length=cfg.max_length if top_layers is None else min(cfg.max_length, cfg.top_max_length), lr=cfg.lr,
+        seed=cfg.seed))
     start = time.perf_counter()
     counts = est.features.warm_cache(train.texts + test.texts, use_disk=not cfg.quick, progress=not cfg.quick)
     encode_s = time.perf_counter() - start
-    log(f"  frozen encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
+    log(f"  {what} encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
     val = _val_mask(train.ids, cfg.seed)
     fit_part = _subset(train, ~val)
     val_part = _subset(train, val)
     best, best_state, best_epoch, history = -np.inf, None, 0, []
-    for epoch in range(1, cfg.epochs + 1):
+    epochs = cfg.epochs if top_layers is None else min(cfg.epochs, cfg.top_epochs)
+    fit_s = 0.0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
         est.fit(fit_part.texts, fit_part.y, epochs=1, batch_size=cfg.batch_size, progress=False, seed=cfg.seed + epoch)
+        fit_s += time.perf_counter() - t0
         metrics = est.evaluate(val_part.texts, val_part.y, prefix="val_")
         score = metrics.get("val_spearman", -np.inf)
         history.append({"epoch": epoch, **metrics})
@@ -281,8 +300,10 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log) -> t
             break
     if best_state is not None:
         est.load_state_dict(best_state)
-    info = {"best_epoch": best_epoch, "val_spearman": float(best), "encode_s": encode_s, "epochs_run": len(history)}
-    log(f"  frozen trunk: best epoch {best_epoch} of {len(history)} (val Spearman {best:.3f})")
+    info = {"best_epoch": best_epoch, "val_spearman": float(best), "encode_s": encode_s, "epochs_run": len(history),
+            "fit_s_per_row_epoch": fit_s / max(1, len(history) * len(fit_part.y))}
+    log(f"  {what} trunk: best epoch {best_epoch} of {len(history)} (val Spearman {best:.3f}, "
+        f"{1000 * info['fit_s_per_row_epoch']:.1f} ms per row per epoch)")
     return est, info
 
 
@@ -377,6 +398,10 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         preds["estimator_frozen"] = est.predict(test.texts)
         estimators["frozen"] = est
         preds["tfidf_embed_ridge"] = timed("tfidf_embed_ridge", lambda: tfidf_embed_ridge(train, test, est))
+    if "top" in cfg.variants:
+        est, info["estimator_top"] = timed("estimator_top", lambda: train_frozen(cfg, train, test, log, cfg.top_layers))
+        preds["estimator_top"] = est.predict(test.texts)
+        estimators["top"] = est
     if "full" in cfg.variants:
         est, info["estimator_full"] = timed("estimator_full", lambda: train_full(cfg, train, log))
         preds["estimator_full"] = est.predict(test.texts)
