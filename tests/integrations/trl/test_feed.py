@@ -114,11 +114,14 @@ def test_feed_handles_the_one_batch_lag_and_checkpoints_before_the_prefetched_ch
 
 
 def test_synced_selector_takes_the_main_process_decisions() -> None:
-    main = Decisions(keep=[True, False, True], explored=[False, False, True], priority=np.array([0.1, 0.2, 0.3]))
-    synced = SyncedSelector(Uniform(), broadcast=lambda payload: (main.keep, main.explored, main.priority.tolist()))
+    main = Decisions(keep=[True, False, True], explored=[False, False, True], priority=np.array([0.1, 0.2, 0.3]),
+                     mean_priority=np.array([0.1, 0.3, 0.2]))
+    synced = SyncedSelector(Uniform(), broadcast=lambda payload: (main.keep, main.explored, main.priority.tolist(),
+                                                                  main.mean_priority.tolist()))
     batch = [Candidate(str(i), "t") for i in range(3)]
     got = synced.select(batch)
     assert got.keep == main.keep and got.explored == main.explored
+    assert got.mean_priority.tolist() == [0.1, 0.3, 0.2]  # what the rank stream counts exploration by
     assert synced.rank_disagreements == 1  # Uniform alone would keep all three
     assert SyncedSelector(Uniform()).select(batch).keep == [True, True, True]
 

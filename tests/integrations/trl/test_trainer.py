@@ -78,14 +78,14 @@ def model_dir(tmp_path_factory):
 
 
 def make_trainer(model_dir, out, selector, **overrides):
-    logprobs = overrides.pop("logprobs", "always")
+    depo_options = {k: overrides.pop(k) for k in ("logprobs", "selection", "oversample") if k in overrides}
     return DEPOGRPOTrainer(
         model=model_dir,
         reward_funcs=parity_reward,
         args=grpo_args(out, **overrides),
         train_dataset=toy_dataset(),
         selector=selector,
-        logprobs=logprobs,
+        **{"logprobs": "always", **depo_options},
     )
 
 
@@ -125,6 +125,29 @@ def test_project_depo_selector_runs_inside_trl(model_dir, tmp_path) -> None:
     logged = [h for h in trainer.state.log_history if "frac_reward_zero_std" in h]
     assert all("estimator/n" in h for h in logged)
     assert sum(h["select/skipped"] for h in logged) > 0
+
+
+def test_keep_by_rank_inside_trl(model_dir, tmp_path) -> None:
+    est = StubEstimator()
+    sel = make_selector("depo", group_size=4, seed=0, options={"warmup_steps": 1}, estimator=est)
+    trainer = make_trainer(model_dir, tmp_path, sel, selection="rank", oversample=2.0)
+    stream, pools = trainer.depo_feed.stream, []
+    draw = stream.next_batch
+
+    def recorded():
+        out = draw()
+        pools.append(list(stream.last_scanned))  # (index, priority, kept) of every scanned candidate
+        return out
+
+    stream.next_batch = recorded
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "select/scanned" in h]
+    # one batch scanned while the selector is in its warm-up (chunk 2 is drawn before the first
+    # observation: the one-batch lag), then 2 x the batch, half kept: survival 1 / oversample
+    assert [h["select/scanned"] for h in logged] == [2, 2, 4, 4] and all(h["select/kept"] == 2 for h in logged)
+    for pool in pools[2:]:  # the kept ones rank above the rest; hopeless ids (multiples of 3) rank last
+        assert min(p for _, p, k in pool if k) >= max(p for _, p, k in pool if not k)
+        assert all(k or i % 3 == 0 or not any(j % 3 == 0 and kk for j, _, kk in pool) for i, _, k in pool)
 
 
 def test_auto_logprobs_pass_none_when_trl_did_not_compute_them(model_dir, tmp_path) -> None:

@@ -26,6 +26,7 @@ from depo.errors import DepoError  # noqa: E402
 from depo.integrations.verl.prompts import ID_KEY, text_hash  # noqa: E402
 from depo.integrations.verl.trainer import RayDEPOTrainer  # noqa: E402
 from depo.selection.order import DataOrder  # noqa: E402
+from depo.types import Decisions  # noqa: E402
 
 torch.set_num_threads(1)
 N_PROMPTS, BATCH, GROUP = 12, 4, 4
@@ -162,6 +163,26 @@ def test_selection_and_observe_group_by_uid(tmp_path, no_actor_update):
     consumed = [f"i:{fresh.next()}" for _ in range(total.scanned)]
     assert seen == [p for p in consumed if p not in reject]
     assert total.skipped == sum(p in reject for p in consumed) and total.kept == 2 * BATCH
+
+
+class ByIndex(Scripted):
+    """Priority = the prompt's index: keep-by-rank must keep the highest indices of each pool."""
+
+    def select(self, batch):
+        d = super().select(batch)
+        return Decisions(keep=d.keep, explored=d.explored, priority=np.array([float(c.prompt_id[2:]) for c in batch]))
+
+
+def test_keep_by_rank_in_verl(tmp_path, no_actor_update):
+    trainer = make_trainer(make_config(tmp_path, "depo.selection=rank", "depo.oversample=2.0"), selector=ByIndex())
+    loader = iter(trainer.train_dataloader)
+    order = DataOrder(N_PROMPTS, seed=0)
+    for _ in range(2):
+        pids = [e[ID_KEY] for e in next(loader)["extra_info"]]
+        pool = [order.next() for _ in range(2 * BATCH)]  # the stream scans 2 x the batch of the seeded order
+        assert sorted(int(p[2:]) for p in pids) == sorted(pool)[BATCH:]  # and keeps the best half
+        stats = trainer.train_dataloader.last_stats
+        assert stats["select/scanned"] == 2 * BATCH and stats["select/kept"] == BATCH
 
 
 def test_dapo_reward_uses_acc_not_signed_score(tmp_path, no_actor_update):

@@ -2,8 +2,9 @@
 
 TRL's `GRPOTrainer` pulls prompt indices from a sampler long before it knows any reward: the
 sampler decides *which* prompts are rolled out (docs/method.md section 6). `SelectionFeed` is the
-state behind that sampler. It draws one generation batch ("chunk") at a time from a
-`RefillStream` (seeded data order + the selector's keep/skip decisions, bounded scan), keeps
+state behind that sampler. It draws one generation batch ("chunk") at a time from a stream
+(`RefillStream`: the selector's keep/skip decisions with a bounded scan; or `RankStream`: the
+best of `oversample` x the batch; both over a seeded data order), keeps
 the chunks that were drawn but not yet rolled out ("in flight"), and, once TRL has scored a
 chunk's completions, turns the gathered rewards into `GroupOutcome`s for `selector.observe`.
 
@@ -36,7 +37,7 @@ import torch
 from depo.errors import DepoError
 from depo.selection.base import Selector, checked_select
 from depo.selection.order import DataOrder
-from depo.selection.stream import RefillStream
+from depo.selection.stream import make_stream
 from depo.types import Candidate, Decisions, GroupOutcome
 
 logger = logging.getLogger(__name__)
@@ -60,11 +61,17 @@ class SyncedSelector:
         local = checked_select(self.inner, batch)
         if self.broadcast is None:
             return local
-        payload = (list(local.keep), list(local.explored), np.asarray(local.priority, dtype=float).tolist())
-        keep, explored, priority = self.broadcast(payload)  # type: ignore[misc]
+        mean = None if local.mean_priority is None else np.asarray(local.mean_priority, dtype=float).tolist()
+        payload = (list(local.keep), list(local.explored), np.asarray(local.priority, dtype=float).tolist(), mean)
+        keep, explored, priority, mean = self.broadcast(payload)  # type: ignore[misc]
         if list(keep) != list(local.keep):
             self.rank_disagreements += 1
-        return Decisions(keep=list(keep), explored=list(explored), priority=np.asarray(priority, dtype=float))
+        return Decisions(keep=list(keep), explored=list(explored), priority=np.asarray(priority, dtype=float),
+                         mean_priority=None if mean is None else np.asarray(mean, dtype=float))
+
+    @property
+    def in_warmup(self) -> bool:  # the rank stream scans only a batch during the selector's warm-up
+        return bool(getattr(self.inner, "in_warmup", False))
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         return self.inner.observe(outcomes)
@@ -92,7 +99,8 @@ class SelectionFeed:
 
     `texts[i]` is what the estimator reads for dataset row i; `prompt_ids[i]` its stable id.
     `batch_size` is the number of distinct prompts per generation batch
-    (`generation_batch_size // num_generations`); `max_scan` bounds candidates scanned per chunk.
+    (`generation_batch_size // num_generations`); `selection` is "refill" (`max_scan` bounds the
+    candidates scanned per chunk) or "rank" (`oversample` x batch_size scanned per chunk).
     """
 
     def __init__(
@@ -106,6 +114,8 @@ class SelectionFeed:
         seed: int,
         max_scan: int,
         broadcast: Callable[[object], object] | None = None,
+        selection: str = "refill",
+        oversample: float = 2.0,
     ) -> None:
         if len(texts) != len(prompt_ids):
             raise DepoError(f"{len(texts)} texts but {len(prompt_ids)} prompt ids")
@@ -115,9 +125,8 @@ class SelectionFeed:
         self.batch_size = int(batch_size)
         self.group_size = int(group_size)
         self.synced = SyncedSelector(selector, broadcast)
-        self.stream = RefillStream(
-            DataOrder(len(self.texts), seed=seed), self.synced, self._candidate, self.batch_size, max_scan
-        )
+        self.stream = make_stream(selection, DataOrder(len(self.texts), seed=seed), self.synced, self._candidate,
+                                  self.batch_size, oversample=oversample, max_scan=max_scan)
         self._in_flight: deque[_Chunk] = deque()
         self._extra: _Chunk | None = None
         self._drawn = 0

@@ -90,6 +90,9 @@ class DEPOMixin:
         TRL computed them anyway (vLLM importance sampling, or steps_per_generation >
         gradient_accumulation_steps, or num_iterations > 1); "always" computes them with one
         extra no-grad forward pass per generation batch; "never" passes none.
+      selection: "refill" (default: keep what the selector keeps, draw until the batch is full,
+        `max_scan` bounded) or "rank" (keep the batch's prompts with the highest priority among
+        `oversample` x as many scanned candidates; survival = 1 / oversample).
       dynamic_sampling: train only on informative groups (DAPO's dynamic sampling, fed by the
         selector's prompts): a generation batch is topped up by up to `max_num_gen_batches`
         generation rounds in all (depo.integrations.trl.dynamic_sampling); TRL's step accounting
@@ -106,6 +109,8 @@ class DEPOMixin:
         logprobs: LogprobMode = "auto",
         dynamic_sampling: bool = False,
         max_num_gen_batches: int = 4,
+        selection: Literal["refill", "rank"] = "refill",
+        oversample: float = 2.0,
         **kwargs: Any,
     ) -> None:
         bound = inspect.signature(GRPOTrainer.__init__).bind_partial(None, *args, **kwargs).arguments
@@ -146,6 +151,8 @@ class DEPOMixin:
             seed=self.args.seed,
             max_scan=max_scan if max_scan is not None else 8 * batch,
             broadcast=broadcast,
+            selection=selection,
+            oversample=oversample,
         )
 
     # -- sampling ------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from depo.integrations.verl.outcomes import mean_logprobs, response_rewards
 from depo.integrations.verl.prompts import PromptTable
 from depo.integrations.verl.settings import DepoSettings, as_mapping, build_selector
 from depo.selection.order import DataOrder
-from depo.selection.stream import RefillStream
 from depo.types import GroupOutcome
 
 
@@ -54,14 +53,8 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
         self.dataset = data_source
         self.table = PromptTable.from_dataset(data_source, prompt_key=data_config.get("prompt_key", "prompt"))
         self.selector = selector or build_selector(self.settings, group_size=self.group_size, seed=int(seed))
-        self.stream = RefillStream(
-            DataOrder(len(self.table), seed=int(seed)),
-            self.selector,
-            self.table.candidate,
-            self.batch_size,
-            self.settings.max_scan(self.batch_size),
-            max_chunk=self.settings.max_chunk,
-        )
+        self.stream = self.settings.stream(DataOrder(len(self.table), seed=int(seed)), self.selector,
+                                           self.table.candidate, self.batch_size)
         self._keys = self._row_keys()
         self._yielded = 0
         self._pending: list[int] = []  # indices of the batch being yielded

@@ -2,7 +2,8 @@
 
 `RayPPOTrainer.fit` only iterates `self.train_dataloader`, asks its `len()` (steps per epoch)
 and saves/loads its `state_dict()`. `SelectedBatches` offers exactly that, drawing each batch
-from a `RefillStream` when verl asks for it, i.e. after the previous step's `observe`: the
+from the stream `depo.selection` the settings ask for (refill by default, or keep-by-rank) when
+verl asks for it, i.e. after the previous step's `observe`: the
 selector's update takes effect on the very next batch (docs/method.md section 2.1, step 4 then step 1).
 
 A verl "epoch" keeps its length, len(dataset) // train_batch_size steps, so total_training_steps
@@ -18,9 +19,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from depo.integrations.verl.prompts import ID_KEY, PromptTable
+from depo.integrations.verl.settings import DepoSettings
 from depo.selection.base import Selector
 from depo.selection.order import DataOrder
-from depo.selection.stream import RefillStream
 
 
 class EpochBatches:
@@ -53,17 +54,14 @@ class SelectedBatches(EpochBatches):
         *,
         batch_size: int,
         seed: int,
-        max_scan: int,
-        max_chunk: int | None = None,
+        settings: DepoSettings,
     ) -> None:
         self.dataset = dataset
         self.collate_fn = collate_fn
         self.selector = selector
         self.table = table
         self.batch_size = int(batch_size)
-        self.stream = RefillStream(
-            DataOrder(len(table), seed=seed), selector, table.candidate, batch_size, max_scan, max_chunk=max_chunk
-        )
+        self.stream = settings.stream(DataOrder(len(table), seed=seed), selector, table.candidate, self.batch_size)
         self._yielded = 0  # batches yielded in the current verl epoch
         self.last_stats: dict[str, float] = {}
         self.last_explored: dict[str, bool] = {}

@@ -8,6 +8,8 @@ Knobs (all under `depo.`):
 - `max_scan_factor`: at most this many x train_batch_size candidates scanned per step before the
   batch is force-filled with the best-ranked rejected prompts (never stalls, unlike dynamic sampling).
 - `max_chunk`: at most this many candidates per estimator call (null: the scan bound).
+- `selection`: refill (keep what the selector keeps, draw until the batch is full) | rank (the
+  batch's best of `oversample` x as many scanned candidates; survival = 1 / oversample).
 - `reward_key`: what the estimator learns from: auto (the reward's `acc` if present, else the
   sequence score), score, or any key of the reward function's extra info.
 - `estimator.device`: driver (in the trainer process) | ray (its own Ray actor with
@@ -63,6 +65,8 @@ class DepoSettings:
     seed: int | None = None
     max_scan_factor: float = 8.0
     max_chunk: int | None = None
+    selection: str = "refill"
+    oversample: float = 2.0
     reward_key: str = "auto"
     estimator: EstimatorPlacement = field(default_factory=EstimatorPlacement)
 
@@ -71,12 +75,17 @@ class DepoSettings:
             raise DepoError(f"depo.max_scan_factor must be >= 1, got {self.max_scan_factor}")
         if self.max_chunk is not None and self.max_chunk < 1:
             raise DepoError(f"depo.max_chunk must be >= 1 or null, got {self.max_chunk}")
+        if self.selection not in ("refill", "rank"):
+            raise DepoError(f"depo.selection must be refill or rank, got {self.selection!r}")
+        if not self.oversample >= 1:
+            raise DepoError(f"depo.oversample must be >= 1, got {self.oversample}")
 
     @classmethod
     def from_config(cls, node: Any) -> DepoSettings:
         """From the `depo` config node (None or missing: defaults); unknown keys are a DepoError."""
         data = dict(_plain(node) or {})
-        known = {"enable", "selector", "options", "seed", "max_scan_factor", "max_chunk", "reward_key", "estimator"}
+        known = {"enable", "selector", "options", "seed", "max_scan_factor", "max_chunk", "reward_key", "estimator",
+                 "selection", "oversample"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DepoError(f"unknown depo option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
@@ -91,6 +100,13 @@ class DepoSettings:
 
     def max_scan(self, batch_size: int) -> int:
         return max(batch_size, int(round(self.max_scan_factor * batch_size)))
+
+    def stream(self, order: Any, selector: Any, candidate: Any, batch_size: int) -> Any:
+        """The selection stream these settings ask for (depo.selection.stream)."""
+        from depo.selection.stream import make_stream
+
+        return make_stream(self.selection, order, selector, candidate, batch_size, oversample=self.oversample,
+                           max_scan=self.max_scan(batch_size), max_chunk=self.max_chunk)
 
 
 def build_estimator(placement: EstimatorPlacement) -> Any:

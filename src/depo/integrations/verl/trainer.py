@@ -92,8 +92,7 @@ class RayDEPOTrainer(RayPPOTrainer):
             table,
             batch_size=batch_size,
             seed=int(seed),
-            max_scan=self.depo_settings.max_scan(batch_size),
-            max_chunk=self.depo_settings.max_chunk,
+            settings=self.depo_settings,
         )
         rounds = dynamic_sampling_rounds(self.config)
         if rounds is not None:
