@@ -42,10 +42,22 @@ DEPO_SAMPLED_REPLAY = {  # replay minibatches are drawn at random: a resumed run
 }
 
 
+DEPO_BAYES_RANK = {  # the Bayesian learner's Thompson draws and keep-by-rank: both must resume exactly
+    "selector": "depo",
+    "selector_options.warmup_steps": 2,
+    "estimator_options.kind": "bayes",
+    "estimator_options.encoder_weight": 0.0,  # lexical features only: no encoder to load
+    "selection": "rank",
+    "oversample": 2.0,
+}
+MOPPS_RANK = {"selector": "mopps", "selection": "rank", "oversample": 2.0}
+
+
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"num_iterations": 2, "steps_per_generation": 2, "beta": 0.05}, DEPO_FAST, DEPO_SAMPLED_REPLAY],
-    ids=["grpo", "epochs-minibatches-kl", "depo", "depo-sampled-replay-precomputed"],
+    [{}, {"num_iterations": 2, "steps_per_generation": 2, "beta": 0.05}, DEPO_FAST, DEPO_SAMPLED_REPLAY,
+     DEPO_BAYES_RANK, MOPPS_RANK],
+    ids=["grpo", "epochs-minibatches-kl", "depo", "depo-sampled-replay-precomputed", "depo-bayes-rank", "mopps-rank"],
 )
 def test_resume_matches_uninterrupted_run(tiny_overrides, toy_tasks, extra, tmp_path, monkeypatch):
     monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))  # the precomputed vectors' disk cache
