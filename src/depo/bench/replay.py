@@ -88,7 +88,7 @@ class ReplayConfig(Config):
     figures_dir: str | None = None
     """Also copy plots here as bench_replay_*.png ('' = nowhere)."""
     methods: CommaList = METHODS
-    """Methods to replay (a comma list)."""
+    """Methods to replay (comma list): uniform, dynamic-sampling, history, mopps, speed, depo-paper, depo, oracle."""
     text_column: str | None = None
     """Prompt text column (default: prompt, problem or question)."""
     id_column: str | None = None

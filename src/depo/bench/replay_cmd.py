@@ -9,7 +9,7 @@ from depo.config import add_arguments, from_arguments
 
 FLAGS = (
     "trajectories", "prompts", "group_size", "batch_size", "seed", "out", "figures_dir", "methods", "text_column",
-    "id_column", "epochs", "max_prompts", "part", "estimator_init", "quick", "threads",
+    "id_column", "epochs", "max_prompts", "part", "estimator_init", "quick", "threads", "screen",
 )  # fmt: skip
 """Settings that have their own flag (`--field-name`); selector and estimator options are
 `--set options.depo.threshold=0.6` and `--set estimator.lr=1e-3`."""
