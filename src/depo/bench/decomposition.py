@@ -38,9 +38,10 @@ from depo.bench.metrics import top_share_mean
 from depo.bench.p_oracle import PolicyPassRateOracle
 from depo.estimator.features import text_key
 from depo.metrics import expected_calibration_error, spearman
+from depo.selection.base import top_mask
 from depo.selection.depo import DEPO
 from depo.types import Candidate, Decisions, GroupOutcome
-from depo.zero_variance import zero_var_probability
+from depo.zero_variance import is_zero_variance, zero_var_probability
 
 PROBES = 16
 """Candidates measured per selection call."""
@@ -53,18 +54,19 @@ WINDOW = 10
 class PoolProbe:
     """A trainer's selector, unchanged in what it decides, with a random sample of each pool measured."""
 
-    def __init__(self, selector: Any, trainer: Any, *, group_size: int, rank_share: float | None = None,
+    def __init__(self, selector: Any, trainer: Any, *, group_size: int, rank_keep: int | None = None,
                  probes: int = PROBES, samples: int = SAMPLES, window: int = WINDOW, seed: int = 0) -> None:
         if samples <= group_size:
             raise ValueError(f"the probe needs more than G = {group_size} answers per candidate, got {samples}")
         self.selector = selector
         self.group_size = int(group_size)
-        self.rank_share = rank_share  # keep-by-rank: the stream keeps this top share of each pool
+        self.rank_keep = rank_keep  # keep-by-rank: the stream keeps this many of each pool (its batch)
         self.probes = int(probes)
         self.meter = PolicyPassRateOracle(group_size=group_size, samples=samples, seed=seed + 7919).bind(trainer)
         self.rng = np.random.default_rng([seed, 4241])
         self.steps: deque[dict[str, np.ndarray]] = deque(maxlen=window)
-        self._step: list[tuple] = []  # (candidate, score, P_zv stated, kept, rate, seen, informative) per probe
+        self._calls: list[dict[str, np.ndarray]] = []  # this step's probes, one entry per selection call
+        self._probed: list[Candidate] = []
         self.probe_s = 0.0  # this step's measuring, inside the trainer's selection time
 
     def __getattr__(self, name: str) -> Any:  # in_warmup, estimator, config ... of the probed selector
@@ -98,11 +100,8 @@ class PoolProbe:
             return d
         idx = np.sort(self.rng.choice(n, size=min(self.probes, n), replace=False))
         score = np.asarray(d.mean_priority if d.mean_priority is not None else d.priority, dtype=float)
-        if self.rank_share is not None and not getattr(self.selector, "in_warmup", False):
-            prio = np.asarray(d.priority, dtype=float)
-            n_keep = max(1, int(np.ceil(self.rank_share * n)))
-            kept = np.zeros(n, dtype=bool)
-            kept[np.argsort(-prio, kind="stable")[:n_keep]] = True
+        if self.rank_keep is not None and not getattr(self.selector, "in_warmup", False):
+            kept = top_mask(d.priority, self.rank_keep)  # what the rank stream will keep of this pool
         else:
             kept = np.asarray(d.keep, dtype=bool)
         cands = [batch[i] for i in idx]
@@ -110,30 +109,26 @@ class PoolProbe:
         answers = self.meter.answers(cands)
         self.probe_s += time.perf_counter() - start
         g = self.group_size
-        rates, k = answers[:, :-g].mean(axis=1), answers[:, -g:].sum(axis=1)
-        informative = (k > 1e-6) & (k < g - 1e-6)
-        p_hat = self._zero_var_hat(d, idx, cands)
         memory = self.selector.memory if isinstance(self.selector, DEPO) and self.selector.config.memory else None
-        seen = [memory is not None and text_key(c.text) in memory for c in cands]
-        self._step += [(c, float(score[i]), float(ph), bool(kept[i]), float(p), sn, bool(inf))
-                       for c, i, ph, p, sn, inf in zip(cands, idx, p_hat, rates, seen, informative)]
+        self._probed += cands
+        self._calls.append({
+            "score": score[idx],
+            "p_zv_hat": self._zero_var_hat(d, idx, cands),
+            "kept": kept[idx],
+            "rate": answers[:, :-g].mean(axis=1),
+            "seen": np.array([memory is not None and text_key(c.text) in memory for c in cands], dtype=bool),
+            "informative": np.array([not is_zero_variance(group) for group in answers[:, -g:]], dtype=bool),
+        })
         return d
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         metrics = dict(self.selector.observe(outcomes))
-        if self._step:
-            cands = [e[0] for e in self._step]
-            fresh = self._fresh(cands)
-            self.steps.append({
-                "score": np.array([e[1] for e in self._step]),
-                "p_zv_hat": np.array([e[2] for e in self._step]),
-                "kept": np.array([e[3] for e in self._step]),
-                "rate": np.array([e[4] for e in self._step]),
-                "fresh": fresh if fresh is not None else np.full(len(cands), np.nan),
-                "seen": np.array([e[5] for e in self._step]),
-                "informative": np.array([e[6] for e in self._step]),
-            })
-            self._step = []
+        if self._calls:
+            step = {key: np.concatenate([c[key] for c in self._calls]) for key in self._calls[0]}
+            fresh = self._fresh(self._probed)
+            step["fresh"] = fresh if fresh is not None else np.full(len(self._probed), np.nan)
+            self.steps.append(step)
+            self._calls, self._probed = [], []
         metrics.update(decompose(self.steps, self.group_size))
         metrics["probe/measured"] = float(self.meter.measured)
         metrics["time/probe_s"], self.probe_s = self.probe_s, 0.0
@@ -187,7 +182,7 @@ def attach_probe(trainer: Any, *, seed: int = 0) -> bool:
     cfg = trainer.cfg
     if cfg.selector == "uniform":
         return False
-    rank_share = 1.0 / cfg.oversample if cfg.selection == "rank" else None
     trainer.selector = trainer.stream.selector = PoolProbe(
-        trainer.selector, trainer, group_size=cfg.num_generations, rank_share=rank_share, seed=seed)
+        trainer.selector, trainer, group_size=cfg.num_generations,
+        rank_keep=cfg.batch_size if cfg.selection == "rank" else None, seed=seed)
     return True

@@ -299,6 +299,12 @@ def replay_speed(data: ReplayData, cfg: ReplayConfig) -> MethodLog:
     return record
 
 
+def rollouts_spent(name: str, candidates: int, groups: int, g: int, screen: int = 0) -> int:
+    """Rollouts a method paid for `groups` rolled-out groups out of `candidates` offered: speed
+    screens every candidate (`screen` answers) and completes only its `groups`."""
+    return candidates * screen + groups * (g - screen) if name == "speed" else groups * g
+
+
 def summarize(name: str, rec: MethodLog, g: int, screen: int = 0) -> dict[str, float]:
     """Totals over the whole replay for one method (`screen`: speed's screening rollouts)."""
     a = rec.arrays()
@@ -306,12 +312,9 @@ def summarize(name: str, rec: MethodLog, g: int, screen: int = 0) -> dict[str, f
     groups = int(kept.sum())
     found = int((kept & informative).sum())
     total_informative = int(informative.sum())
-    rollouts = groups * g
     if name == "dynamic-sampling":  # DAPO rolls out everything, drops zero-variance groups after
         groups, found = len(kept), total_informative
-        rollouts = groups * g
-    if name == "speed":  # screening rollouts for every candidate, the rest for the completed groups
-        rollouts = len(kept) * screen + groups * (g - screen)
+    rollouts = rollouts_spent(name, len(kept), groups, g, screen)
     out = {
         "rollouts": float(rollouts),
         "groups": float(groups),
@@ -405,7 +408,7 @@ def per_epoch(rec: MethodLog, name: str, num_epochs: int, g: int, screen: int = 
     for e in range(num_epochs):
         m = a["epoch"] == e
         k, i = kept[m], informative[m]
-        spent = k.sum() + (len(k) * screen / g - k.sum() * screen / g if name == "speed" else 0.0)  # in groups of G
+        spent = rollouts_spent(name, len(k), int(k.sum()), g, screen) / g  # in groups of G
         eff.append(float((k & i).sum() / spent) if spent else float("nan"))
         recall.append(float((k & i).sum() / i.sum()) if i.sum() else float("nan"))
         share.append(float(k.mean()) if m.any() else float("nan"))

@@ -43,6 +43,14 @@ def checked_select(selector: Selector, batch: Sequence[Candidate]) -> Decisions:
     return decisions
 
 
+def top_mask(priority: np.ndarray, n_keep: int) -> np.ndarray:
+    """Keep-by-rank: True for the `n_keep` candidates with the highest priority (ties by position)."""
+    priority = np.asarray(priority, dtype=float)
+    mask = np.zeros(len(priority), dtype=bool)
+    mask[np.argsort(-priority, kind="stable")[:n_keep]] = True
+    return mask
+
+
 def explored_by_rank(kept: np.ndarray, mean_priority: np.ndarray, n_keep: int) -> np.ndarray:
     """Which of the `kept` (the top `n_keep` by a noisy draw) the posterior means would not have
     kept: strictly below the n_keep-th best mean, so candidates tied at the cut are not explored."""

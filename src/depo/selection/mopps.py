@@ -34,7 +34,7 @@ from pydantic import Field
 
 from depo.config import Config
 from depo.metrics import effective_rate
-from depo.selection.base import explored_by_rank
+from depo.selection.base import explored_by_rank, top_mask
 from depo.selection.registry import register_selector
 from depo.types import Candidate, Decisions, GroupOutcome
 
@@ -78,8 +78,7 @@ class MoPPS:
         priority = -np.abs(draw - self.config.target)
         mean_priority = -np.abs(a / (a + b) - self.config.target)
         n_keep = max(1, math.ceil(self.config.keep_share * n))
-        keep = np.zeros(n, dtype=bool)
-        keep[np.argsort(-priority, kind="stable")[:n_keep]] = True
+        keep = top_mask(priority, n_keep)
         explored = explored_by_rank(keep, mean_priority, n_keep)
         return Decisions(keep=keep.tolist(), explored=explored.tolist(), priority=priority, mean_priority=mean_priority)
 

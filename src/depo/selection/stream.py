@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from depo.errors import DepoError
-from depo.selection.base import Selector, checked_select, explored_by_rank
+from depo.selection.base import Selector, checked_select, explored_by_rank, top_mask
 from depo.selection.order import DataOrder
 from depo.types import Candidate
 
@@ -149,8 +149,7 @@ class RankStream(_Stream):
         d = checked_select(self.selector, [self.candidate(i) for i in indices])
         select_s = time.perf_counter() - start
         prio = np.asarray(d.priority, dtype=float)
-        kept = np.zeros(n, dtype=bool)
-        kept[np.arange(n) if warm else np.argsort(-prio, kind="stable")[: self.batch_size]] = True
+        kept = np.ones(n, dtype=bool) if warm else top_mask(prio, self.batch_size)
         explored = np.zeros(n, dtype=bool)
         if d.mean_priority is not None and not warm:
             explored = explored_by_rank(kept, d.mean_priority, self.batch_size)

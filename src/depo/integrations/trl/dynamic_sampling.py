@@ -25,9 +25,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from depo.errors import DepoError
+from depo.zero_variance import is_zero_variance
 
 LEFT_PADDED = ("prompt_ids", "prompt_mask")
 RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
@@ -37,16 +39,16 @@ RECOMPUTED = ("num_items_in_batch",)
 
 
 def informative_groups(rewards: Sequence[float], group_size: int, processes: int) -> list[list[bool]]:
-    """Per process, per local group: does the group carry a gradient (reward std > 0)?
+    """Per process, per local group: does the group carry a gradient (not zero-variance among its
+    scorable completions, as TRL's nan-aware advantage sees it)?
 
     `rewards` are one round's completions gathered across processes, in TRL's order (process p's
     rows are the p-th contiguous slice; `group_size` consecutive rows per prompt)."""
-    t = torch.tensor([float(r) for r in rewards], dtype=torch.float64)
-    if len(t) % (group_size * processes):
-        raise DepoError(f"{len(t)} completions do not split into whole groups of {group_size} on {processes} process(es)")
-    grouped = t.view(-1, group_size)
-    mixed = ~torch.isnan(grouped).any(dim=1) & (grouped.max(dim=1).values - grouped.min(dim=1).values > 1e-6)
-    return [row.tolist() for row in mixed.view(processes, -1)]
+    r = np.asarray(rewards, dtype=float)
+    if len(r) % (group_size * processes):
+        raise DepoError(f"{len(r)} completions do not split into whole groups of {group_size} on {processes} process(es)")
+    mixed = np.array([not is_zero_variance(g[~np.isnan(g)]) for g in r.reshape(-1, group_size)])
+    return [row.tolist() for row in mixed.reshape(processes, -1)]
 
 
 def choose_groups(rounds: Sequence[list[bool]], need: int) -> list[tuple[int, int]]:

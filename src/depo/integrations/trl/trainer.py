@@ -221,7 +221,11 @@ class DEPOMixin:
             )
         need = len(inputs) // g
         outputs, flags = [output], [informative_groups(rewards, g, procs)]
-        while len(outputs) < self._depo_rounds and min(sum(sum(f[p]) for f in flags) for p in range(procs)) < need:
+
+        def found() -> list[int]:  # informative groups so far, per process (every rank knows all ranks')
+            return [sum(sum(f[p]) for f in flags) for p in range(procs)]
+
+        while len(outputs) < self._depo_rounds and min(found()) < need:
             chunk = self.depo_feed.next_chunk(in_flight=False)
             rows = [self.train_dataset[int(i)] for i in chunk for _ in range(g)]
             extra, extra_rewards = self._depo_round(rows[rank * len(inputs) : (rank + 1) * len(inputs)])
@@ -231,12 +235,12 @@ class DEPOMixin:
         rows = [(r, k * g + j) for r, k in chosen for j in range(g)]
         merged = merge_rows(outputs, rows, self._tokenizer.pad_token_id)
         merged["num_items_in_batch"] = self.accelerator.gather(merged["completion_mask"].sum()).sum()
-        found = [sum(sum(f[p]) for f in flags) for p in range(procs)]
+        counts = found()
         stats = {
             "select/ds_rounds": float(len(outputs)),
             "select/ds_rollouts": float(len(outputs) * len(inputs) * procs),
-            "select/ds_informative": float(sum(min(n, need) for n in found)),
-            "select/ds_unfilled": float(sum(max(0, need - n) for n in found)),
+            "select/ds_informative": float(sum(min(n, need) for n in counts)),
+            "select/ds_unfilled": float(sum(max(0, need - n) for n in counts)),
         }
         for key, value in stats.items():
             self._metrics["train"][key].append(value)
