@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from depo.bench.train import DEFAULT_METHODS, METHODS, estimator_flops_projection, run_summary
+from depo.bench.train import DEFAULT_METHODS, METHODS, estimator_flops_projection, method_config, run_summary
 from depo.cli import main
+from depo.config import read_yaml
+from depo.paths import find_config
 
 
 def test_run_summary_counts_and_warmup():
@@ -75,6 +77,19 @@ def test_the_help_names_the_default_methods(capsys):
         main(["bench", "train", "--help"])
     assert ",".join(DEFAULT_METHODS) in "".join(capsys.readouterr().out.split())
     assert set(DEFAULT_METHODS) <= set(METHODS)
+
+
+def test_our_selectors_and_the_p_oracle_keep_by_rank_the_paper_rule_refills(tmp_path):
+    """The base config's stream (keep the best 1 / oversample by rank) is DEPO's and the p-oracle's,
+    so both are compared at one survival; the paper's threshold rule and the peers refill."""
+    base = read_yaml(find_config(None, "demo.yaml"))  # what the command reads
+    assert base["selection"] == "rank" and base["oversample"] > 1
+    stream = {m: method_config(m, preset="mixed", seed=0, steps=2, out=tmp_path, warmup=1, base=base)
+              for m in METHODS}
+    for method in ("depo", "depo+dapo", "dapo+depo", "p-oracle"):
+        assert (stream[method].selection, stream[method].oversample) == ("rank", base["oversample"])
+    for method in ("grpo", "dapo", "depo-paper", "history"):
+        assert stream[method].selection == "refill"
 
 
 @pytest.mark.parametrize(("override", "why"), [("selector=nosuch", "set per method"), ("max_steps=3", "use --max-steps"),

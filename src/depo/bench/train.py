@@ -40,19 +40,22 @@ from depo.metrics import share_of_gain
 
 DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
 METHODS: dict[str, dict[str, Any]] = {
-    "grpo": {"selector": "uniform", "loss_type": "grpo"},
-    "dapo": {"selector": "uniform", "dynamic_sampling": True, **DAPO_LOSS},
-    "depo-paper": {"selector": "depo-paper", "loss_type": "grpo"},
+    "grpo": {"selector": "uniform", "selection": "refill", "loss_type": "grpo"},
+    "dapo": {"selector": "uniform", "selection": "refill", "dynamic_sampling": True, **DAPO_LOSS},
+    "depo-paper": {"selector": "depo-paper", "selection": "refill", "loss_type": "grpo"},
     "depo": {"selector": "depo", "loss_type": "grpo"},
     "depo+dapo": {"selector": "depo", **DAPO_LOSS},
     "dapo+depo": {"selector": "depo", "dynamic_sampling": True, **DAPO_LOSS},
-    "history": {"selector": "history", "loss_type": "grpo"},
+    "history": {"selector": "history", "selection": "refill", "loss_type": "grpo"},
     "mopps": {"selector": "mopps", "loss_type": "grpo", "selection": "rank", "oversample": 2.0},
     "p-oracle": {"selector": "p-oracle", "loss_type": "grpo"},
 }
 """`p-oracle` (depo.bench.p_oracle) measures every candidate's pass rate on the current policy:
 the ceiling of what selection before the rollout can buy; about 16 extra answers per scanned
-candidate, so it is not in the default method list."""
+candidate, so it is not in the default method list. `depo`, `depo+dapo`, `dapo+depo` and
+`p-oracle` take the base config's stream (configs/demo.yaml: keep by rank, the best 1 / 2.7 of
+each scanned pool), so the p-oracle is compared at the same survival; the paper's rule, GRESO
+and the uniform rows use the threshold-and-refill stream (uniform keeps everything anyway)."""
 DEFAULT_METHODS = ("grpo", "dapo", "depo-paper", "depo", "depo+dapo", "dapo+depo")
 """The paper's rows; the peers (history, mopps) and the p-oracle are opt-in."""
 DEPO_METHODS = ("depo-paper", "depo", "depo+dapo", "dapo+depo")

@@ -18,6 +18,7 @@ from depo.rl.evaluation import evaluate
 from depo.rl.metrics_log import read_metrics
 from depo.rl.report import format_table, summary_rows
 from depo.rl.trainer import Trainer, resolve_model_path
+from depo.selection import SELECTORS
 from depo.tasks.gym import preset_tasks
 
 DEMO_CONFIG = "demo.yaml"
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--config", help="YAML file of TrainConfig fields (see configs/); may `extends:` another")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set learning_rate=2e-4 (repeatable)")
-    train.add_argument("--selector", help="shortcut for --set selector=NAME (uniform, depo, depo-paper, history)")
+    train.add_argument("--selector", help=f"shortcut for --set selector=NAME ({', '.join(SELECTORS)})")
     train.add_argument("--model", help="shortcut for --set model=PATH: 'tiny' or a local Hugging Face causal LM")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     train.set_defaults(func=run_train)
