@@ -30,14 +30,16 @@ class GroupOutcome:
     `mean_logprobs[i]` is the mean over response i's tokens of log pi(token); the estimator's
     distill target is t = exp(mean_i mean_logprobs[i]) (docs/method.md section 2.1, step 4).
     `explored` marks a group rolled out only because the selector explored a prompt its rule
-    rejected.
+    rejected, as the stream that built the batch decided (a rank stream keeps the best-ranked
+    whatever the rule said, so only its own exploration counts); None when the caller does not
+    say, and the selector then goes by its own decision.
     """
 
     prompt_id: str
     text: str
     rewards: tuple[float, ...]
     mean_logprobs: tuple[float, ...] | None = None
-    explored: bool = False
+    explored: bool | None = None
 
     @property
     def mean_reward(self) -> float:

@@ -24,7 +24,7 @@ def cands(texts: Sequence[str]) -> list[Candidate]:
     return [Candidate(prompt_id=t, text=t) for t in texts]
 
 
-def group(text: str, rewards: Sequence[float], explored: bool = False) -> GroupOutcome:
+def group(text: str, rewards: Sequence[float], explored: bool | None = None) -> GroupOutcome:
     return GroupOutcome(prompt_id=text, text=text, rewards=tuple(float(r) for r in rewards), explored=explored)
 
 
@@ -134,6 +134,20 @@ def test_warmup_groups_the_rule_rejects_measure_false_skips() -> None:
     assert sel.select(cands(["x", "y"])).keep == [True, True]
     m = sel.observe([group("x", [0, 1, 0, 0, 0, 0, 0, 0]), group("y", [0] * 8)])
     assert m["estimator/false_skip_rate"] == 1.0 and m["estimator/false_skip_n"] == 1.0
+
+
+@pytest.mark.parametrize(("stream_says", "counted"), [(None, 2), (False, 0), (True, 2)])
+def test_the_streams_word_on_exploration_decides_what_measures_false_skips(stream_says, counted) -> None:
+    """Both prompts are rejected by the rule and flagged explored by DEPO's own coin (explore=1).
+    A rank stream that kept them for their rank says explored=False: they are the best of the
+    rejected, no random sample, so they neither count as explored nor measure false skips."""
+    sel = DEPO(FakeEstimator({"x": 0.02, "y": 0.99}), DEPOConfig(warmup_steps=0, explore=1.0, memory=False), seed=0)
+    assert sel.select(cands(["x", "y"])).explored == [True, True]
+    m = sel.observe([group("x", [0, 1, 0, 0, 0, 0, 0, 0], stream_says), group("y", [1] * 8, stream_says)])
+    assert m["select/explored"] == counted
+    assert m.get("estimator/false_skip_n", 0.0) == counted
+    if counted:
+        assert m["estimator/false_skip_rate"] == 0.5
 
 
 def _run(sel: DEPO, steps: int, seed: int) -> list:

@@ -291,7 +291,10 @@ class DEPO:
         recs = [self._pop_record(o.prompt_id) for o in outcomes]
         informative = [not o.is_zero_variance for o in outcomes]
         targets = [o.mean_reward for o in outcomes]
-        explored = [o.explored or (r is not None and r.explored) for o, r in zip(outcomes, recs)]
+        # The stream's word on exploration where it gave one: a rank stream may keep a prompt the
+        # rule rejected because it ranked well, which is no random sample of the rejected ones.
+        explored = [o.explored if o.explored is not None else (r is not None and r.explored)
+                    for o, r in zip(outcomes, recs)]
 
         if outcomes:
             metrics["select/effective_rate"] = share(informative)
@@ -310,7 +313,7 @@ class DEPO:
             # health fallback: an unbiased sample of what the rule skips. Forced prompts
             # (best-ranked) are excluded.
             shadow = [
-                i for i in seen if not recs[i].rule_keep and (recs[i].explored or recs[i].warmup or recs[i].fallback)
+                i for i in seen if not recs[i].rule_keep and (explored[i] or recs[i].warmup or recs[i].fallback)
             ]
             if shadow:
                 metrics["estimator/false_skip_rate"] = share([informative[i] for i in shadow])

@@ -109,7 +109,7 @@ class History:
         self.p_hard = self._adapt(self.p_hard, hard_share, self.alpha_hard)
         return {
             "select/effective_rate": effective_rate(outcomes),
-            "select/explored": float(sum(o.explored for o in outcomes)),
+            "select/explored": float(sum(bool(o.explored) for o in outcomes)),
             "history/zero_var_easy_share": easy_share,
             "history/zero_var_hard_share": hard_share,
             "history/p_easy": self.p_easy,

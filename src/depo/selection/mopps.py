@@ -94,7 +94,7 @@ class MoPPS:
             self.posterior[o.prompt_id] = (lam * a + (1 - lam) * cfg.alpha0 + k, lam * b + (1 - lam) * cfg.beta0 + g - k)
         return {
             "select/effective_rate": effective_rate(outcomes),
-            "select/explored": float(sum(o.explored for o in outcomes)),
+            "select/explored": float(sum(bool(o.explored) for o in outcomes)),
             "mopps/tracked": float(len(self.posterior)),
         }
 
