@@ -90,6 +90,9 @@ def test_our_selectors_and_the_p_oracle_keep_by_rank_the_paper_rule_refills(tmp_
         assert (stream[method].selection, stream[method].oversample) == ("rank", base["oversample"])
     for method in ("grpo", "dapo", "depo-paper", "history"):
         assert stream[method].selection == "refill"
+    # the paper's window reads p_hat's level: its estimator updates on the whole replay
+    assert stream["depo-paper"].estimator_options["update_batch_size"] == 0
+    assert stream["depo"].estimator_options["update_batch_size"] == base["estimator_options"]["update_batch_size"] > 0
 
 
 @pytest.mark.parametrize(("override", "why"), [("selector=nosuch", "set per method"), ("max_steps=3", "use --max-steps"),
