@@ -51,13 +51,15 @@ DEPO_BAYES_RANK = {  # the Bayesian learner's Thompson draws and keep-by-rank: b
     "oversample": 2.0,
 }
 MOPPS_RANK = {"selector": "mopps", "selection": "rank", "oversample": 2.0}
+DEPO_DEMO_SHAPE = {**DEPO_SAMPLED_REPLAY, "selection": "rank", "oversample": 2.7}  # configs/demo.yaml's stream and update
 
 
 @pytest.mark.parametrize(
     "extra",
     [{}, {"num_iterations": 2, "steps_per_generation": 2, "beta": 0.05}, DEPO_FAST, DEPO_SAMPLED_REPLAY,
-     DEPO_BAYES_RANK, MOPPS_RANK],
-    ids=["grpo", "epochs-minibatches-kl", "depo", "depo-sampled-replay-precomputed", "depo-bayes-rank", "mopps-rank"],
+     DEPO_BAYES_RANK, MOPPS_RANK, DEPO_DEMO_SHAPE],
+    ids=["grpo", "epochs-minibatches-kl", "depo", "depo-sampled-replay-precomputed", "depo-bayes-rank", "mopps-rank",
+         "depo-rank-sampled-replay"],
 )
 def test_resume_matches_uninterrupted_run(tiny_overrides, toy_tasks, extra, tmp_path, monkeypatch):
     monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))  # the precomputed vectors' disk cache
