@@ -64,8 +64,9 @@ whole, its dynamic sampling fed by DEPO-selected candidates (the paper's plug-an
 TIME_PHASES = ("select", "rollout", "reward", "advantage", "update", "estimator", "total")
 PAPER_ESTIMATOR = {"update_batch_size": 0}
 """`depo-paper`'s fixed window [0.15, 0.85] reads the level of p_hat, which the base config's
-lighter update (made for keep-by-rank, where only the ranking counts) leaves less extreme
-(survival 0.84 instead of 0.37 on `mixed`): the paper's row updates on the whole replay."""
+lighter update (made for keep-by-rank, where only the ranking counts) leaves less extreme, so
+the window would skip little (BENCHMARKS.md section 9): the paper's row updates on the whole
+replay."""
 
 
 def method_config(method: str, *, preset: str, seed: int, steps: int, out: Path, warmup: int, base: dict[str, Any]):
