@@ -2,21 +2,13 @@
 
 A group of G rewards is *zero-variance* when every response got the same reward: all GRPO
 advantages are then 0 and the group gives no gradient (docs/method.md section 1). For graded
-rewards this is std(rewards) <= 1e-6, not mean in {0, 1} (section 4.5).
-
-For a prompt with pass rate p, the G binary rewards are i.i.d. Bernoulli(p), so
-    P(zero-variance) = p^G + (1 - p)^G                                   (section 4.2)
-When p itself is uncertain, p ~ Beta(a, b), the count of successes K is Beta-binomial and
-    P(K = 0) = B(a, b + G) / B(a, b),   P(K = G) = B(a + G, b) / B(a, b)
-(B the Beta function). Uncertainty moves mass to the extremes: a Beta(1, 1) prompt (mean 0.5)
-is zero-variance with probability 2/(G+1), far above the plug-in 2 * 0.5^G.
-
-With the Bayesian estimator the uncertainty is Gaussian in logit space, p = sigmoid(z),
-z ~ N(m, v) (docs/method.md section 4.10), and a prompt's own past groups (s successes and f
-failures, discounted) multiply in their binomial likelihood:
-    posterior(z) ∝ N(z; m, v) sigmoid(z)^s (1 - sigmoid(z))^f
-    P(K = 0) = E[(1 - sigmoid(z))^G],   P(K = G) = E[sigmoid(z)^G]   under that posterior,
-computed on a fixed grid of z (the posterior can be far narrower than the prior).
+rewards this is std(rewards) <= 1e-6, not mean in {0, 1} (section 4.5). Its probability before
+the rollout: the plug-in p^G + (1 - p)^G, the Beta-binomial when p ~ Beta(a, b) (section 4.2),
+and, with the Bayesian estimator's logit-normal predictive (section 4.10), the expectations
+    P(K = 0) = E[(1 - sigmoid(z))^G],   P(K = G) = E[sigmoid(z)^G]
+under N(z; m, v) sigmoid(z)^s (1 - sigmoid(z))^f (s successes and f failures of the prompt's own
+discounted past groups), computed on a fixed grid of z (the posterior can be far narrower than
+the prior).
 """
 
 from __future__ import annotations
@@ -53,12 +45,10 @@ def beta_binomial_zero_var(a: np.ndarray | float, b: np.ndarray | float, group_s
     return none + every
 
 
-def beta_binomial_extremes(
-    a: np.ndarray | float, b: np.ndarray | float, group_size: int
-) -> tuple[np.ndarray, np.ndarray]:
+def beta_binomial_extremes(a: np.ndarray | float, b: np.ndarray | float,
+                           group_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(P(K = 0), P(K = G)): the all-wrong and the all-correct parts of P(zero-variance)."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     base = betaln(a, b)
     return np.exp(betaln(a, b + group_size) - base), np.exp(betaln(a + group_size, b) - base)
 

@@ -1,56 +1,14 @@
 """The DEPO selector: skip prompts predicted to give a zero-variance group, before the rollout.
 
-Two modes (docs/method.md sections 2 and 4):
-
-`paper` - the reference release, faithfully: keep everything for `warmup_steps` (100) observe
-steps, then keep a prompt iff the estimator's pass rate p_hat is in [lo, hi] = [0.15, 0.85].
-No memory, no exploration.
-
-`default` - ours, fixing the weaknesses listed in docs/method.md section 4:
-  (a) the rule follows the group size: keep iff P(zero-variance group) <= threshold, where
-      P = P(K = 0) + P(K = G) for K ~ Beta-binomial(G, a, b) (see zero_variance.py);
-  (b) exploration: each rejected prompt is still rolled out with probability `explore` (0.05),
-      flagged `explored`, so the estimator keeps getting labels over the whole range and the
-      false-skip rate (informative share among rejected-but-rolled-out prompts) is measured;
-  (c) memory: (a, b) is a per-prompt discounted Beta posterior (memory.py) whose prior is the
-      estimator's prediction with pseudo-count n0 = `prior_strength`; unseen prompts rely on
-      the text, seen ones on the text and their own past groups;
-  (d) graded rewards: zero variance means reward std <= 1e-6 (`is_zero_variance`), the label
-      is the mean reward;
-  (e) health fallback (health.py): when the estimator's predictions collapse (spread of a
-      step's predictions < `health_min_spread`) or its rolling calibration error exceeds
-      `health_max_calib_mae`, for `health_patience` consecutive steps, the selector keeps every
-      prompt (`select/fallback` = 1) until the first healthy step. The estimator keeps
-      learning meanwhile; exploration flags and the false-skip measurement go on as usual.
-  (f) `skip`: which zero-variance side may be skipped: "both" (the paper), "hard" (only
-      prompts predicted all-wrong: the rule uses P(K = 0), paper mode drops the upper bound
-      hi) or "easy" (only predicted all-correct); an ablation knob (docs/method.md section 4.8,
-      measured in BENCHMARKS.md). "both" is the default, as in the paper.
-
-Defaults of `default`, and why (their measured effect: BENCHMARKS.md section 3):
-  - threshold 0.5: a skipped prompt loses (1 - P) expected informative groups and saves one
-    rollout that is wasted with probability P; with equal weights the Bayes rule skips iff
-    P > 0.5. With n0 = 2 an unseen prompt is skipped iff p_hat < 0.19 or > 0.81 at G = 8
-    (close to the paper's [0.15, 0.85]), < 0.29 or > 0.71 at G = 4, < 0.14 or > 0.86 at G = 16:
-    the window follows G instead of being fixed.
-  - prior_strength n0 = 2: one 8-sample group outweighs the text prior 4:1, so a prompt that
-    was all-correct last time is skipped unless its text says otherwise (P = 0.78 at
-    p_hat = 0.8, 0.53 at 0.5, but 0.40 at 0.3: kept). Real GRPO trajectories keep 77% of
-    zero-variance prompts zero-variance next epoch (docs/method.md section 4.4), so own history
-    should weigh more than a text regressor with MAE ~0.2.
-  - memory_half_life 100 steps: about one epoch of a 13k-prompt set at batch 128; old groups
-    fade as the policy improves, and exploration re-checks rejected prompts anyway.
-  - warmup_steps 10: the untrained estimator predicts 0.5 for everything (P = 0.22 < 0.5), so
-    it keeps all prompts anyway; the short warm-up only guards against the first few noisy
-    updates. During warm-up, prompts the rule would have rejected are still rolled out and
-    count towards the false-skip rate (unbiased, like explored ones).
-  - health_min_spread 0.01: pass rates of a real prompt set spread widely (std ~0.3 on the
-    real GRPO trajectories); a step whose predictions all sit within about
-    +-0.01 of each other cannot rank prompts. health_max_calib_mae 0.4: predicting 0.5 for
-    everything scores at most 0.5 on [0, 1] targets and a working text regressor ~0.2, so
-    0.4 is close to no better than the uninformative constant. health_window 5 steps pools
-    enough groups that one odd batch does not trip it; health_patience 3 steps. Paper mode
-    has no fallback (the reference release has none).
+Two modes. `paper` is the reference release (docs/method.md section 2.1): keep everything for
+`warmup_steps` (100) steps, then keep a prompt iff the estimator's p_hat is in [lo, hi] =
+[0.15, 0.85]; no memory, no exploration. `default` is ours (section 4): the rule keeps a prompt
+iff P(zero-variance group) <= `threshold` under a Beta-binomial (4.2), with a per-prompt
+discounted Beta memory whose prior is p_hat (4.4, memory.py), flat exploration of rejected
+prompts that measures the false-skip rate (4.1), graded rewards (4.5), the estimator health
+fallback (4.7, health.py) and the `skip` side (4.8). With a Bayesian estimator the default mode
+scores with its predictive distribution and explores by Thompson sampling (4.10). Section 4.11
+says why each default has its value.
 """
 
 from __future__ import annotations
@@ -58,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -157,25 +116,17 @@ class DEPO:
 
     def __init__(self, estimator: Any, config: DEPOConfig | None = None, *, seed: int = 0) -> None:
         self.estimator = estimator
-        self.config = config or DEPOConfig()
-        self.name = "depo-paper" if self.config.mode == "paper" else "depo"
-        self.seed = int(seed)
-        self.rng = np.random.default_rng(self.seed)
-        self.memory = BetaMemory(self.config.prior_strength, self.config.memory_half_life)
+        self.config = cfg = config or DEPOConfig()
+        self.name = "depo-paper" if cfg.mode == "paper" else "depo"
+        self.rng = np.random.default_rng(int(seed))
+        self.memory = BetaMemory(cfg.prior_strength, cfg.memory_half_life)
         self.steps = 0  # observe() calls = RL steps
         self._records: dict[str, list[_Record]] = {}
         self._predict_s = 0.0
-        cfg = self.config
-        self.health = (
-            EstimatorHealth(
-                min_spread=cfg.health_min_spread,
-                max_calib_mae=cfg.health_max_calib_mae,
-                window=cfg.health_window,
-                patience=cfg.health_patience,
-            )
-            if cfg.health
-            else None
-        )
+        self.health = EstimatorHealth(
+            min_spread=cfg.health_min_spread, max_calib_mae=cfg.health_max_calib_mae,
+            window=cfg.health_window, patience=cfg.health_patience,
+        ) if cfg.health else None
 
     # -- scoring ---------------------------------------------------------------------------
     @property
@@ -247,7 +198,7 @@ class DEPO:
     def select(self, batch: Sequence[Candidate]) -> Decisions:
         n = len(batch)
         if n == 0:
-            return Decisions(keep=[], explored=[], priority=np.zeros(0))
+            return Decisions.keep_all(0)
         cfg = self.config
         score = self._score(batch)
         pred, none, every = score["pred"], score["none"], score["every"]
@@ -261,27 +212,23 @@ class DEPO:
             rule = p_skip <= cfg.threshold
             priority = mean_priority = -p_skip
             if "none_draw" in score:
-                p_skip_draw = score["none_draw"] * hard_side + score["every_draw"] * easy_side
-                priority = -p_skip_draw
+                priority = -(score["none_draw"] * hard_side + score["every_draw"] * easy_side)
         u = self.rng.random(n)  # drawn for every candidate: the stream does not depend on outcomes
         warmup, fallback = self.in_warmup, self.in_fallback
         if self.health is not None:
             self.health.record_predictions(pred)
         if warmup:
-            keep = np.ones(n, dtype=bool)
             explored = np.zeros(n, dtype=bool)
+        elif "none_draw" in score:  # Thompson: the draw's rule keeps what the mean's would not
+            explored = ~rule & (-priority <= cfg.threshold)
         else:
-            if "none_draw" in score:  # Thompson: the draw's rule keeps what the mean's would not
-                explored = ~rule & (-priority <= cfg.threshold)
-            else:
-                explored = ~rule & (u < cfg.explore)
-            keep = np.ones(n, dtype=bool) if fallback else rule | explored
+            explored = ~rule & (u < cfg.explore)
+        keep = np.ones(n, dtype=bool) if warmup or fallback else rule | explored
         for i, c in enumerate(batch):
-            rec = _Record(
-                float(pred[i]), float(p_zero[i]), bool(rule[i]), bool(explored[i]), warmup, self.steps, fallback
-            )
+            rec = _Record(float(pred[i]), float(p_zero[i]), bool(rule[i]), bool(explored[i]),
+                          warmup, self.steps, fallback)
             self._records.setdefault(c.prompt_id, []).append(rec)
-        return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=priority,
+        return Decisions(keep=keep.tolist(), explored=explored.tolist(), priority=priority,
                          mean_priority=mean_priority)
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
@@ -301,10 +248,10 @@ class DEPO:
             metrics["select/explored"] = float(sum(explored))
             metrics["estimator/target_mean"] = float(np.mean(targets))
         seen = [i for i, r in enumerate(recs) if r is not None]
+        seen_pred, seen_targets = [recs[i].pred for i in seen], [targets[i] for i in seen]
         if seen:
-            pred = [recs[i].pred for i in seen]
-            metrics["estimator/pred_mean"] = float(np.mean(pred))
-            metrics["estimator/calib_mae"] = calib_mae(pred, [targets[i] for i in seen])
+            metrics["estimator/pred_mean"] = float(np.mean(seen_pred))
+            metrics["estimator/calib_mae"] = calib_mae(seen_pred, seen_targets)
             metrics["select/p_zero_mean"] = float(np.mean([recs[i].p_zero for i in seen]))
             a = auc([recs[i].p_zero for i in seen], [not informative[i] for i in seen])
             if a is not None:
@@ -312,9 +259,8 @@ class DEPO:
             # Rejected by the rule yet rolled out at random (exploration), by warm-up or by the
             # health fallback: an unbiased sample of what the rule skips. Forced prompts
             # (best-ranked) are excluded.
-            shadow = [
-                i for i in seen if not recs[i].rule_keep and (explored[i] or recs[i].warmup or recs[i].fallback)
-            ]
+            shadow = [i for i in seen
+                      if not recs[i].rule_keep and (explored[i] or recs[i].warmup or recs[i].fallback)]
             if shadow:
                 metrics["estimator/false_skip_rate"] = share([informative[i] for i in shadow])
                 metrics["estimator/false_skip_n"] = float(len(shadow))
@@ -337,11 +283,7 @@ class DEPO:
             metrics["select/fallback"] = float(self.in_fallback)
             self.health.fallback_steps += int(self.in_fallback)
             metrics["select/fallback_steps"] = float(self.health.fallback_steps)
-            metrics.update(
-                self.health.end_step(
-                    [recs[i].pred for i in seen], [targets[i] for i in seen], check=not self.in_warmup
-                )
-            )
+            metrics.update(self.health.end_step(seen_pred, seen_targets, check=not self.in_warmup))
         self._predict_s = 0.0
         self.steps += 1
         self._expire_records()
@@ -359,12 +301,9 @@ class DEPO:
         return rec
 
     def _expire_records(self) -> None:
-        for pid in list(self._records):
-            kept = [r for r in self._records[pid] if self.steps - r.step <= RECORD_TTL_STEPS]
-            if kept:
-                self._records[pid] = kept
-            else:
-                del self._records[pid]
+        for pid, recs in list(self._records.items()):
+            self._records[pid] = [r for r in recs if self.steps - r.step <= RECORD_TTL_STEPS]
+        self._records = {pid: recs for pid, recs in self._records.items() if recs}
 
     # -- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -404,11 +343,10 @@ class DEPOOptions(DEPOConfig):
         return values
 
 
-@register_selector("depo", DEPOOptions, estimator="trunk")
-def _depo(options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
-    return DEPO(estimator, DEPOConfig.build({**options.model_dump(exclude_unset=True), "mode": "default", "group_size": group_size}), seed=seed)
+def _build_depo(mode: str, options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
+    values = {**options.model_dump(exclude_unset=True), "mode": mode, "group_size": group_size}
+    return DEPO(estimator, DEPOConfig.build(values), seed=seed)
 
 
-@register_selector("depo-paper", DEPOOptions, estimator="trunk")
-def _depo_paper(options: DEPOOptions, *, group_size: int, seed: int, estimator: Any) -> DEPO:
-    return DEPO(estimator, DEPOConfig.build({**options.model_dump(exclude_unset=True), "mode": "paper", "group_size": group_size}), seed=seed)
+register_selector("depo", DEPOOptions, estimator="trunk")(partial(_build_depo, "default"))
+register_selector("depo-paper", DEPOOptions, estimator="trunk")(partial(_build_depo, "paper"))

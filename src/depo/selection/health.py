@@ -1,22 +1,11 @@
-"""Estimator health: decide when DEPO must stop trusting its difficulty estimator.
+"""Estimator health: decide when DEPO must stop trusting its difficulty estimator (docs/method.md 4.7).
 
-A run lasts days; an estimator can fail silently in two ways that make DEPO skip the wrong
-prompts (docs/method.md section 4.7):
-
-  - collapse: every prediction of a step is (almost) the same value, so the estimator no
-    longer ranks prompts. The spread is the standard deviation of the pass rates predicted
-    for all candidates scored in one step; below `min_spread` the step is unhealthy.
-  - calibration drift: the mean absolute error between the predicted pass rate and the
-    observed mean reward of the rolled-out groups, pooled over the last `window` steps
-    (the `estimator/calib_mae` metric, made rolling so one odd batch does not
-    trip it), is above `max_calib_mae`.
-
-After `patience` consecutive unhealthy steps the selector falls back to keeping every prompt
-(GRPO's behaviour, never worse than no selection); the first healthy step ends the fallback.
-The estimator keeps learning from every group meanwhile, which is what lets it recover. Steps
-where a signal cannot be measured (fewer than two predictions, no rolled-out group with a
-recorded prediction in the window) count as healthy: no evidence is no alarm. Non-finite
-predictions count as a collapse.
+Two silent failures: collapse (the standard deviation of a step's predicted pass rates is below
+`min_spread`) and calibration drift (|p_hat - mean reward| of the rolled-out groups, pooled over
+the last `window` steps, above `max_calib_mae`). After `patience` consecutive unhealthy steps the
+selector keeps every prompt until the first healthy step. A signal that cannot be measured (fewer
+than two predictions, no rolled-out group with a recorded prediction in the window) counts as
+healthy: no evidence is no alarm. Non-finite predictions count as a collapse.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
-"""GRESO: skip prompts whose recent groups were all zero-variance (a history-only baseline).
+"""GRESO: skip prompts whose recent groups were all zero-variance (a history-only peer).
 
-Zheng et al., "Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via
-Selective Rollouts" (GRESO, arXiv 2506.02177; code github.com/Infini-AI-Lab/GRESO). Rule:
-  - z_i = number of consecutive most recent rollouts (one per epoch) in which prompt i gave a
-    zero-variance group; a prompt with z_i = 0 (or never seen) is always rolled out;
-  - otherwise it is rolled out with exploration probability p^z_i and skipped with
-    probability 1 - p^z_i; here floored, skip probability 1 - max(p^z_i, p_min), p_min = 0.01,
-    so no prompt is dropped for good;
-  - p is p_easy for prompts whose last zero-variance group was all-correct and p_hard for
-    all-wrong ones (the streak counts both kinds), and
-    both adapt every step towards a target zero-variance share of the rolled-out batch:
-    if the step's share of easy zero-variance groups exceeds alpha_easy, p_easy -= delta_p
-    (skip more), else p_easy += delta_p (and likewise for hard), clipped to [p_min, 1].
-Defaults from the release's training scripts: p_easy = p_hard = 0.5 initially, target
-zero-variance share 0.25 split as alpha_easy = 0.25 / 3 and alpha_hard = 2 * 0.25 / 3 (hard
-prompts get the larger share), delta_p = 0.01.
+Zheng et al., arXiv 2506.02177 (code github.com/Infini-AI-Lab/GRESO); the rule is docs/method.md
+section 5: a prompt whose last z rollouts were zero-variance is rolled out with probability
+max(p^z, p_min), p = p_easy or p_hard by the kind of its last zero-variance group, both adapting
+each step by delta_p towards their target shares of the batch. Defaults from the release's
+training scripts: p_easy = p_hard = 0.5, target share 0.25 split alpha_easy = 0.25 / 3 and
+alpha_hard = 2 * 0.25 / 3, delta_p = 0.01, p_min = 0.01 (so no prompt is dropped for good).
 Graded rewards: a zero-variance group counts as "easy" when its mean reward is >= 0.5.
 """
 
@@ -61,8 +52,7 @@ class History:
 
     def __init__(self, config: HistoryConfig | None = None, *, seed: int = 0) -> None:
         self.config = cfg = config or HistoryConfig()
-        self.seed = int(seed)
-        self.rng = np.random.default_rng(self.seed)
+        self.rng = np.random.default_rng(int(seed))
         self.p_easy, self.p_hard = cfg.p_easy, cfg.p_hard
         self.alpha_easy = cfg.target_zero_variance / 3.0
         self.alpha_hard = 2.0 * cfg.target_zero_variance / 3.0
@@ -72,23 +62,15 @@ class History:
 
     def explore_probabilities(self, batch: Sequence[Candidate]) -> np.ndarray:
         """Each candidate's probability of being rolled out (1 off a zero-variance streak); also its priority."""
-        probs = np.ones(len(batch))
-        for i, c in enumerate(batch):
-            z = self.streak.get(c.prompt_id, 0)
-            if z > 0:
-                p = self.p_easy if self.easy.get(c.prompt_id, False) else self.p_hard
-                probs[i] = explore_probability(p, z, self.p_min)
-        return probs
+        return np.array([explore_probability(self.p_easy if self.easy.get(c.prompt_id) else self.p_hard,
+                                             self.streak.get(c.prompt_id, 0), self.p_min) for c in batch])
 
     def select(self, batch: Sequence[Candidate]) -> Decisions:
         probs = self.explore_probabilities(batch)
-        u = self.rng.random(len(batch))
-        keep = u < probs
+        keep = self.rng.random(len(batch)) < probs
         # A prompt on a zero-variance streak that is rolled out anyway is GRESO's exploration.
         explored = keep & (probs < 1.0)
-        return Decisions(keep=[bool(k) for k in keep], explored=[bool(e) for e in explored], priority=probs)
-
-
+        return Decisions(keep=keep.tolist(), explored=explored.tolist(), priority=probs)
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         outcomes = list(outcomes)

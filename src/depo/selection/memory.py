@@ -1,20 +1,9 @@
-"""Per-prompt memory: a discounted Beta posterior over each prompt's pass rate.
+"""Per-prompt memory: a discounted Beta posterior over each prompt's pass rate (docs/method.md 4.4).
 
-docs/method.md section 4.4: in multi-epoch training a prompt's own past outcome is a strong
-predictor (77% of zero-variance prompts stay zero-variance next epoch), history-only methods
-(GRESO) know nothing of unseen prompts, and the text estimator knows nothing of a prompt's own
-history. This memory combines both, in the way MoPPS (arXiv 2507.04632) keeps per-prompt Beta
-posteriors, with the estimator's prediction as the prior:
-
-    prior      Beta(n0 * p_hat, n0 * (1 - p_hat))        p_hat = the estimator's pass rate
-    evidence   s = sum_j w_j k_j,  f = sum_j w_j (G_j - k_j),  w_j = 0.5 ** ((t - t_j) / half_life)
-    posterior  Beta(n0 * p_hat + s, n0 * (1 - p_hat) + f)
-
-where group j of this prompt, rolled out at step t_j, had k_j successes of G_j. The discount
-halves old evidence every `half_life` steps, so the posterior follows the improving policy; an
-unseen prompt's posterior is the prior (the text alone), a seen one's mixes both. For graded
-rewards in [0, 1], k_j = sum of the rewards (fractional Bernoulli evidence; rewards are clipped
-to [0, 1]).
+The prior is the estimator's prediction p_hat with pseudo-count n0, the evidence the prompt's own
+past groups, each weighted 0.5 ** (age / half_life) so the posterior follows the improving policy:
+an unseen prompt's posterior is the prior (the text alone), a seen one's mixes both. Graded
+rewards in [0, 1] count as fractional successes (rewards are clipped to [0, 1]).
 """
 
 from __future__ import annotations
@@ -70,12 +59,9 @@ class BetaMemory:
         """Add one rolled-out group of `prompt_id` observed at `step`."""
         r = np.clip(np.asarray(rewards, dtype=float), 0.0, 1.0)
         k, g = float(r.sum()), float(len(r))
-        rec = self._evidence.get(prompt_id)
-        if rec is None:
-            self._evidence[prompt_id] = (k, g - k, step)
-        else:
-            w = self._decay(step - rec[2])
-            self._evidence[prompt_id] = (rec[0] * w + k, rec[1] * w + g - k, step)
+        s, f, last = self._evidence.get(prompt_id, (0.0, 0.0, step))  # unseen: no evidence to decay
+        w = self._decay(step - last)
+        self._evidence[prompt_id] = (s * w + k, f * w + g - k, step)
 
     def state_dict(self) -> dict:
         return {

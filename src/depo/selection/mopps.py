@@ -1,26 +1,12 @@
 """MoPPS: per-prompt Beta posteriors and Thompson sampling towards a target pass rate (a peer).
 
-Qu et al., "Can Prompt Difficulty be Online Predicted for Accelerating RL Finetuning of
-Reasoning Models?" (MoPPS, arXiv 2507.04632; docs/method.md section 5). Each prompt's pass rate
-is a latent variable with a Beta posterior, updated by streaming Bayesian inference with a
-discount that follows the improving policy; selection draws one rate per candidate from its
-posterior (Thompson sampling) and rolls out the candidates whose draw lies closest to a
-target pass rate:
-
-    unseen prompt          Beta(alpha0, beta0)                                  (alpha0 = beta0 = 1)
-    after a group of G     alpha <- lam * alpha + (1 - lam) * alpha0 + k        (k successes of G)
-                           beta  <- lam * beta  + (1 - lam) * beta0  + G - k
-    select                 theta_i ~ Beta(alpha_i, beta_i); keep the candidates with the
-                           smallest |theta_i - target|                          (target 0.5)
-
-Like GRESO (`history`), it knows nothing about a prompt it has not rolled out: every unseen
-prompt has the same prior, so it ranks them at random. The posterior draw is its exploration:
-a candidate kept by its draw that its posterior mean ranks below the cut counts as explored.
-
-Keep-by-rank is native to MoPPS: from a pool of candidates it keeps a share. The rank stream
-sets that share by its pool (`oversample`); for a trainer that asks about one batch at a time
-(the refill stream, the replay) `keep_share` of each batch is kept. Graded rewards count as
-fractional successes (rewards clipped to [0, 1]).
+Qu et al., arXiv 2507.04632; the update and the rule are docs/method.md section 5. Like GRESO
+(`history`) it knows nothing of a prompt it has not rolled out, so it ranks unseen prompts at
+random; its posterior draw is its exploration (a candidate kept by its draw that its posterior
+mean ranks below the cut counts as explored). Keep-by-rank is native to it: the rank stream sets
+the kept share by its pool (`oversample`); a trainer that asks about one batch at a time (the
+refill stream, the replay) keeps `keep_share` of each batch. Graded rewards count as fractional
+successes (rewards clipped to [0, 1]).
 """
 
 from __future__ import annotations
@@ -72,7 +58,7 @@ class MoPPS:
     def select(self, batch: Sequence[Candidate]) -> Decisions:
         n = len(batch)
         if n == 0:
-            return Decisions(keep=[], explored=[], priority=np.zeros(0))
+            return Decisions.keep_all(0)
         a, b = self.beta_parameters(batch)
         draw = self.rng.beta(a, b)
         priority = -np.abs(draw - self.config.target)

@@ -24,13 +24,8 @@ from depo.zero_variance import zero_var_probability
 class Oracle(LearnsNothing):
     name = "oracle"
 
-    def __init__(
-        self,
-        pass_rates: Mapping[str, float] | Callable[[str], float],
-        *,
-        group_size: int,
-        threshold: float = 0.5,
-    ) -> None:
+    def __init__(self, pass_rates: Mapping[str, float] | Callable[[str], float], *, group_size: int,
+                 threshold: float = 0.5) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise DepoError(f"oracle threshold must be in [0, 1], got {threshold}")
         if group_size < 2:

@@ -65,14 +65,8 @@ def selector_options(name: str, options: Mapping[str, Any] | None = None) -> Con
     return selector_spec(name).options.build(options, what=f"selector {name!r} options")
 
 
-def make_selector(
-    name: str,
-    *,
-    group_size: int,
-    seed: int,
-    options: Mapping[str, Any] | Config | None = None,
-    estimator: Any = None,
-) -> Selector:
+def make_selector(name: str, *, group_size: int, seed: int, options: Mapping[str, Any] | Config | None = None,
+                  estimator: Any = None) -> Selector:
     """The selector registered as `name`, with its `options` (a mapping or its options model).
 
     `estimator` is what estimator-driven selectors (depo, depo-paper) read: an estimator object,

@@ -2,19 +2,16 @@
 
 Both read the data in a seeded reshuffled order (`DataOrder`), ask the `Selector` about
 candidates before any rollout, and return exactly `batch_size` dataset indices per step with the
-step's `select/*` statistics. They differ in how the selector's answer becomes a batch:
+step's `select/*` statistics:
 
-- `RankStream` (keep by rank, docs/method.md section 4.9): scan a pool of
-  ceil(oversample * batch_size) candidates, roll out the batch_size with the highest priority
-  (expected informativeness). Survival = 1 / oversample is a setting; scanning costs only
-  estimator time. During the selector's warm-up only batch_size candidates are scanned, all kept.
-- `RefillStream` (the paper's loop, docs/method.md section 2.1): keep the candidates the selector
-  keeps and draw more until the batch is full. Post-rollout dynamic sampling (DAPO) crashes or
-  loops when the data is too hard or too easy (docs/method.md section 5); this stream bounds the
-  candidates scanned per step (`max_scan`) and, when the bound is hit, fills the batch with the
-  best-ranked rejected prompts (`select/forced`). Candidates are scored in chunks sized from
-  the last step's survival rate; decided-but-unused candidates wait, with their decisions, for the
-  next step (and are part of `state_dict`).
+- `RankStream` (keep by rank, docs/method.md section 4.9): the batch_size candidates of highest
+  priority out of ceil(oversample * batch_size) scanned; during the selector's warm-up only
+  batch_size are scanned, all kept.
+- `RefillStream` (the paper's loop, section 2.1): keep what the selector keeps and draw more until
+  the batch is full, scanning at most `max_scan` candidates a step (unbounded, DAPO's dynamic
+  sampling crashes or loops: section 5); at the bound the best-ranked rejected prompts fill the
+  batch (`select/forced`). Chunks are sized from the last step's survival rate; decided-but-unused
+  candidates wait, with their decisions, for the next step (and are part of `state_dict`).
 
 Counting, per step, per epoch and in total: scanned = kept + skipped; explored <= kept; a batch is
 kept + forced prompts. Each candidate is counted once, in the epoch it was drawn from. After
@@ -35,7 +32,7 @@ import numpy as np
 from depo.errors import DepoError
 from depo.selection.base import Selector, checked_select, explored_by_rank, top_mask
 from depo.selection.order import DataOrder
-from depo.types import Candidate
+from depo.types import Candidate, Decisions
 
 
 @dataclass
@@ -80,12 +77,15 @@ class _Stream:
         self.last_explored: list[bool] = []
         self.last_forced: list[bool] = []
 
-    def _draw(self, k: int) -> tuple[list[int], list[int]]:
+    def _select(self, k: int) -> tuple[list[int], list[int], Decisions, float]:
+        """Draw `k` candidates and ask the selector about them: indices, epochs, decisions, seconds."""
         indices, epochs = [], []
         for _ in range(k):
             indices.append(self.order.next())
             epochs.append(self.order.epoch)
-        return indices, epochs
+        start = time.perf_counter()
+        d = checked_select(self.selector, [self.candidate(i) for i in indices])
+        return indices, epochs, d, time.perf_counter() - start
 
     def _count(self, step: EpochCounts, epoch: int, kept: bool, explored: bool) -> None:
         for counts in (step, self.epochs.setdefault(epoch, EpochCounts()), self.total):
@@ -94,19 +94,11 @@ class _Stream:
     def _stats(self, step: EpochCounts, last_epoch: int, select_s: float, pending: int) -> dict[str, float]:
         epoch = self.epochs.get(last_epoch, EpochCounts())
         return {
-            "select/scanned": float(step.scanned),
-            "select/kept": float(step.kept),
-            "select/skipped": float(step.skipped),
-            "select/explored": float(step.explored),
-            "select/forced": float(step.forced),
+            **{f"select/{key}": float(value) for key, value in asdict(step).items()},  # scanned ... forced
             "select/survival_rate": step.survival_rate,
             "select/pending": float(pending),
             "select/epoch": float(last_epoch),
-            "select/epoch_scanned": float(epoch.scanned),
-            "select/epoch_kept": float(epoch.kept),
-            "select/epoch_skipped": float(epoch.skipped),
-            "select/epoch_explored": float(epoch.explored),
-            "select/epoch_forced": float(epoch.forced),
+            **{f"select/epoch_{key}": float(value) for key, value in asdict(epoch).items()},
             "select/epoch_survival_rate": epoch.survival_rate,
             "select/total_scanned": float(self.total.scanned),
             "select/total_skipped": float(self.total.skipped),
@@ -144,10 +136,7 @@ class RankStream(_Stream):
     def next_batch(self) -> tuple[list[int], dict[str, float]]:
         warm = bool(getattr(self.selector, "in_warmup", False))
         n = self.batch_size if warm else max(self.batch_size, math.ceil(self.oversample * self.batch_size))
-        indices, epochs = self._draw(n)
-        start = time.perf_counter()
-        d = checked_select(self.selector, [self.candidate(i) for i in indices])
-        select_s = time.perf_counter() - start
+        indices, epochs, d, select_s = self._select(n)
         prio = np.asarray(d.priority, dtype=float)
         kept = np.ones(n, dtype=bool) if warm else top_mask(prio, self.batch_size)
         explored = np.zeros(n, dtype=bool)
@@ -198,10 +187,7 @@ class RefillStream(_Stream):
         return max(1, min(budget, self.max_chunk, max(need, want)))
 
     def _decide(self, k: int) -> float:
-        indices, epochs = self._draw(k)
-        start = time.perf_counter()
-        d = checked_select(self.selector, [self.candidate(i) for i in indices])
-        elapsed = time.perf_counter() - start
+        indices, epochs, d, elapsed = self._select(k)
         for i, e, keep, explored, prio in zip(indices, epochs, d.keep, d.explored, np.asarray(d.priority, float)):
             self._pending.append(_Entry(int(i), int(e), bool(keep), bool(explored), float(prio)))
         return elapsed
@@ -221,13 +207,11 @@ class RefillStream(_Stream):
             last_epoch = entry.epoch
             self._count(step, entry.epoch, entry.keep, entry.keep and entry.explored)
             (kept if entry.keep else rejected).append(entry)
-        forced: list[_Entry] = []
-        if len(kept) < self.batch_size:
-            # Scan bound hit: best-ranked rejected first (stable sort keeps scan order on ties).
-            forced = sorted(rejected, key=lambda e: -e.priority)[: self.batch_size - len(kept)]
-            for e in forced:
-                for counts in (step, self.epochs[e.epoch], self.total):
-                    counts.forced += 1
+        # Scan bound hit (batch not full): best-ranked rejected first (stable sort: scan order on ties).
+        forced = sorted(rejected, key=lambda e: -e.priority)[: self.batch_size - len(kept)]
+        for e in forced:
+            for counts in (step, self.epochs[e.epoch], self.total):
+                counts.forced += 1
         if step.scanned:
             self._rate = min(1.0, max(step.kept / step.scanned, 0.05))
         self.steps += 1
