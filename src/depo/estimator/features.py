@@ -1,10 +1,8 @@
 """What the estimator's trunk reads: pooled encoder vectors, and the caches that make them cheap.
 
 Three feature modes, from the config (docs/method.md section 2.2):
-- "pooled": the encoder is frozen, so a prompt's pooled vector never changes; it is computed
-  once and kept in an in-memory LRU cache keyed by a hash of the text, and optionally on disk
-  (`warm_cache`), one file per (encoder, pooling, max_length), so each prompt is encoded once
-  per machine (like tokenising a dataset: work done per dataset, not per step);
+- "pooled": the encoder is frozen, so a prompt's pooled vector never changes: computed once, kept
+  in an in-memory LRU cache keyed by a hash of the text, and optionally on disk (`FrozenVectors`);
 - "lower": only the top n encoder layers train, so the frozen lower layers' hidden states are
   cached and each forward runs only the top n layers;
 - "none": the whole encoder trains (the paper), nothing is cacheable.
@@ -36,36 +34,22 @@ def text_key(text: str) -> str:
 class FeatureCache:
     """LRU map text -> tensor with a byte budget and hit/miss counters."""
 
-    def __init__(self, max_bytes: int | None):
-        self.max_bytes = max_bytes
+    def __init__(self, max_mb: float | None):
+        self.max_bytes = None if max_mb is None else int(max_mb * 2**20)
         self._entries: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, text: str) -> bool:
-        return text_key(text) in self._entries
+        self.bytes = self.hits = self.misses = 0
 
     def lookup(self, texts: Sequence[str], compute: Callable[[list[str]], list[torch.Tensor]]) -> list[torch.Tensor]:
         """The cached tensor of every text; `compute` is called once on the distinct missing texts."""
         keys = [text_key(t) for t in texts]
-        missing: dict[str, str] = {}
-        for key, text in zip(keys, texts):
+        missing = {key: text for key, text in zip(keys, texts) if key not in self._entries}
+        for key in keys:
             if key in self._entries:
-                self.hits += 1
                 self._entries.move_to_end(key)
-            elif key in missing:
-                self.hits += 1
-            else:
-                self.misses += 1
-                missing[key] = text
-        fresh: dict[str, torch.Tensor] = {}
-        if missing:
-            values = compute(list(missing.values()))
-            fresh = {key: value.detach().cpu() for key, value in zip(missing, values)}
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)  # a repeat of a missing text is computed once: a hit
+        values = compute(list(missing.values())) if missing else []
+        fresh = {key: value.detach().cpu() for key, value in zip(missing, values)}
         out = [fresh[k] if k in fresh else self._entries[k] for k in keys]
         for key, value in fresh.items():
             self._entries[key] = value
@@ -100,8 +84,7 @@ class EncoderFeatures:
         self.encoder = encoder
         self.config = config
         self.device = device
-        max_bytes = None if config.cache_max_mb is None else int(config.cache_max_mb * 2**20)
-        self.cache = FeatureCache(max_bytes)
+        self.cache = FeatureCache(config.cache_max_mb)
         self.frozen = FrozenVectors(
             self.cache, _encoder_tag(encoder, encoder.pooling), lambda miss: list(self._batched(miss, self._encode_full))
         )
@@ -187,12 +170,11 @@ class EncoderFeatures:
 
 def _encoder_tag(encoder: TextEncoder, what: str) -> str:
     """Names a frozen encoder's vectors: its weights, `what` is computed from them, and max_length."""
-    weights = sorted(p.name for p in Path(encoder.path).glob("*.safetensors")) or sorted(
-        p.name for p in Path(encoder.path).iterdir()
-    )
-    ident = f"{Path(encoder.path).resolve()}|{weights}|{what}|{encoder.max_length}"
+    path = Path(encoder.path)
+    weights = sorted(p.name for p in path.glob("*.safetensors")) or sorted(p.name for p in path.iterdir())
+    ident = f"{path.resolve()}|{weights}|{what}|{encoder.max_length}"
     digest = hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
-    return f"{Path(encoder.path).name}-{what}-{encoder.max_length}-{digest}"
+    return f"{path.name}-{what}-{encoder.max_length}-{digest}"
 
 
 class FrozenVectors:
@@ -221,8 +203,8 @@ class FrozenVectors:
             blob = torch.load(self.file, weights_only=True)
             stored = dict(zip(blob["keys"], blob["vectors"]))
         known = [t for t in texts if text_key(t) in stored]
-        if known:  # through the cache's own lookup: `compute` hands back the stored vectors
-            self.cache.lookup(known, lambda miss: [stored[text_key(t)] for t in miss])
+        # through the cache's own lookup: `compute` hands back the stored vectors
+        self.cache.lookup(known, lambda miss: [stored[text_key(t)] for t in miss])
         missing = [t for t in texts if text_key(t) not in stored]
         chunk = 512
         for start in tqdm(range(0, len(missing), chunk), desc="estimator: encoding prompts", unit="chunk",

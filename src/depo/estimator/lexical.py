@@ -2,18 +2,13 @@
 
 Every feature here is a pure function of the text (no vocabulary, no fitted state), so the
 offline fit and the online learner compute identical features for a prompt nobody has seen yet.
-
-`normalize_math` rewrites a problem so that equivalent LaTeX reads the same (`\\dfrac` and
-`\\tfrac` become `\\frac`, `\\le` becomes `\\leq`, `$`, `\\left` and spacing commands are
-dropped) and replaces each number above 10 by a magnitude bucket, so "12" and "57" share a token while "12"
-and "2019" do not (small numbers stay themselves: they often name the problem's structure). `hashed_ngrams` is signed-free feature hashing (Weinberger et al. 2009,
-"Feature hashing for large scale multitask learning") of word 1-2 grams of the normalised text
-and character 2-5 grams (within word boundaries) of the raw text, with sublinear term frequency
-1 + log(tf) and each block scaled to unit L2 norm:
+`normalize_math` makes equivalent LaTeX read the same and buckets numbers above 10 by magnitude
+(small numbers stay themselves: they often name the problem's structure). `hashed_ngrams` is
+sign-free feature hashing (Weinberger et al. 2009, "Feature hashing for large scale multitask
+learning") of word 1-2 grams of the normalised text and character 2-5 grams (within word
+boundaries) of the raw text, with sublinear term frequency, each block unit norm:
 
     x = [ l2(1 + log tf_word(normalize_math(t))),  l2(1 + log tf_char(t)) ] / sqrt(2)
-
-so every prompt's lexical vector has unit norm.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""The estimator's loss, term by term (docs/method.md section 2.3).
+"""The estimator's loss, term by term: score BCE, distill BCE and ranking hinge (docs/method.md section 2.3).
 
-    L = BCE(sigmoid(s_q), y_q) + lambda_d * BCE(sigmoid(d_q), t_q) + lambda_r * L_rank
-
-averaged over the step's prompts, with
-
-    t_q    = clip(exp(mean_i mean_logprob_i), 1e-4, 1 - 1e-4)            (distill target)
-    L_rank = mean over ordered pairs (i, j) with y_i > y_j + delta of max(0, m - (s_i - s_j))
-
-Defaults lambda_d = 0.5, lambda_r = 3.0, delta = 0.05, m = 0.5. Each term is a small pure function
-so it can be checked against a hand-worked example. The distill term is skipped (contributes 0 and
-is reported as absent) for prompts without log-probs; it is never filled with a made-up target.
+Each term is a small pure function so it can be checked against a hand-worked example. The distill
+term is skipped (contributes 0 and is reported as absent) for prompts without log-probs.
 """
 
 from __future__ import annotations
@@ -73,8 +65,7 @@ def pair_mask(y: torch.Tensor, delta: float) -> torch.Tensor:
 
 def ranking_pairs(y: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (i, j) of every ordered pair with y_i > y_j + delta (i is clearly easier than j)."""
-    i, j = torch.nonzero(pair_mask(y, delta), as_tuple=True)
-    return i, j
+    return torch.nonzero(pair_mask(y, delta), as_tuple=True)
 
 
 def ranking_hinge(
@@ -108,12 +99,11 @@ def estimator_loss(
     rank = ranking_hinge(score_logits, y, weights.delta, weights.margin, mask=mask)
     total = bce + weights.lambda_r * rank
     parts = {"loss_score": bce.item(), "loss_rank": rank.item(), "rank_pairs": float(mask.sum())}
-    distill = None
     if t is not None and distill_logits is not None and weights.lambda_d > 0:
         t_mask = t_mask if t_mask is not None else torch.ones_like(t, dtype=torch.bool)
         distill = distill_bce(distill_logits, t, t_mask)
-    if distill is not None:
-        total = total + weights.lambda_d * distill
-        parts["loss_distill"] = distill.item()
+        if distill is not None:
+            total = total + weights.lambda_d * distill
+            parts["loss_distill"] = distill.item()
     parts["loss"] = total.item()
     return total, parts

@@ -4,14 +4,9 @@ Per RL step the estimator scores candidate prompts (`predict`), and after the ro
 AdamW step on that step's groups (`update`) with labels y = mean group reward and t = the
 policy's clipped confidence (docs/method.md sections 2.1-2.3). Weights and optimizer are
 checkpointed with the policy (`state_dict`); `save`/`load` write a self-contained directory
-(`depo.estimator.persistence`); `fit` trains offline (`depo.estimator.fit`).
-
-Beyond the paper (each off by default, so the defaults are the paper's):
-- `updates_per_step=k` and `replay_size=n`: k optimizer steps per RL step, each on this step's
-  groups plus up to n groups from earlier steps (a small replay buffer of recent outcomes);
-  `update_batch_size=b` makes each of those steps use a random sample of the buffer instead
-  (this step's groups always included, b prompts in all), which keeps the update cheap.
-- `freeze_encoder=True` / `train_top_layers=n`: see `depo.estimator.features`.
+(`depo.estimator.persistence`); `fit` trains offline (`depo.estimator.fit`). The settings marked
+"ours" in `depo.estimator.config` (more optimizer steps per update, a replay buffer, a frozen or
+partly frozen encoder) are off by default, so the defaults are the paper's.
 """
 
 from __future__ import annotations
@@ -74,14 +69,9 @@ class OnlineEstimator:
         """AdamW; trunk and heads at lr, the encoder's trainable weights at lr * encoder_lr_scale."""
         cfg = self.config
         groups: list[dict[str, Any]] = [{"params": list(self.head.parameters()), "lr": cfg.lr}]
-        enc = self.encoder_parameters()
-        if enc:
+        if enc := self.encoder_parameters():
             groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale})
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    @property
-    def encoder_trainable(self) -> bool:
-        return bool(self.encoder_parameters())
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached) so steps pay only for the trunk; needs a frozen encoder."""
@@ -100,13 +90,10 @@ class OnlineEstimator:
             return np.zeros(0), np.zeros(0)
         self.head.eval()
         pooled = self.features.pooled(texts, train=False)
-        scores, distills = [], []
         bs = self.config.predict_batch_size
-        for start in range(0, len(texts), bs):
-            s, d = self.head(pooled[start : start + bs])
-            scores.append(s.float().cpu())
-            distills.append(d.float().cpu())
-        return torch.cat(scores).numpy().astype(np.float64), torch.cat(distills).numpy().astype(np.float64)
+        logits = [torch.stack(self.head(pooled[i : i + bs])).float().cpu() for i in range(0, len(texts), bs)]
+        scores, distills = torch.cat(logits, dim=1).numpy().astype(np.float64)
+        return scores, distills
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Predicted pass rates sigmoid(s) in (0, 1), one per text."""
@@ -166,26 +153,18 @@ class OnlineEstimator:
         t = None
         if bool(mask.any()):
             t = torch.tensor([v if v is not None else 0.5 for v in targets], dtype=torch.float32, device=self.device)
-        first: dict[str, float] = {}
-        used = len(batch)  # prompts per optimizer step
+        parts = []
         for k in range(self.config.updates_per_step):
             idx = self._update_sample(len(outcomes), len(batch), k)
-            if idx is None:
-                parts = self.step(texts, y, t, mask if t is not None else None)
-            else:
-                ix = torch.as_tensor(idx, device=self.device)
-                parts = self.step(
-                    [texts[i] for i in idx], y[ix], t[ix] if t is not None else None, mask[ix] if t is not None else None
-                )
-            used = len(batch) if idx is None else len(idx)
-            if k == 0:
-                first = parts
+            ix = slice(None) if idx is None else torch.as_tensor(idx, device=self.device)
+            sub = texts if idx is None else [texts[i] for i in idx]  # this optimizer step's prompts
+            parts.append(self.step(sub, y[ix], None if t is None else t[ix], None if t is None else mask[ix]))
         self.steps += 1
         self.replay.extend(outcomes)
-        metrics = {f"estimator/{key}": value for key, value in first.items()}
+        metrics = {f"estimator/{key}": value for key, value in parts[0].items()}
         metrics["estimator/batch_size"] = float(len(batch))
         if self.config.update_batch_size:
-            metrics["estimator/update_batch_size"] = float(used)
+            metrics["estimator/update_batch_size"] = float(len(sub))
         metrics["estimator/distill_n"] = float(mask.sum())
         metrics["estimator/target_mean"] = float(y_np[: len(outcomes)].mean())
         if self.features.mode != "none":
@@ -213,7 +192,7 @@ class OnlineEstimator:
             "steps": self.steps,
             "replay": [asdict(o) for o in self.replay],
         }
-        if self.encoder_trainable:
+        if self.encoder_parameters():
             state["encoder"] = {k: v.detach().cpu().clone() for k, v in self.encoder.model.state_dict().items()}
         return state
 
@@ -236,8 +215,7 @@ class OnlineEstimator:
         self.steps = int(state.get("steps", 0))
         self.replay.clear()
         for item in state.get("replay", []):
-            item = dict(item)
-            item["rewards"] = tuple(item["rewards"])
+            item = {**item, "rewards": tuple(item["rewards"])}
             if item.get("mean_logprobs") is not None:
                 item["mean_logprobs"] = tuple(item["mean_logprobs"])
             self.replay.append(GroupOutcome(**item))

@@ -1,13 +1,7 @@
-"""Trunk and dual heads of the difficulty estimator, exactly as docs/method.md section 2.2.
+"""Trunk and dual heads of the difficulty estimator, exactly as docs/method.md section 2.2: a score
+head (sigmoid = predicted pass rate) and a distill head (sigmoid = predicted policy confidence).
 
-    features = Linear(h->1024) -> LayerNorm -> GELU
-    2 x residual block: x -> GELU(x + LN(Linear(Dropout(GELU(LN(Linear(x)))))))   (width 1024)
-    Linear(1024->512) -> LayerNorm -> GELU -> Dropout(0.1)
-    score head   Linear(512->1): logit s, sigmoid(s) = predicted pass rate
-    distill head Linear(512->1): logit d, sigmoid(d) = predicted policy confidence t
-
-Init: trunk Linear weights N(0, 0.02) with zero bias; head weights N(0, 0.001) with zero bias, so
-the first prediction for any prompt is sigmoid(~0) = 0.5 +- 0.01 (tested).
+Head weights start at N(0, 0.001), so the first prediction for any prompt is sigmoid(~0) = 0.5 +- 0.01.
 """
 
 from __future__ import annotations
