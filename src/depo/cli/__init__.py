@@ -1,8 +1,9 @@
 """`depo` command line: train | eval | demo | bench ... | route serve.
 
-Each group of commands lives in a module of this package and registers itself with a
-`register(subparsers)` function. Every `DepoError` becomes a one-line message and exit code 2;
-Ctrl-C outside a training loop exits with 130.
+Each command's module registers it with a `register(subparsers)` function: train, eval and demo
+in `depo.cli.train`, bench ... in `depo.bench.*_cmd`, route serve in `depo.routing.serve_cmd`.
+Every `DepoError` becomes a one-line message and exit code 2; Ctrl-C outside a training loop
+exits with 130.
 """
 
 from __future__ import annotations
@@ -10,16 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from depo.cli import bench, route, train
+from depo.bench import estimator_cmd, replay_cmd, route_cmd, train_cmd
+from depo.cli import train
 from depo.errors import DepoError
+from depo.routing import serve_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train.register(sub)
-    bench.register(sub.add_parser("bench", help="benchmarks (commands, not tests)").add_subparsers(dest="bench_command", required=True))
-    route.register(sub.add_parser("route", help="query routing across models").add_subparsers(dest="route_command", required=True))
+    bench = sub.add_parser("bench", help="benchmarks (commands, not tests)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    for module in (estimator_cmd, replay_cmd, route_cmd, train_cmd):
+        module.register(bench_sub)
+    route = sub.add_parser("route", help="query routing across models")
+    serve_cmd.register(route.add_subparsers(dest="route_command", required=True))
     return parser
 
 

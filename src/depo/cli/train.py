@@ -15,7 +15,6 @@ from depo.paths import find_config
 from depo.policy import build_tiny_policy, load_policy
 from depo.rl.config import load_config
 from depo.rl.evaluation import evaluate
-from depo.rl.metrics_log import read_metrics
 from depo.rl.report import format_table, summary_rows
 from depo.rl.trainer import Trainer, resolve_model_path
 from depo.selection import SELECTORS
@@ -70,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         trainer = Trainer(load_config(args.config, overrides))
     run_dir = trainer.train()
-    print(format_table(summary_rows(read_metrics(run_dir / "metrics.jsonl"), trainer.cfg, trainer.summary_extra())))
+    print(format_table(summary_rows(trainer.read_metrics(), trainer.cfg, trainer.summary_extra())))
     if trainer.interrupted:
         print(f"interrupted at step {trainer.step}; checkpoint saved. Continue with: depo train --resume {run_dir}")
         return 130
@@ -117,11 +116,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
         attach_probe(trainer, seed=cfg.seed)
     run_dir = trainer.train()
-    rows = summary_rows(read_metrics(run_dir / "metrics.jsonl"), cfg, trainer.summary_extra())
+    rows = summary_rows(trainer.read_metrics(), cfg, trainer.summary_extra())
     rows.append(("warm start (tiny policy build)", f"{warm_s:.0f} s"))
     rows.append(("demo wall time", f"{time.perf_counter() - start:.0f} s"))
-    print()
-    print(format_table(rows))
+    print(f"\n{format_table(rows)}")
     print(f"\nrun directory: {run_dir} (summary.md, metrics.jsonl, plots/heldout_accuracy.png)")
     if trainer.interrupted:
         print(f"interrupted; continue with: depo train --resume {run_dir}")

@@ -11,6 +11,7 @@ selector's state (with its estimator) and the run's counters, stored without pic
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -108,13 +109,9 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # best effort: not every file system can sync a directory
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

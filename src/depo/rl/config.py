@@ -1,14 +1,10 @@
 """Training configuration: one model whose field docs are the user documentation.
 
-Field names follow TRL's `GRPOConfig` wherever TRL has the knob (`num_generations`,
-`learning_rate`, `epsilon`, `epsilon_high`, `loss_type`, `beta`, `num_iterations`,
-`steps_per_generation`, `temperature`, `top_p`, `max_completion_length`, `scale_rewards`,
-`mask_truncated_completions`, `max_grad_norm`, `eval_steps`, `save_steps`, `save_total_limit`),
-and verl's DAPO recipe for the rest (`dynamic_sampling`, `max_num_gen_batches`,
-`overlong_buffer_len`, `overlong_penalty_factor`). A config is loaded from YAML (which may
-`extends:` a base) plus `key=value` overrides and validated at load (`depo.config`): unknown
-keys, wrong types and invalid values are one line naming the key and the valid choices, never
-a traceback halfway through a run.
+Field names follow TRL's `GRPOConfig` wherever TRL has the knob, and verl's DAPO recipe for the
+DAPO ones (`dynamic_sampling`, `max_num_gen_batches`, `overlong_*`). A config is loaded from YAML
+(which may `extends:` a base) plus `key=value` overrides and validated at load (`depo.config`):
+unknown keys, wrong types and invalid values are one line naming the key and the valid choices,
+never a traceback halfway through a run.
 """
 
 from __future__ import annotations
@@ -162,12 +158,10 @@ class TrainConfig(Config):
         selector = values.get("selector", "uniform")
         if not isinstance(selector, str) or selector not in SELECTORS:
             raise DepoError(f"config selector: unknown selector {selector!r}; choose one of: {', '.join(SELECTORS)}")
-        options = values.get("selector_options") or {}
-        if not isinstance(options, dict):
-            raise DepoError(f"config selector_options: expected a mapping, got {options!r}")
-        estimator = values.get("estimator_options") or {}
-        if not isinstance(estimator, dict):
-            raise DepoError(f"config estimator_options: expected a mapping, got {estimator!r}")
+        options, estimator = (values.get(key) or {} for key in ("selector_options", "estimator_options"))
+        for key, value in (("selector_options", options), ("estimator_options", estimator)):
+            if not isinstance(value, dict):
+                raise DepoError(f"config {key}: expected a mapping, got {value!r}")
         typed = selector_options(selector, options)
         values = {**values, "selector_options": typed.model_dump(mode="json", exclude_unset=True)}
         if estimator:
@@ -194,10 +188,6 @@ class TrainConfig(Config):
                 f"overlong_buffer_len must be < max_completion_length={self.max_completion_length}, got {self.overlong_buffer_len}"
             )
         return self
-
-    @property
-    def scan_bound(self) -> int:
-        return self.max_scan if self.max_scan > 0 else 8 * self.batch_size
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,

@@ -50,13 +50,8 @@ def collect_informative(
     kept = kept[:batch_size]
     short = len(kept) < batch_size
     if short:
-        log.warning(
-            "dynamic sampling: %d of %d informative groups after max_num_gen_batches=%d; "
-            "training on what there is",
-            len(kept),
-            batch_size,
-            max_num_gen_batches,
-        )
+        log.warning("dynamic sampling: %d of %d informative groups after max_num_gen_batches=%d; "
+                    "training on what there is", len(kept), batch_size, max_num_gen_batches)
     stats = {
         "dynamic/gen_batches": float(batches),
         "dynamic/generated": float(len(generated)),

@@ -33,50 +33,24 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def sample_rewards(
-    model,
-    tokenizer,
-    tasks: Sequence[Task],
-    *,
-    k: int = 8,
-    max_new_tokens: int = 16,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 1024,
+    model, tokenizer, tasks: Sequence[Task], *, k: int = 8, max_new_tokens: int = 16,
+    temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 1024,
 ) -> tuple[np.ndarray, int]:
     """(tasks, k) verifier rewards of k sampled responses per task, and the tasks whose verifier
     failed (their failed responses count as reward 0)."""
     generator = torch.Generator().manual_seed(int(seed))
-    rollouts = sample(
-        model,
-        tokenizer,
-        [t.prompt for t in tasks],
-        k,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        generator=generator,
-        batch_size=batch_size,
-    )
+    rollouts = sample(model, tokenizer, [t.prompt for t in tasks], k, max_new_tokens=max_new_tokens,
+                      temperature=temperature, top_p=top_p, generator=generator, batch_size=batch_size)
     rewards, errors = np.zeros((len(tasks), k)), 0
     for i, task in enumerate(tasks):
-        scores, error = score_responses(task, rollouts.response_text[i * k : (i + 1) * k])
-        rewards[i] = scores
+        rewards[i], error = score_responses(task, rollouts.response_text[i * k : (i + 1) * k])
         errors += int(error is not None)
     return rewards, errors
 
 
 def evaluate(
-    model,
-    tokenizer,
-    tasks: Sequence[Task],
-    *,
-    k: int = 8,
-    max_new_tokens: int = 16,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 1024,
+    model, tokenizer, tasks: Sequence[Task], *, k: int = 8, max_new_tokens: int = 16,
+    temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 1024,
     per_task: bool = False,
 ) -> dict[str, float]:
     """Sample k responses per task and score them: `eval/avg@k`, `eval/pass@k`, `eval/errors`.
@@ -86,8 +60,8 @@ def evaluate(
     """
     if not tasks:
         return {}
-    rewards, errors = sample_rewards(model, tokenizer, tasks, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
-                                     top_p=top_p, seed=seed, batch_size=batch_size)
+    rewards, errors = sample_rewards(model, tokenizer, tasks, k=k, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
     avg = rewards.mean(axis=1)
     passed = [pass_at_k(k, int(np.sum(r >= 1.0 - 1e-9)), k) for r in rewards]
     out = {f"eval/avg@{k}": float(np.mean(avg)), f"eval/pass@{k}": float(np.mean(passed)), "eval/errors": float(errors)}

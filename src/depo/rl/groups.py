@@ -7,7 +7,7 @@ NaN/inf marks its whole group as failed. The trainer drops failed groups and cou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,6 @@ class Group:
     explored: bool = False
     error: str | None = None
     """First verifier failure in the group; a failed group is never trained on."""
-    texts: list[str] = field(default_factory=list, repr=False)
 
     @property
     def informative(self) -> bool:

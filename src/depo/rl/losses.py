@@ -51,19 +51,12 @@ def overlong_penalty(lengths: torch.Tensor, max_len: int, buffer_len: int, facto
     """
     if buffer_len <= 0:
         return torch.zeros_like(lengths, dtype=torch.float32)
-    lengths = lengths.to(torch.float32)
-    start = max_len - buffer_len
-    inside = (start - lengths) / buffer_len
-    penalty = torch.where(lengths <= start, torch.zeros_like(lengths), inside)
-    penalty = torch.where(lengths > max_len, torch.full_like(lengths, -1.0), penalty)
-    return penalty * factor
+    # The linear ramp is >= 0 up to L_max - L_cache and < -1 past L_max: clamping gives all three cases.
+    return ((max_len - buffer_len - lengths.to(torch.float32)) / buffer_len).clamp(-1.0, 0.0) * factor
 
 
 def clipped_surrogate(
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    epsilon: float = 0.2,
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, epsilon: float = 0.2,
     epsilon_high: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token PPO clipped loss (Schulman et al. 2017) with DAPO's clip-higher.

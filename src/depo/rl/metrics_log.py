@@ -34,7 +34,6 @@ class MetricsLog:
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, allow_nan=True) + "\n")
-            fh.flush()
 
     def read(self) -> list[dict[str, Any]]:
         return read_metrics(self.path)

@@ -26,11 +26,10 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) -> list[Path]:
+def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) -> None:
     """plots/heldout_accuracy.png (Avg@k and pass@k vs step) and plots/effective_rate.png."""
     out_dir = run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
     k = cfg.eval_k
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -38,9 +37,8 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) 
         steps, values = _series(records, key)
         if steps:
             ax.plot(steps, values, marker="o", label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_title(f"{cfg.selector} on {cfg.preset}: held-out accuracy")
+    ax.set(xlabel="step", ylabel="held-out accuracy",
+           title=f"{cfg.selector} on {cfg.preset}: held-out accuracy")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
@@ -48,7 +46,6 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) 
         ax.text(0.5, 0.5, "no held-out set", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(out_dir / "heldout_accuracy.png", dpi=100)
-    written.append(out_dir / "heldout_accuracy.png")
 
     steps, values = _series(records, "select/effective_rate")
     if steps:
@@ -58,25 +55,20 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) 
         s2, v2 = _series(records, "select/survival_rate")
         if s2 and cfg.selector != "uniform":
             ax.plot(s2, v2, label="survival rate")
-        ax.set_xlabel("step")
-        ax.set_ylim(0, 1.05)
-        ax.set_title("share of rolled-out groups with a gradient")
+        ax.set(xlabel="step", ylim=(0, 1.05), title="share of rolled-out groups with a gradient")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
         fig.savefig(out_dir / "effective_rate.png", dpi=100)
-        written.append(out_dir / "effective_rate.png")
-    return written
 
 
 def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """(label, value) rows: held-out accuracy before/after, rollouts, effective rate, time."""
     extra = extra or {}
     k = cfg.eval_k
-    rows: list[tuple[str, str]] = []
     steps = [r for r in records if r.get("step", 0) > 0 and "rollout/prompts" in r]
-    rows.append(("selector", cfg.selector + (" + dynamic sampling" if cfg.dynamic_sampling else "")))
-    rows.append(("steps", str(len(steps))))
+    rows = [("selector", cfg.selector + (" + dynamic sampling" if cfg.dynamic_sampling else "")),
+            ("steps", str(len(steps)))]
     for key, label in ((f"eval/avg@{k}", f"held-out Avg@{k}"), (f"eval/pass@{k}", f"held-out pass@{k}")):
         s, v = _series(records, key)
         if len(v) >= 2:
@@ -87,12 +79,12 @@ def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[st
         last = steps[-1]
         rows.append(("rollouts (responses)", f"{int(last['rollout/total_responses'])}"))
         rows.append(("rollout tokens", f"{int(last['rollout/total_tokens'])}"))
-        eff = [r["select/effective_rate"] for r in steps if math.isfinite(r.get("select/effective_rate", math.nan))]
+        at, eff = _series(steps, "select/effective_rate")
         rows.append(("effective rate (mean)", f"{_mean(eff):.3f}"))
         warmup = extra.get("warmup_steps")
         if warmup and cfg.selector != "uniform":
-            before = [r["select/effective_rate"] for r in steps if r["step"] <= warmup and math.isfinite(r["select/effective_rate"])]
-            after = [r["select/effective_rate"] for r in steps if r["step"] > warmup and math.isfinite(r["select/effective_rate"])]
+            before = [v for step, v in zip(at, eff) if step <= warmup]
+            after = [v for step, v in zip(at, eff) if step > warmup]
             ratio = _mean(after) / _mean(before) if before and after and _mean(before) > 0 else math.nan
             rows.append((f"effective rate: warm-up (steps <= {warmup})", f"{_mean(before):.3f}"))
             rows.append(("effective rate: after warm-up", f"{_mean(after):.3f} ({ratio:.2f}x)"))
@@ -109,7 +101,7 @@ def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[st
         probed = [r for r in steps if warmup is None or r["step"] > warmup]
         if any("probe/eff_p_oracle" in r for r in probed):
             def avg(key: str) -> float:
-                return _mean([r[key] for r in probed if math.isfinite(r.get(key, math.nan))])
+                return _mean(_series(probed, key)[1])
 
             po, rand, kept = avg("probe/eff_p_oracle"), avg("probe/eff_random"), avg("probe/eff_kept")
             rows.append(("share of the p-oracle's gain (probed pool)",
@@ -130,7 +122,8 @@ def format_table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"{a.ljust(width)}  {b}" for a, b in rows)
 
 
-def write_summary(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[str, Any] | None = None) -> Path:
+def write_summary(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig,
+                  extra: dict[str, Any] | None = None) -> None:
     rows = summary_rows(records, cfg, extra)
     lines = [
         f"# Run summary: {run_dir.name}",
@@ -145,6 +138,4 @@ def write_summary(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig
         "Plots: `plots/heldout_accuracy.png`, `plots/effective_rate.png`. Every step: `metrics.jsonl`.",
         "",
     ]
-    path = run_dir / "summary.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    (run_dir / "summary.md").write_text("\n".join(lines), encoding="utf-8")

@@ -79,15 +79,6 @@ class StepLedger:
             self.select[key] = self.select[key] + value if key in COUNTED else value
 
 
-def default_tasks(cfg: TrainConfig) -> tuple[list[Task], list[Task]]:
-    """The preset's training pool and held-out set (data seed fixed at 0, so held-out numbers
-    are comparable across training seeds)."""
-    return (
-        preset_tasks(cfg.preset, "train", cfg.train_size, seed=0),
-        preset_tasks(cfg.preset, "heldout", cfg.heldout_size, seed=0) if cfg.heldout_size else [],
-    )
-
-
 def resolve_model_path(cfg: TrainConfig) -> Path:
     """The policy directory: the embedded tiny policy (built and cached on first use) or `cfg.model`."""
     return Path(build_tiny_policy(cfg.preset)) if cfg.model == "tiny" else Path(cfg.model)
@@ -101,13 +92,8 @@ class Trainer:
     `tasks=(train, heldout)` replaces the preset's tasks (tests, custom data).
     """
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        *,
-        tasks: tuple[Sequence[Task], Sequence[Task]] | None = None,
-        _resume: bool = False,
-    ) -> None:
+    def __init__(self, config: TrainConfig, *, tasks: tuple[Sequence[Task], Sequence[Task]] | None = None,
+                 _resume: bool = False) -> None:
         self.cfg = cfg = config
         self.run = RunDirectory.for_config(cfg)
         self.run_dir = self.run.path
@@ -122,8 +108,12 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         seed_everything(cfg.seed)
 
-        train, heldout = tasks if tasks is not None else default_tasks(cfg)
-        self.train_tasks, self.heldout_tasks = list(train), list(heldout)
+        if tasks is None:  # the preset's (data seed 0: held-out numbers compare across training seeds)
+            tasks = (
+                preset_tasks(cfg.preset, "train", cfg.train_size, seed=0),
+                preset_tasks(cfg.preset, "heldout", cfg.heldout_size, seed=0) if cfg.heldout_size else [],
+            )
+        self.train_tasks, self.heldout_tasks = list(tasks[0]), list(tasks[1])
         if not self.train_tasks:
             raise DepoError("the training set is empty")
 
@@ -141,18 +131,12 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
         estimator = cfg.estimator_init or {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
-        self.selector = make_selector(
-            cfg.selector, group_size=cfg.num_generations, seed=cfg.seed, options=cfg.selector_options, estimator=estimator
-        )
-        self.stream = make_stream(
-            cfg.selection,
-            DataOrder(len(self.train_tasks), seed=cfg.seed),
-            self.selector,
-            self.candidate,
-            cfg.batch_size,
-            oversample=cfg.oversample,
-            max_scan=max(cfg.scan_bound, cfg.batch_size),
-        )
+        self.selector = make_selector(cfg.selector, group_size=cfg.num_generations, seed=cfg.seed,
+                                      options=cfg.selector_options, estimator=estimator)
+        max_scan = max(cfg.max_scan or 8 * cfg.batch_size, cfg.batch_size)  # max_scan 0 = 8 * batch_size
+        order = DataOrder(len(self.train_tasks), seed=cfg.seed)
+        self.stream = make_stream(cfg.selection, order, self.selector, self.candidate, cfg.batch_size,
+                                  oversample=cfg.oversample, max_scan=max_scan)
         if latest:
             self._load(latest[1])
         elif _resume:
@@ -160,20 +144,15 @@ class Trainer:
             self.run.metrics.truncate(0)
 
     @classmethod
-    def resume(
-        cls,
-        run_dir: str | Path,
-        overrides: list[str] | None = None,
-        *,
-        tasks: tuple[Sequence[Task], Sequence[Task]] | None = None,
-    ) -> Trainer:
+    def resume(cls, run_dir: str | Path, overrides: list[str] | None = None, *,
+               tasks: tuple[Sequence[Task], Sequence[Task]] | None = None) -> Trainer:
         """Continue the run in `run_dir` from its latest complete checkpoint."""
         run = RunDirectory(run_dir)
         if not run.config_file.is_file():
             raise DepoError(f"not a run directory (no config.yaml): {run.path}")
         why = f"cannot change it when resuming; changeable: {', '.join(sorted(RESUME_OVERRIDABLE))}"
-        locked = {text.split("=", 1)[0].strip(): why for text in overrides or []}
-        locked = {key: why for key in locked if key not in RESUME_OVERRIDABLE}
+        keys = (text.split("=", 1)[0].strip() for text in overrides or [])
+        locked = {key: why for key in keys if key not in RESUME_OVERRIDABLE}
         cfg = load_config(run.config_file, overrides, locked=locked).replace(output_dir=str(run.path))
         dump_config(cfg, run.config_file)
         return cls(cfg, tasks=tasks, _resume=True)
@@ -210,23 +189,17 @@ class Trainer:
 
     def _generate(self, ledger: StepLedger) -> list[Group]:
         """Steps 1-3 once: the selected prompts, rolled out G times each, with their rewards."""
+        cfg = self.cfg
         with ledger.phase("select"):  # 1. which prompts are worth a rollout
             indices, stats = self.stream.next_batch()
             explored = list(self.stream.last_explored)
         ledger.add_select(stats)
         with ledger.phase("rollout"):  # 2. G responses per prompt
-            rollouts = sample(
-                self.model,
-                self.tokenizer,
-                [self.train_tasks[i].prompt for i in indices],
-                self.cfg.num_generations,
-                max_new_tokens=self.cfg.max_completion_length,
-                temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p,
-                generator=self.generator,
-                batch_size=self.cfg.sampling_chunk_size,
-            )
-        with ledger.phase("reward"):  # 3. verifier + overlong shaping; a failing reward call drops its group
+            rollouts = sample(self.model, self.tokenizer, [self.train_tasks[i].prompt for i in indices],
+                              cfg.num_generations, max_new_tokens=cfg.max_completion_length,
+                              temperature=cfg.temperature, top_p=cfg.top_p, generator=self.generator,
+                              batch_size=cfg.sampling_chunk_size)
+        with ledger.phase("reward"):  # 3. verifier + overlong shaping; a failing reward drops its group
             return self._reward(indices, rollouts, explored)
 
     def _reward(self, indices: list[int], rollouts, explored: list[bool]) -> list[Group]:
@@ -234,48 +207,34 @@ class Trainer:
         groups = []
         for j, index in enumerate(indices):
             sl = slice(j * G, (j + 1) * G)
-            texts = rollouts.response_text[sl]
-            correct, error = score_responses(self.train_tasks[index], texts)
+            scores, error = score_responses(self.train_tasks[index], rollouts.response_text[sl])
+            correct = np.asarray(scores, dtype=np.float64)
             lengths = torch.tensor([len(r) for r in rollouts.response_ids[sl]])
-            shaped = np.asarray(correct, dtype=np.float64) + overlong_penalty(
+            shaped = correct + overlong_penalty(
                 lengths, cfg.max_completion_length, cfg.overlong_buffer_len, cfg.overlong_penalty_factor
             ).double().numpy()
             if error is not None:
                 if self.totals["reward_errors"] == 0:
-                    log.warning("reward function failed on prompt %s (%s); group dropped", self.train_tasks[index].prompt_id, error)
+                    log.warning("reward function failed on prompt %s (%s); group dropped",
+                                self.train_tasks[index].prompt_id, error)
                 self.totals["reward_errors"] += 1
-            groups.append(
-                Group(
-                    index=index,
-                    prompt_ids=rollouts.prompt_ids[j],
-                    response_ids=rollouts.response_ids[sl],
-                    logprobs=rollouts.logprobs[sl],
-                    truncated=rollouts.truncated[sl],
-                    correct=np.asarray(correct, dtype=np.float64),
-                    rewards=shaped,
-                    explored=bool(explored[j]) if j < len(explored) else False,
-                    error=error,
-                    texts=list(texts),
-                )
-            )
-        failed = sum(g.error is not None for g in groups)
-        if groups and failed / len(groups) > cfg.max_reward_error_rate:
-            first = next(g.error for g in groups if g.error is not None)
+            groups.append(Group(
+                index=index, prompt_ids=rollouts.prompt_ids[j], response_ids=rollouts.response_ids[sl],
+                logprobs=rollouts.logprobs[sl], truncated=rollouts.truncated[sl], correct=correct,
+                rewards=shaped, explored=j < len(explored) and bool(explored[j]), error=error,
+            ))
+        errors = [g.error for g in groups if g.error is not None]
+        if groups and len(errors) / len(groups) > cfg.max_reward_error_rate:
             raise DepoError(
-                f"the reward function failed on {failed} of {len(groups)} groups this step "
-                f"(max_reward_error_rate={cfg.max_reward_error_rate}); first failure: {first}"
+                f"the reward function failed on {len(errors)} of {len(groups)} groups this step "
+                f"(max_reward_error_rate={cfg.max_reward_error_rate}); first failure: {errors[0]}"
             )
         return groups
 
     def _outcome(self, group: Group) -> GroupOutcome:
         task = self.train_tasks[group.index]
-        return GroupOutcome(
-            prompt_id=task.prompt_id,
-            text=task.text,
-            rewards=tuple(float(r) for r in group.correct),
-            mean_logprobs=group.mean_logprobs(),
-            explored=group.explored,
-        )
+        return GroupOutcome(task.prompt_id, task.text, tuple(float(r) for r in group.correct),
+                            mean_logprobs=group.mean_logprobs(), explored=group.explored)
 
     def _advantages(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         """Token tensors for the update and one GRPO advantage per response.
@@ -286,20 +245,16 @@ class Trainer:
         cfg = self.cfg
         rewards = torch.tensor(np.stack([g.rewards for g in groups]), dtype=torch.float32)
         advantages = group_advantages(rewards, cfg.scale_rewards).reshape(-1)
-        rows, starts, truncated = [], [], []
-        for g in groups:
-            for resp, trunc in zip(g.response_ids, g.truncated):
-                rows.append(g.prompt_ids + resp)
-                starts.append(len(g.prompt_ids))
-                truncated.append(trunc)
-        width = max(len(r) for r in rows)
+        rows = [(g.prompt_ids + resp, len(g.prompt_ids), trunc)
+                for g in groups for resp, trunc in zip(g.response_ids, g.truncated)]
+        width = max(len(row) for row, _, _ in rows)
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         mask = torch.zeros((len(rows), width - 1), dtype=torch.float32)
-        for b, (row, start) in enumerate(zip(rows, starts)):
+        for b, (row, start, truncated) in enumerate(rows):
             ids[b, : len(row)] = torch.tensor(row, dtype=torch.long)
             attention[b, : len(row)] = 1
-            if not (cfg.mask_truncated_completions and truncated[b]):
+            if not (cfg.mask_truncated_completions and truncated):
                 mask[b, start - 1 : len(row) - 1] = 1.0
         return {"ids": ids, "attention": attention, "mask": mask, "advantages": advantages, "rewards": rewards}
 
@@ -314,24 +269,18 @@ class Trainer:
         cfg = self.cfg
         ids, attention, mask, adv = batch["ids"], batch["attention"], batch["mask"], batch["advantages"]
         G = cfg.num_generations
-        n_groups = ids.shape[0] // G
-        chunks = [c for c in np.array_split(np.arange(n_groups), cfg.steps_per_generation) if len(c)]
-        row_chunks = [torch.as_tensor(np.concatenate([np.arange(g * G, (g + 1) * G) for g in c])) for c in chunks]
+        # Mini-batches of whole, consecutive groups (so pi_old below is already in row order).
+        chunks = [c for c in np.array_split(np.arange(ids.shape[0] // G), cfg.steps_per_generation) if len(c)]
+        row_chunks = [torch.arange(int(c[0]) * G, (int(c[-1]) + 1) * G) for c in chunks]
         # pi_old: with one epoch and one mini-batch the policy has not moved, so logp.detach() is
         # pi_old exactly (TRL); otherwise recompute it once before the first update (verl).
         reuse = cfg.num_iterations == 1 and len(row_chunks) == 1
-        old_all = None
-        if not reuse:
-            with torch.no_grad():
-                old_all = torch.cat([self._token_logprobs(self.model, ids[r], attention[r]) for r in row_chunks])
-                old_all = old_all[torch.argsort(torch.cat(row_chunks))]
-        ref_all = None
-        if self.ref_model is not None:
-            with torch.no_grad():
-                ref_all = self._token_logprobs(self.ref_model, ids, attention)
+        with torch.no_grad():
+            old_all = None if reuse else torch.cat([self._token_logprobs(self.model, ids[r], attention[r])
+                                                    for r in row_chunks])
+            ref_all = None if self.ref_model is None else self._token_logprobs(self.ref_model, ids, attention)
         params = [p for p in self.model.parameters() if p.requires_grad]
         sums: dict[str, float] = defaultdict(float)
-        n = 0
         for _ in range(cfg.num_iterations):
             for rows in row_chunks:
                 m = mask[rows]
@@ -356,20 +305,14 @@ class Trainer:
                 sums["loss/grad_norm"] += float(grad_norm)
                 if kl is not None:
                     sums["loss/kl"] += float((kl.detach() * m).sum() / tokens)
-                n += 1
+        n = cfg.num_iterations * len(row_chunks)
         out = {k: v / n for k, v in sums.items()}
         out["update/optimizer_steps"] = float(n)
         return out
 
-    def _step_metrics(
-        self,
-        rolled: list[Group],
-        groups: list[Group],
-        ledger: StepLedger,
-        dynamic_stats: dict[str, float],
-        update_stats: dict[str, float],
-        observe_stats: dict[str, float],
-    ) -> dict[str, float]:
+    def _step_metrics(self, rolled: list[Group], groups: list[Group], ledger: StepLedger,
+                      dynamic_stats: dict[str, float], update_stats: dict[str, float],
+                      observe_stats: dict[str, float]) -> dict[str, float]:
         valid = [g for g in rolled if g.error is None]
         responses = sum(len(g.response_ids) for g in rolled)
         tokens = sum(g.num_tokens for g in rolled)
@@ -383,9 +326,8 @@ class Trainer:
         m["rollout/prompts"] = float(len(rolled))
         m["rollout/responses"] = float(responses)
         m["rollout/tokens"] = float(tokens)
-        m["rollout/total_prompts"] = float(self.totals["prompts"])
-        m["rollout/total_responses"] = float(self.totals["responses"])
-        m["rollout/total_tokens"] = float(self.totals["tokens"])
+        for key in ("prompts", "responses", "tokens"):
+            m[f"rollout/total_{key}"] = float(self.totals[key])
         m["rollout/mean_length"] = tokens / responses if responses else 0.0
         m["rollout/truncated"] = float(np.mean([t for g in rolled for t in g.truncated])) if rolled else 0.0
         m["train/groups"] = float(len(groups))
@@ -412,16 +354,9 @@ class Trainer:
         if not self.heldout_tasks:
             return {}
         start = time.perf_counter()
-        out = evaluate(
-            self.model,
-            self.tokenizer,
-            self.heldout_tasks,
-            k=cfg.eval_k,
-            max_new_tokens=cfg.max_completion_length,
-            temperature=cfg.eval_temperature,
-            seed=cfg.seed + EVAL_SEED_OFFSET,
-            batch_size=cfg.sampling_chunk_size,
-        )
+        out = evaluate(self.model, self.tokenizer, self.heldout_tasks, k=cfg.eval_k,
+                       max_new_tokens=cfg.max_completion_length, temperature=cfg.eval_temperature,
+                       seed=cfg.seed + EVAL_SEED_OFFSET, batch_size=cfg.sampling_chunk_size)
         out["time/eval_s"] = time.perf_counter() - start
         return out
 
@@ -500,11 +435,9 @@ class Trainer:
             return {}
         start = time.perf_counter()
         counts = estimator.warm_cache([t.text for t in self.train_tasks], progress=self.cfg.progress)
-        return {
-            "time/estimator_precompute_s": time.perf_counter() - start,
-            "estimator/precompute_loaded": counts["loaded"],
-            "estimator/precompute_encoded": counts["encoded"],
-        }
+        return {"time/estimator_precompute_s": time.perf_counter() - start,
+                "estimator/precompute_loaded": counts["loaded"],
+                "estimator/precompute_encoded": counts["encoded"]}
 
     def summary_extra(self) -> dict[str, Any]:
         """What the summary needs from the live objects (the selector's warm-up length)."""
