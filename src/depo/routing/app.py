@@ -1,22 +1,11 @@
 """An OpenAI-compatible HTTP service that routes each chat request to one of several backends.
 
-Clients speak the OpenAI chat-completions API to this service (`POST /v1/chat/completions`,
-streaming included; `GET /v1/models`). For each request the Router scores the text of the last
-user message (docs/method.md section 2.4: the estimator predicts each model's pass rate), picks
-a model, and the request is forwarded unchanged except for its `model` field to that model's
-OpenAI-compatible server (vLLM, SGLang, a provider). The backend's answer comes back as is, with
-the decision in response headers:
-
-    x-depo-model        the model that answered
-    x-depo-routed-model the Router's choice (differs from x-depo-model after a failover)
-    x-depo-pass-rates   predicted pass rate per model, JSON
-    x-depo-rule         threshold | gain | pinned (the client asked for a configured model by name)
-    x-depo-failover     present after a failover: "<model>: <reason>; ..." for each model skipped
-    x-request-id        the id in the access log
-
-Micro-batching is in `batching`, failover and the concurrency bound in `upstream`, request
-checks in `requests`, metrics in `metrics`. Access logs are one JSON object per request on the
-`depo.route.access` logger.
+The Router scores the text of the last user message (docs/method.md section 2.4); the request
+goes to the chosen model's OpenAI-compatible server with only its `model` field changed, and the
+answer comes back as is, with the decision in `x-depo-*` headers (listed in docs/routing.md, "What
+the service does"). Micro-batching is in `batching`, failover and the concurrency bound in
+`upstream`, request checks in `requests`, metrics in `metrics`. Access logs are one JSON object
+per request on the `depo.route.access` logger.
 """
 
 from __future__ import annotations
@@ -167,7 +156,7 @@ class _Service:
         ex.entry.update(model=served, failover=answer.skipped or None)
         status = upstream.status_code
         if not chat.stream or status >= 400:
-            content = upstream.content if not chat.stream else await upstream.aread()
+            content = await upstream.aread()
             await upstream.aclose()
             slot.release()
             self.metrics.record_answer(served, str(status), ex.elapsed())
@@ -199,8 +188,6 @@ def create_app(config: ServeConfig, router: Router | None = None) -> FastAPI:
     """The ASGI app. `router` overrides the one the config describes (tests, custom predictors)."""
     service = _Service(config, router if router is not None else build_router(config))
     app = FastAPI(title="depo route", lifespan=service.lifespan)
-    app.state.metrics = service.metrics
-    app.state.router = service.router
     app.add_api_route("/health", service.health, methods=["GET"])
     app.add_api_route("/metrics", service.metrics_text, methods=["GET"])
     app.add_api_route("/v1/models", service.list_models, methods=["GET"])

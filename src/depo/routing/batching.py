@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,12 +17,6 @@ if TYPE_CHECKING:
     from depo.routing.router import Decision, Router
 
 log = logging.getLogger("depo.route")
-
-
-@dataclass
-class _Pending:
-    text: str
-    future: asyncio.Future = field(repr=False)
 
 
 class MicroBatcher:
@@ -38,7 +31,7 @@ class MicroBatcher:
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, asyncio.Future]] = asyncio.Queue()  # (text, its decision)
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -52,10 +45,10 @@ class MicroBatcher:
 
     async def route(self, text: str) -> Decision:
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Pending(text, future))
+        await self.queue.put((text, future))
         return await future
 
-    async def _next_batch(self) -> list[_Pending]:
+    async def _next_batch(self) -> list[tuple[str, asyncio.Future]]:
         batch = [await self.queue.get()]
         deadline = time.perf_counter() + self.max_wait_s
         while len(batch) < self.max_batch:
@@ -71,15 +64,15 @@ class MicroBatcher:
             batch = await self._next_batch()
             start = time.perf_counter()
             try:
-                decisions = await asyncio.to_thread(self.router.route, [p.text for p in batch])
+                decisions = await asyncio.to_thread(self.router.route, [text for text, _ in batch])
             except Exception as exc:  # a predictor failure fails this batch's requests, not the service
                 log.exception("routing failed for a batch of %d", len(batch))
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
                 continue
             self.metrics.predict_latency.observe(time.perf_counter() - start)
             self.metrics.batch_size.observe(len(batch))
-            for p, d in zip(batch, decisions):
-                if not p.future.done():
-                    p.future.set_result(d)
+            for (_, future), decision in zip(batch, decisions):
+                if not future.done():
+                    future.set_result(decision)

@@ -1,20 +1,11 @@
-"""Route each query to one of several models from predicted pass rates (docs/method.md section 2.4).
+"""Route each query to one of several models from predicted pass rates (docs/method.md 2.4, 4.6).
 
-The DEPO paper (section 5, Table 3) trains the difficulty estimator for the *small* policy and
-sends a query to the small model iff its predicted pass rate p_small >= tau, else to the large
-one. That rule ignores what the large model would do (docs/method.md section 4.6): a query
-both models fail, or both solve, costs accuracy nothing when sent to the small model. The
-gain-aware rule therefore predicts every model's pass rate and picks
-
-    m* = argmax_m  p_m - lambda * cost_m                                  (gain-aware rule)
-
-which, for two models, sends a query to the large model only when its predicted gain
-p_large - p_small exceeds lambda * (cost_large - cost_small). Both rules are pure functions of
-the predicted rates, so routing is deterministic and batched: one `predict` call per model (or
-one call of a multi-head predictor) per batch of queries.
-
-A predictor is any object with `predict(texts) -> np.ndarray` of pass rates in [0, 1]: the
-`OnlineEstimator`, a TF-IDF regressor, or a fixed function of the text in tests.
+Two rules, both pure functions of the predicted rates, so routing is deterministic and batched
+(one `predict` call per model, or one call of a multi-head predictor, per batch of queries):
+the paper's threshold rule (small iff p_small >= tau) and the gain-aware rule
+m* = argmax_m p_m - lambda * cost_m. A predictor is any object with `predict(texts) ->
+np.ndarray` of pass rates in [0, 1]: the `OnlineEstimator`, a TF-IDF regressor, or a fixed
+function of the text in tests.
 """
 
 from __future__ import annotations
@@ -23,14 +14,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
 from depo.errors import DepoError
 
 RuleName = Literal["threshold", "gain"]
-RULES: tuple[str, ...] = ("threshold", "gain")
+RULES: tuple[str, ...] = get_args(RuleName)
 
 
 @runtime_checkable
@@ -89,10 +80,9 @@ def threshold_choice(rates: np.ndarray, tau: float) -> np.ndarray:
     "small iff p_small >= tau" (DEPO paper, section 5).
     """
     rates = np.asarray(rates, dtype=np.float64)
-    n, m = rates.shape
-    ok = rates[:, : m - 1] >= tau
-    first = np.where(ok.any(axis=1), ok.argmax(axis=1), m - 1)
-    return first.astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    last = rates.shape[1] - 1
+    ok = rates[:, :last] >= tau
+    return np.where(ok.any(axis=1), ok.argmax(axis=1), last).astype(np.int64)
 
 
 def gain_choice(rates: np.ndarray, costs: Sequence[float], lam: float) -> np.ndarray:
@@ -137,26 +127,27 @@ class Router:
             raise DepoError(f"tau must be in [0, 1], got {tau}")
         if not math.isfinite(lam) or lam < 0:
             raise DepoError(f"lambda must be a finite number >= 0, got {lam}")
-        self._given_order = names
         self.models: list[ModelSpec] = sorted(models, key=lambda m: m.cost)
+        # multi-head columns come in the given order; the router's columns are cheapest first
+        self._given_columns = [names.index(m.name) for m in self.models]
         self.rule: str = rule
         self.tau = float(tau)
         self.lam = float(lam)
-        if isinstance(predictors, Mapping):
+        self._multi: PassRatePredictor | None = None
+        self._per_model: dict[str, PassRatePredictor] = {}
+        if not isinstance(predictors, Mapping):
+            if not hasattr(predictors, "predict"):
+                raise DepoError("predictors must be a mapping name -> predictor or one object with predict()")
+            self._multi = predictors
+        else:
             unknown = set(predictors) - set(names)
             if unknown:
                 raise DepoError(f"predictors for unknown models: {sorted(unknown)}")
-            self._per_model: dict[str, PassRatePredictor] | None = dict(predictors)
-            self._multi: PassRatePredictor | None = None
             needed = names if rule == "gain" else [m.name for m in self.models[:-1]]
             missing = [n for n in needed if n not in predictors]
             if missing:
                 raise DepoError(f"rule {rule!r} needs a pass-rate predictor for {missing}")
-        else:
-            if not hasattr(predictors, "predict"):
-                raise DepoError("predictors must be a mapping name -> predictor or one object with predict()")
-            self._per_model = None
-            self._multi = predictors
+            self._per_model = dict(predictors)
 
     @property
     def names(self) -> list[str]:
@@ -166,32 +157,23 @@ class Router:
     def costs(self) -> list[float]:
         return [m.cost for m in self.models]
 
-    def predicted_names(self) -> list[str]:
-        """Models whose pass rate is predicted (and reported in explanations)."""
-        if self._per_model is None:
-            return self.names
-        return [n for n in self.names if n in self._per_model]
-
     def predict_rates(self, texts: Sequence[str]) -> np.ndarray:
         """(n, M) predicted pass rates, columns in `self.models` order; NaN where not predicted."""
-        n = len(texts)
-        out = np.full((n, len(self.models)), np.nan, dtype=np.float64)
+        n, m = len(texts), len(self.models)
+        out = np.full((n, m), np.nan, dtype=np.float64)
         if n == 0:
             return out
         if self._multi is not None:
             raw = np.asarray(self._multi.predict(list(texts)), dtype=np.float64)
-            if raw.shape != (n, len(self.models)):
-                raise DepoError(f"multi-head predictor returned shape {raw.shape}, expected {(n, len(self.models))}")
-            for j, name in enumerate(self.names):
-                out[:, j] = raw[:, self._given_order.index(name)]
-        else:
-            assert self._per_model is not None
-            for j, name in enumerate(self.names):
-                if name in self._per_model:
-                    col = np.asarray(self._per_model[name].predict(list(texts)), dtype=np.float64).reshape(-1)
-                    if col.shape != (n,):
-                        raise DepoError(f"predictor for {name!r} returned {col.shape[0]} rates for {n} texts")
-                    out[:, j] = col
+            if raw.shape != (n, m):
+                raise DepoError(f"multi-head predictor returned shape {raw.shape}, expected {(n, m)}")
+            out = raw[:, self._given_columns]
+        for j, name in enumerate(self.names):
+            if name in self._per_model:
+                col = np.asarray(self._per_model[name].predict(list(texts)), dtype=np.float64).reshape(-1)
+                if col.shape != (n,):
+                    raise DepoError(f"predictor for {name!r} returned {col.shape[0]} rates for {n} texts")
+                out[:, j] = col
         known = ~np.isnan(out)
         if np.any((out[known] < 0) | (out[known] > 1)):
             raise DepoError("a predictor returned pass rates outside [0, 1]")
@@ -206,27 +188,23 @@ class Router:
     def route(self, texts: Sequence[str]) -> list[Decision]:
         """Route a batch of texts; one Decision (model + explanation) per text, same order."""
         rates = self.predict_rates(texts)
-        chosen = self.choose(rates)
-        shown = self.predicted_names()
-        cols = [self.names.index(n) for n in shown]
-        costs = np.asarray(self.costs)
-        decisions = []
-        for i, j in enumerate(chosen.tolist()):
-            r = {n: float(rates[i, c]) for n, c in zip(shown, cols)}
-            scores = (
-                {n: float(rates[i, c] - self.lam * costs[c]) for n, c in zip(shown, cols)}
-                if self.rule == "gain"
-                else {}
+        scores = rates - self.lam * np.asarray(self.costs)
+        names = self.names
+        # explanations show the models whose pass rate is predicted
+        shown = [c for c, n in enumerate(names) if self._multi is not None or n in self._per_model]
+        return [
+            Decision(
+                model=names[j],
+                index=j,
+                rule=self.rule,
+                rates={names[c]: float(rates[i, c]) for c in shown},
+                scores={names[c]: float(scores[i, c]) for c in shown} if self.rule == "gain" else {},
             )
-            decisions.append(Decision(model=self.names[j], index=j, rule=self.rule, rates=r, scores=scores))
-        return decisions
+            for i, j in enumerate(self.choose(rates).tolist())
+        ]
 
     def fallback_order(self, chosen: str) -> list[str]:
         """Models to try when `chosen` is down: the chosen one, then the others by rising cost
         distance, preferring the more capable (more expensive) model on ties."""
         j = self.names.index(chosen)
-        others = sorted(
-            (k for k in range(len(self.models)) if k != j),
-            key=lambda k: (abs(k - j), -k),
-        )
-        return [chosen] + [self.names[k] for k in others]
+        return [self.names[k] for k in sorted(range(len(self.models)), key=lambda k: (abs(k - j), -k))]

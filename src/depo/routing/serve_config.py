@@ -1,16 +1,9 @@
 """Configuration of the routing service (`depo route serve --config FILE`), validated up front.
 
-A YAML file names the backends (any OpenAI-compatible server: vLLM, SGLang, a provider), their
-costs, and where each model's pass-rate predictor comes from. It is a `depo.config.Config`, so
-unknown keys are refused with the nearest valid name, `extends:` works, and every mistake is a
-one-line DepoError at start-up, never a traceback on the first request. See
-configs/route_serve.example.yaml for a commented example.
-
-Per model, the predictor is one of:
-- `estimator: DIR`  an OnlineEstimator saved with `.save(DIR)` (e.g. by `depo bench route --save`);
-- `predictor: "module:factory"`  a Python callable returning any object with predict(texts);
-- `rate: 0.73`  a constant prior (e.g. the large model's mean pass rate: with a constant p_large
-  the gain rule reduces to a threshold on p_small, so one trained estimator suffices).
+It is a `depo.config.Config`, so unknown keys are refused with the nearest valid name, `extends:`
+works, and every mistake is a one-line DepoError at start-up, never a traceback on the first
+request. Each backend's predictor is a saved estimator, a `module:factory` or a constant `rate`
+(docs/routing.md; configs/route_serve.example.yaml is a commented example).
 """
 
 from __future__ import annotations
@@ -19,17 +12,16 @@ import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from depo.config import Config, load
 from depo.errors import DepoError
-from depo.routing.router import ModelSpec, PassRatePredictor, Router
+from depo.routing.router import ModelSpec, PassRatePredictor, Router, RuleName
 
 WHAT = "route serve config"
-ROUTED_ALIASES_DEFAULT = ("auto", "depo-router")
 
 
 def _scalar_name(value: Any) -> Any:
@@ -65,7 +57,8 @@ class BackendConfig(Config):
     predictor: str | None = None
     """`module:factory` returning an object with predict(texts)."""
     rate: float | None = Field(None, ge=0.0, le=1.0)
-    """A constant predicted pass rate for every query."""
+    """A constant predicted pass rate for every query (e.g. the large model's mean: with a constant
+    p_large the gain rule is a threshold on p_small, so one trained estimator suffices)."""
 
     @field_validator("url")
     @classmethod
@@ -105,11 +98,11 @@ class ServeConfig(Config):
     less noisy. The backends then name no predictor of their own. Relative to the config file."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    rule: Literal["threshold", "gain"] = "threshold"
+    rule: RuleName = "threshold"
     """threshold: the paper's rule (docs/method.md section 2.4); gain: section 4.6."""
     tau: float = 0.75
     lam: float = Field(0.0, alias="lambda")
-    routed_aliases: tuple[Name, ...] = ROUTED_ALIASES_DEFAULT
+    routed_aliases: tuple[Name, ...] = ("auto", "depo-router")
     """Request `model` values that mean "let the router choose" (a configured name pins the model)."""
     connect_timeout_s: float = Field(5.0, ge=0)
     read_timeout_s: float = Field(300.0, ge=0)
@@ -160,11 +153,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ServeConfig:
     Relative estimator paths are taken relative to the file named here.
     """
     config = load(ServeConfig, path, overrides, what=WHAT)
-    if config.estimator and not Path(config.estimator).is_absolute():
-        config.estimator = str(Path(path).parent / config.estimator)
-    for m in config.models:
-        if m.estimator and not Path(m.estimator).is_absolute():
-            m.estimator = str(Path(path).parent / m.estimator)
+    for owner in [config, *config.models]:
+        if owner.estimator and not Path(owner.estimator).is_absolute():
+            owner.estimator = str(Path(path).parent / owner.estimator)
     return config
 
 

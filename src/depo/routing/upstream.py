@@ -1,11 +1,9 @@
 """Forwarding a chat request to a backend, failover to the next model, and the concurrency bound.
 
-Why these mechanisms:
-- Failover: a backend that refuses connections, times out or answers 5xx before any byte was
-  sent to the client is skipped for the next model (Router.fallback_order); 4xx answers are the
-  client's problem and are returned as is.
-- Bounded concurrency: at most `max_concurrency` requests are forwarded at once; the rest wait
-  up to `queue_timeout_s`, then get 503, so a burst cannot exhaust sockets or backend memory.
+Failover skips a backend that refuses connections, times out or answers 5xx before any byte
+reached the client (Router.fallback_order); 4xx answers are the client's problem and are relayed
+as they are. At most `max_concurrency` requests are forwarded at once; the rest wait up to
+`queue_timeout_s`, then get 503, so a burst cannot exhaust sockets or backend memory.
 """
 
 from __future__ import annotations
@@ -21,14 +19,6 @@ if TYPE_CHECKING:
     from depo.routing.serve_config import ServeConfig
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-
-
-@dataclass
-class _Attempt:
-    """The outcome of forwarding to one backend: a response to relay, or a reason to fail over."""
-
-    response: httpx.Response | None
-    reason: str | None = None
 
 
 @dataclass
@@ -97,13 +87,13 @@ class Upstream:
         skipped: list[str] = []
         for name in order:
             attempt = await self.forward(name, body, stream)
-            if attempt.response is not None:
-                return Answer(attempt.response, name, skipped)
-            skipped.append(f"{name}: {attempt.reason}")
+            if isinstance(attempt, httpx.Response):
+                return Answer(attempt, name, skipped)
+            skipped.append(f"{name}: {attempt}")
         return Answer(None, order[0], skipped)
 
-    async def forward(self, name: str, body: dict[str, Any], stream: bool) -> _Attempt:
-        """`body` sent to backend `name` under its own model name (and key, if it has one)."""
+    async def forward(self, name: str, body: dict[str, Any], stream: bool) -> httpx.Response | str:
+        """`body` sent to backend `name` as its own model (and key): the response, or why to fail over."""
         assert self._client is not None, "Upstream.open() was not called"
         spec = self.backends[name]
         headers = {"content-type": "application/json"}
@@ -116,13 +106,13 @@ class Upstream:
             response = await self._client.send(request, stream=stream)
         except httpx.TimeoutException:
             outcome.labels(name, "timeout").inc()
-            return _Attempt(None, "timeout")
+            return "timeout"
         except httpx.HTTPError as exc:
             outcome.labels(name, "unreachable").inc()
-            return _Attempt(None, f"unreachable ({type(exc).__name__})")
+            return f"unreachable ({type(exc).__name__})"
         status = response.status_code
         outcome.labels(name, "ok" if status < 400 else f"http_{status}").inc()
         if status in RETRYABLE_STATUS:
             await response.aclose()
-            return _Attempt(None, f"HTTP {status}")
-        return _Attempt(response)
+            return f"HTTP {status}"
+        return response
