@@ -1,19 +1,10 @@
-"""Dynamic sampling for TRL's `GRPOTrainer`, fed by DEPO's selection (docs/method.md section 5).
+"""Dynamic sampling for TRL's `GRPOTrainer`, fed by DEPO's selection (docs/trl.md, "Dynamic sampling").
 
-TRL has no dynamic sampling (trl issues 3708, 3973, 4764; the maintainers point at buffering
-completions). Here a generation batch whose groups are not all informative is topped up by
-more generation rounds *inside* one `_generate_and_score_completions` call: each round draws
-one more generation batch from the selection feed (DEPO-selected prompts), TRL generates and
-scores it as usual, and of all rounds' groups each process keeps its first informative ones
-(reward std > 0) until it has as many groups as TRL gave it. TRL's step accounting does not
-change: every process returns exactly the rows it was given, so `steps_per_generation`,
-`gradient_accumulation_steps` and the optimizer steps are TRL's own.
-
-Every rank takes the same decisions: whether another round is needed is computed from the
-rewards TRL already gathered across processes (each rank knows every rank's groups), so all
-ranks run the same number of rounds, and the collectives inside generation stay matched.
-After `max_rounds` rounds a process that is still short fills up with its first zero-variance
-groups (no error, unlike DAPO's "Generated too many"). Every round's groups reach the selector.
+Inside one `_generate_and_score_completions` call, more generation rounds of selector-chosen
+prompts are run until each process holds only informative groups (reward std > 0), or
+`max_rounds` are spent (then its first zero-variance groups fill the rest). Every process returns
+exactly the rows TRL gave it, so TRL's step accounting is unchanged; every rank decides from the
+rewards TRL gathered across processes, so all run the same rounds and the collectives match.
 
 This module holds the row bookkeeping: which groups of a round are informative on which
 process, and merging the kept rows of several rounds' outputs into one output with a common
@@ -54,11 +45,8 @@ def informative_groups(rewards: Sequence[float], group_size: int, processes: int
 def choose_groups(rounds: Sequence[list[bool]], need: int) -> list[tuple[int, int]]:
     """(round, local group) pairs this process trains on: its first `need` informative groups over
     the rounds, then its first zero-variance ones when the rounds did not find enough."""
-    chosen = [(r, g) for r, flags in enumerate(rounds) for g, ok in enumerate(flags) if ok][:need]
-    if len(chosen) < need:
-        rest = [(r, g) for r, flags in enumerate(rounds) for g, ok in enumerate(flags) if not ok]
-        chosen += rest[: need - len(chosen)]
-    return chosen
+    pairs = sorted((not ok, r, g) for r, flags in enumerate(rounds) for g, ok in enumerate(flags))
+    return [(r, g) for _, r, g in pairs[:need]]
 
 
 def merge_rows(outputs: Sequence[dict[str, Any]], rows: Sequence[tuple[int, int]], pad_token_id: int) -> dict[str, Any]:
@@ -75,9 +63,7 @@ def merge_rows(outputs: Sequence[dict[str, Any]], rows: Sequence[tuple[int, int]
             continue
         width = max(p.shape[0] for p in parts)
         pad = pad_token_id if key.endswith("_ids") else 0
-        padded = []
-        for p in parts:
-            filler = p.new_full((width - p.shape[0], *p.shape[1:]), pad)
-            padded.append(torch.cat([filler, p] if key in LEFT_PADDED else [p, filler]))
-        merged[key] = torch.stack(padded)
+        fillers = [p.new_full((width - p.shape[0], *p.shape[1:]), pad) for p in parts]
+        pairs = zip(fillers, parts) if key in LEFT_PADDED else zip(parts, fillers)
+        merged[key] = torch.stack([torch.cat(pair) for pair in pairs])
     return merged

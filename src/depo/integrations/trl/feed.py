@@ -1,26 +1,18 @@
 """The selection feed behind DEPO's TRL sampler: draw, decide, remember, learn. No TRL import.
 
-TRL's `GRPOTrainer` pulls prompt indices from a sampler long before it knows any reward: the
-sampler decides *which* prompts are rolled out (docs/method.md section 6). `SelectionFeed` is the
-state behind that sampler. It draws one generation batch ("chunk") at a time from a stream
-(`RefillStream`: the selector's keep/skip decisions with a bounded scan; or `RankStream`: the
-best of `oversample` x the batch; both over a seeded data order), keeps
-the chunks that were drawn but not yet rolled out ("in flight"), and, once TRL has scored a
-chunk's completions, turns the gathered rewards into `GroupOutcome`s for `selector.observe`.
+`SelectionFeed` draws one generation batch ("chunk") at a time from a selection stream
+(depo.selection.stream) before any reward is known (docs/method.md section 6), keeps the chunks
+drawn but not yet rolled out ("in flight"), and turns the gathered rewards of a scored chunk into
+`GroupOutcome`s for `selector.observe`.
 
-The one-batch lag. accelerate's `DataLoaderShard` fetches the next batch before it yields the
-current one, and `Trainer` fetches all of an optimizer step's batches up front. So chunk k+1
-is drawn, and its prompts are decided, *before* chunk k is generated and observed: an
-estimator update made on chunk k shapes chunk k+2, not k+1. The feed handles it by
-(1) attributing outcomes by dataset index (carried in a column), never by position in time;
-(2) logging `select/in_flight` (chunks drawn but not observed) so the lag is visible; and
-(3) checkpointing the data position from *before* the first chunk not yet rolled out, so a
-resumed run redraws that prefetched chunk instead of silently losing its prompts.
+The one-batch lag (docs/trl.md): chunk k+1 is drawn before chunk k is observed. So outcomes are
+attributed by dataset index, never by arrival order; `select/in_flight` makes the lag visible;
+and a checkpoint stores the data position from *before* the first chunk not yet rolled out, so a
+resumed run redraws that prefetched chunk instead of losing its prompts.
 
-Every process must yield the same indices. The feed runs identically on every rank (same
-seed, same gathered outcomes); in addition, `broadcast` (when given) replaces each decision by
-the main process's, so ranks agree even if their estimators drift apart numerically (GPU
-non-determinism). `rank_disagreements` counts how often a rank's own decision differed.
+Every process must yield the same indices: the feed runs identically on every rank, and
+`broadcast` (when given) replaces each decision by the main process's, so ranks agree even if
+their estimators drift apart numerically; `rank_disagreements` counts local disagreements.
 """
 
 from __future__ import annotations
@@ -87,7 +79,6 @@ class SyncedSelector:
 class _Chunk:
     """One drawn generation batch: its unique prompts, in the order the sampler yields them."""
 
-    number: int
     indices: list[int]
     explored: list[bool]
     stats: dict[str, float]
@@ -132,9 +123,7 @@ class SelectionFeed:
         self._drawn = 0
         self.history: list[list[int]] = []
         """The indices of every chunk drawn by this process, in order (for checks and tests)."""
-        self.rollouts = 0
-        self.groups_observed = 0
-        self.groups_informative = 0
+        self.rollouts = self.groups_observed = self.groups_informative = 0
 
     def _candidate(self, i: int) -> Candidate:
         return Candidate(prompt_id=self.prompt_ids[i], text=self.texts[i])
@@ -150,7 +139,7 @@ class SelectionFeed:
         extra rounds), so it never waits behind the dataloader's prefetched chunk."""
         before = self.stream.state_dict()
         indices, stats = self.stream.next_batch()
-        chunk = _Chunk(self._drawn, list(indices), list(self.stream.last_explored), dict(stats), before)
+        chunk = _Chunk(list(indices), list(self.stream.last_explored), dict(stats), before)
         self._drawn += 1
         if in_flight:
             self._in_flight.append(chunk)
@@ -178,28 +167,18 @@ class SelectionFeed:
         if mean_logprobs is not None and len(mean_logprobs) != n:
             raise DepoError(f"{len(mean_logprobs)} mean log-probs for {n} completions")
         groups = [int(indices[s]) for s in range(0, n, g)]
-        for s in range(0, n, g):
-            if any(int(i) != int(indices[s]) for i in indices[s : s + g]):
-                raise DepoError(
-                    "completions of one group come from different prompts; the DEPO sampler's order was changed"
-                )
+        if any(int(i) != groups[r // g] for r, i in enumerate(indices)):
+            raise DepoError(
+                "completions of one group come from different prompts; the DEPO sampler's order was changed"
+            )
         chunk = self._pop_chunk(groups)
-        explored = {}
-        if chunk is not None:
-            explored = {i: e for i, e in zip(chunk.indices, chunk.explored)}
+        explored = dict(zip(chunk.indices, chunk.explored)) if chunk is not None else {}
         outcomes = []
         for k, idx in enumerate(groups):
-            r = tuple(float(x) for x in rewards[k * g : (k + 1) * g])
-            lp = None if mean_logprobs is None else tuple(float(x) for x in mean_logprobs[k * g : (k + 1) * g])
-            outcomes.append(
-                GroupOutcome(
-                    prompt_id=self.prompt_ids[idx],
-                    text=self.texts[idx],
-                    rewards=r,
-                    mean_logprobs=lp,
-                    explored=bool(explored.get(idx, False)),
-                )
-            )
+            r = slice(k * g, (k + 1) * g)
+            logps = None if mean_logprobs is None else tuple(map(float, mean_logprobs[r]))
+            outcomes.append(GroupOutcome(self.prompt_ids[idx], self.texts[idx], tuple(map(float, rewards[r])),
+                                         logps, explored=bool(explored.get(idx, False))))
         metrics = {k: float(v) for k, v in (self.selector.observe(outcomes) or {}).items()}
         informative = sum(not o.is_zero_variance for o in outcomes)
         self.rollouts += n

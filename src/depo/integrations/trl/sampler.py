@@ -1,17 +1,11 @@
 """A sampler with `trl.trainer.utils.RepeatSampler`'s contract whose prompts DEPO chose.
 
-RepeatSampler (TRL 1.16) yields, for each generation batch of `batch_size` distinct prompts,
-the batch `repeat_count` (= num_iterations x steps_per_generation) times, and within it each
-prompt `mini_repeat_count` (= num_generations) times in a row; GRPOTrainer relies on exactly
-that layout to group completions and to reuse one generation for several optimizer passes.
-`DEPORepeatSampler` keeps the layout and only changes *which* prompts fill each batch: it asks
-`next_chunk()` (a `SelectionFeed`) lazily, one generation batch at a time, so the selector
-decides with the freshest estimator the dataloader's prefetching allows.
-
-Its length is RepeatSampler's for the same dataset (`len(dataset) // batch_size` batches per
-trainer epoch), so `num_train_epochs` and `max_steps` mean the same number of optimizer steps
-as with plain GRPO; the data order behind it is endless (a skipped prompt does not end an
-epoch early), and the feed's `select/epoch*` metrics count real passes over the data.
+RepeatSampler (TRL 1.16) yields each generation batch `repeat_count` (= num_iterations x
+steps_per_generation) times, and within it each prompt `mini_repeat_count` (= num_generations)
+times in a row; GRPOTrainer relies on that layout. `DEPORepeatSampler` keeps it, and its length
+(`len(dataset) // batch_size` batches per trainer epoch), and only changes *which* prompts fill
+each batch: it asks `next_chunk()` (a `SelectionFeed`) lazily, one generation batch at a time,
+over an endless data order (docs/trl.md, "How it plugs in").
 """
 
 from __future__ import annotations
@@ -57,8 +51,7 @@ class DEPORepeatSampler(Sampler[int]):
                 raise DepoError(f"the DEPO feed returned {len(chunk)} prompts, expected {self.batch_size}")
             for _ in range(self.repeat_count):
                 for index in chunk:
-                    for _ in range(self.mini_repeat_count):
-                        yield index
+                    yield from [index] * self.mini_repeat_count
 
     def __len__(self) -> int:
         return self.chunks_per_epoch * self.batch_size * self.mini_repeat_count * self.repeat_count

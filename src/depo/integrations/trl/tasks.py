@@ -40,12 +40,8 @@ def task_reward(tasks: Sequence[Task]):
     by_id = {t.prompt_id: t for t in tasks}
 
     def reward(completions: list, prompt_id: list[str], **kwargs: Any) -> list[float]:
-        out = []
-        for completion, pid in zip(completions, prompt_id):
-            text = completion if isinstance(completion, str) else completion[-1]["content"]
-            rewards, _ = score_responses(by_id[pid], [text])
-            out.append(rewards[0])
-        return out
+        return [score_responses(by_id[pid], [c if isinstance(c, str) else c[-1]["content"]])[0][0]
+                for c, pid in zip(completions, prompt_id)]
 
     reward.__name__ = "task_reward"
     return reward

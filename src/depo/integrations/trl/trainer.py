@@ -1,30 +1,13 @@
 """DEPO inside TRL's `GRPOTrainer`: pre-rollout prompt selection, single- and multi-process.
 
-Where it plugs in (docs/method.md section 6; TRL 1.16 `trl/trainer/grpo_trainer.py`):
-
-- `_get_train_sampler` returns a `DEPORepeatSampler` (RepeatSampler's layout, DEPO's prompts)
-  instead of `RepeatSampler`; each generation batch is drawn lazily by a `SelectionFeed`.
-- `_calculate_rewards` (already gathered across processes by TRL) is where the per-completion
-  total reward (sum of reward functions times `reward_weights`, as TRL sums them) and the
-  prompts' dataset indices are captured; `_generate_and_score_completions` then adds the
-  responses' mean token log-probs when TRL computed them (or always, with `logprobs="always"`)
-  and calls `selector.observe` once per generation batch, on every process with the same data.
-- `_save_checkpoint` writes `depo_selector.json` + `.safetensors` (no pickle) beside TRL's files;
-  `_load_optimizer_and_scheduler` (TRL's own hook for its extra state) restores it on
-  `resume_from_checkpoint`.
-- `dynamic_sampling=True`: `_generate_and_score_completions` runs more generation rounds of
-  selector-chosen prompts until every process holds only informative groups
-  (depo.integrations.trl.dynamic_sampling).
-- `select/*` and `estimator/*` metrics go into TRL's `_metrics["train"]`, so they are logged
-  (averaged over `logging_steps`, as TRL does) next to `frac_reward_zero_std`.
-
-The dataset gets one extra column, `depo_index` (the row's index), so that outcomes are matched
-to prompts by identity whatever the dataloader prefetched; reward functions receive it as a
-keyword argument like any other column (TRL reward functions take `**kwargs`).
-
-Resuming: the DEPO sampler restarts from its own checkpointed position, so the Trainer's
-"skip the batches already seen" replay is switched off (`ignore_data_skip=True`); replaying
-would re-run the selector on prompts it already decided.
+The hooks (docs/trl.md, "How it plugs in"; TRL 1.16 `trl/trainer/grpo_trainer.py`):
+`_get_train_sampler` returns a `DEPORepeatSampler` fed by a `SelectionFeed`;
+`_calculate_rewards` (already gathered across processes) captures the per-completion total reward
+and the prompts' dataset indices (the extra `depo_index` column), and
+`_generate_and_score_completions` adds the mean token log-probs and calls `selector.observe`
+(with `dynamic_sampling`, after more rounds: depo.integrations.trl.dynamic_sampling);
+`_save_checkpoint` / `_load_optimizer_and_scheduler` write and restore `depo_selector.json` +
+`.safetensors` (no pickle). `select/*` and `estimator/*` metrics go into TRL's `_metrics["train"]`.
 """
 
 from __future__ import annotations
@@ -79,24 +62,14 @@ def prompt_text(prompt: Any) -> str:
 class DEPOMixin:
     """Adds DEPO selection to a `GRPOTrainer` (or a subclass of it): `class T(DEPOMixin, GRPOTrainer)`.
 
-    Extra keyword arguments:
-      selector: a `depo.selection.Selector` (e.g. `make_selector("depo", group_size=G, seed=0)`);
-        default `Uniform()` (keep everything: GRPO with DEPO's data order and bookkeeping).
-      text_column: dataset column the estimator reads (default: the "prompt" column's text).
-      id_column: dataset column with stable prompt ids (default: the row index).
-      max_scan: most candidates scanned per generation batch (default 8 x the batch's prompts);
-        when reached, the batch is filled with the best-ranked rejected prompts (`select/forced`).
-      logprobs: "auto" (default) passes the responses' mean token log-probs to the selector when
-        TRL computed them anyway (vLLM importance sampling, or steps_per_generation >
-        gradient_accumulation_steps, or num_iterations > 1); "always" computes them with one
-        extra no-grad forward pass per generation batch; "never" passes none.
-      selection: "refill" (default: keep what the selector keeps, draw until the batch is full,
-        `max_scan` bounded) or "rank" (keep the batch's prompts with the highest priority among
-        `oversample` x as many scanned candidates; survival = 1 / oversample).
-      dynamic_sampling: train only on informative groups (DAPO's dynamic sampling, fed by the
-        selector's prompts): a generation batch is topped up by up to `max_num_gen_batches`
-        generation rounds in all (depo.integrations.trl.dynamic_sampling); TRL's step accounting
-        is unchanged. Needs each process's generation rows to hold whole groups.
+    Extra keyword arguments (docs/trl.md, "Options"): `selector` (default `Uniform()`: GRPO with
+    DEPO's data order and bookkeeping); `text_column` / `id_column` (what the estimator reads, the
+    stable prompt ids); `max_scan` (candidates per generation batch, default 8 x its prompts);
+    `logprobs` ("auto" | "always" | "never": the responses' mean token log-probs for the
+    selector); `selection` ("refill": keep what the selector keeps, draw until the batch is full;
+    "rank": the best by priority of `oversample` x as many candidates); `dynamic_sampling` with
+    `max_num_gen_batches` rounds at most (depo.integrations.trl.dynamic_sampling; needs each
+    process's generation rows to hold whole groups).
     """
 
     def __init__(
@@ -137,22 +110,13 @@ class DEPOMixin:
         self._depo_rounds = int(max_num_gen_batches) if dynamic_sampling else 1
         self._depo_pending: tuple[list[int], list[float]] | None = None
         batch = self.args.generation_batch_size // self.num_generations
-        broadcast = None
-        if self.accelerator.num_processes > 1:
-            if getattr(self.accelerator, "dispatch_batches", None):
-                raise DepoError("DEPO needs accelerator_config.dispatch_batches=False with several processes")
-            broadcast = _broadcast_from_main
+        several = self.accelerator.num_processes > 1
+        if several and getattr(self.accelerator, "dispatch_batches", None):
+            raise DepoError("DEPO needs accelerator_config.dispatch_batches=False with several processes")
         self.depo_feed = SelectionFeed(
-            self.depo_selector,
-            texts,
-            ids,
-            batch_size=batch,
-            group_size=self.num_generations,
-            seed=self.args.seed,
-            max_scan=max_scan if max_scan is not None else 8 * batch,
-            broadcast=broadcast,
-            selection=selection,
-            oversample=oversample,
+            self.depo_selector, texts, ids, batch_size=batch, group_size=self.num_generations,
+            seed=self.args.seed, max_scan=max_scan if max_scan is not None else 8 * batch,
+            broadcast=_broadcast_from_main if several else None, selection=selection, oversample=oversample,
         )
 
     # -- sampling ------------------------------------------------------------------------
@@ -204,9 +168,7 @@ class DEPOMixin:
         if pending is None:
             return output, None
         indices, rewards = pending
-        logps = self._depo_mean_logprobs(output)
-        metrics = self.depo_feed.complete(indices, rewards, logps)
-        for key, value in metrics.items():
+        for key, value in self.depo_feed.complete(indices, rewards, self._depo_mean_logprobs(output)).items():
             self._metrics["train"][key].append(value)
         return output, rewards
 
@@ -258,10 +220,7 @@ class DEPOMixin:
             mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
             with torch.no_grad():
                 per_token, _, _ = self._get_per_token_logps_and_entropies(
-                    self.model,
-                    ids,
-                    mask,
-                    output["completion_ids"].size(1),
+                    self.model, ids, mask, output["completion_ids"].size(1),
                     batch_size=self.args.per_device_train_batch_size,
                 )
         if per_token is None:
@@ -281,16 +240,15 @@ class DEPOMixin:
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
-        path = os.path.join(checkpoint, STATE_FILE)
-        if os.path.isfile(os.path.join(checkpoint, f"{STATE_NAME}.pt")) and not os.path.isfile(path):
+        if os.path.isfile(os.path.join(checkpoint, STATE_FILE)):  # data only: loading runs nothing in it
+            self.depo_feed.load_state_dict(load_state(checkpoint, STATE_NAME))
+        elif os.path.isfile(os.path.join(checkpoint, f"{STATE_NAME}.pt")):
             raise DepoError(
                 f"{checkpoint} holds a pickled {STATE_NAME}.pt, which depo does not load "
                 "(unpickling can run arbitrary code); resume from a checkpoint written by this version"
             )
-        if not os.path.isfile(path):
+        else:
             logger.warning("DEPO: %s has no %s; the selector starts from scratch", checkpoint, STATE_FILE)
-            return
-        self.depo_feed.load_state_dict(load_state(checkpoint, STATE_NAME))  # data only: nothing in it runs
 
 
 class DEPOGRPOTrainer(DEPOMixin, GRPOTrainer):

@@ -1,13 +1,9 @@
-"""DEPO for verl: select prompts before the rollout in verl's Ray trainer (docs/method.md section 6).
+"""DEPO for verl: select prompts before the rollout in verl's Ray trainer (docs/verl.md).
 
-Two hooks, one per verl generation:
-- verl 0.8+ (0.9.1 tested): `RayDEPOTrainer`, a `RayPPOTrainer` subclass (`depo.integrations.verl.trainer`),
-  launched by `python -m depo.integrations.verl.main` with `config/depo_trainer.yaml`.
-- verl 0.7.x: `DEPOCurriculumSampler` (`depo.integrations.verl.curriculum_sampler`), set through
-  `data.sampler.class_path` / `class_name`.
-
-This module stays import-light: nothing here imports verl, Ray or torch; the verl-facing
-classes are loaded on first attribute access.
+Two hooks: `RayDEPOTrainer` for verl 0.8+ (`python -m depo.integrations.verl.main`), and
+`DEPOCurriculumSampler` for verl 0.7.x (`data.sampler.class_path` / `class_name`). This module
+stays import-light: nothing here imports verl, Ray or torch; the verl-facing classes are loaded
+on first attribute access.
 """
 
 from __future__ import annotations

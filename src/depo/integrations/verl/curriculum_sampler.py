@@ -1,17 +1,11 @@
 """`DEPOCurriculumSampler`: DEPO for verl 0.7.x through its curriculum-sampler hook.
 
-verl 0.7 builds the train sampler from `data.sampler.class_path` / `class_name`
-(`verl.trainer.main_ppo.create_rl_sampler`, which requires `data.dataloader_num_workers=0`) and
-calls `sampler.update(batch)` after every step (docs/method.md section 6). This sampler yields, batch
-by batch, the indices a `RefillStream` selects; with no worker processes the dataloader asks for
-the next batch's indices only after `update`, so each estimator update acts on the next batch.
-
-Config (verl 0.7 passes only `config.data` to a sampler, so DEPO's block lives there):
-    data.sampler.class_path=pkg://depo.integrations.verl.curriculum_sampler
-    data.sampler.class_name=DEPOCurriculumSampler
-    data.dataloader_num_workers=0
-    +data.depo.group_size=${actor_rollout_ref.rollout.n}
-    +data.depo.selector=depo   (and the other `depo:` knobs of settings.py, under data.depo)
+verl 0.7 builds the train sampler from `data.sampler.class_path` / `class_name` (which requires
+`data.dataloader_num_workers=0`) and calls `sampler.update(batch)` after every step
+(docs/method.md section 6). This sampler yields, batch by batch, the indices a selection stream
+picks; with no worker processes the dataloader asks for the next batch's indices only after
+`update`, so each estimator update acts on the next batch. Config: docs/verl.md, "verl 0.7.x"
+(verl 0.7 passes only `config.data` to a sampler, so DEPO's block lives under `data.depo`).
 
 Rows are matched to prompts by `extra_info.index` when the dataset has distinct ones (verl's
 preprocessing scripts write it); otherwise by a fingerprint of the row's `extra_info` and
@@ -29,11 +23,10 @@ import numpy as np
 from verl.experimental.dataset.sampler import AbstractCurriculumSampler
 
 from depo.errors import DepoError
-from depo.integrations.verl.outcomes import mean_logprobs, response_rewards
+from depo.integrations.verl.outcomes import group_outcome, mean_logprobs, response_rewards, rows_by_uid
 from depo.integrations.verl.prompts import PromptTable
 from depo.integrations.verl.settings import DepoSettings, as_mapping, build_selector
 from depo.selection.order import DataOrder
-from depo.types import GroupOutcome
 
 
 def row_fingerprint(extra_info: Any, reward_model: Any) -> str:
@@ -45,15 +38,15 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
     """verl 0.7 curriculum sampler driven by a DEPO `Selector` (see module doc)."""
 
     def __init__(self, data_source: Sized, data_config: Any, *, selector: Any = None) -> None:
-        block = dict(as_mapping(data_config.get("depo", None)))
+        block = as_mapping(data_config.get("depo", None))
         self.group_size = int(block.pop("group_size", 8))
         self.settings = DepoSettings.from_config(block)
         self.batch_size = int(data_config.get("gen_batch_size", None) or data_config.train_batch_size)
-        seed = self.settings.seed if self.settings.seed is not None else (data_config.get("seed", None) or 0)
+        seed = self.settings.data_seed(data_config)
         self.dataset = data_source
         self.table = PromptTable.from_dataset(data_source, prompt_key=data_config.get("prompt_key", "prompt"))
-        self.selector = selector or build_selector(self.settings, group_size=self.group_size, seed=int(seed))
-        self.stream = self.settings.stream(DataOrder(len(self.table), seed=int(seed)), self.selector,
+        self.selector = selector or build_selector(self.settings, group_size=self.group_size, seed=seed)
+        self.stream = self.settings.stream(DataOrder(len(self.table), seed=seed), self.selector,
                                            self.table.candidate, self.batch_size)
         self._keys = self._row_keys()
         self._yielded = 0
@@ -91,7 +84,6 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
 
     def update(self, batch: Any) -> None:
         """Group the step's responses by uid, match them to the last batch's prompts, observe."""
-        uids = np.asarray(batch.non_tensor_batch["uid"])
         extra = batch.non_tensor_batch.get("extra_info")
         rm = batch.non_tensor_batch.get("reward_model")
         rewards, _ = response_rewards(batch, self.settings.reward_key)
@@ -99,30 +91,19 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
         slots: dict[str, list[int]] = {}
         for j, i in enumerate(self._last):
             slots.setdefault(self._keys[i], []).append(j)
-        groups: dict[str, list[int]] = {}
-        for r, uid in enumerate(uids):
-            groups.setdefault(str(uid), []).append(r)
         outcomes = []
-        for rows in groups.values():
+        for rows in rows_by_uid(np.asarray(batch.non_tensor_batch["uid"])).values():
             r0 = rows[0]
             key = self._batch_key(extra[r0] if extra is not None else None, rm[r0] if rm is not None else None)
             if not slots.get(key):
                 raise DepoError("a response group matches no prompt of the last selected batch (was it drawn by DEPO?)")
             j = slots[key].pop(0)
             i = self._last[j]
-            outcomes.append(
-                GroupOutcome(
-                    prompt_id=self.table.ids[i],
-                    text=self.table.texts[i],
-                    rewards=tuple(float(rewards[r]) for r in rows),
-                    mean_logprobs=None if logps is None else tuple(float(logps[r]) for r in rows),
-                    explored=bool(self._last_explored[j]),
-                )
-            )
-        metrics = dict(self.last_metrics)
-        metrics.update({k: float(v) for k, v in (self.selector.observe(outcomes) or {}).items()})
-        self.last_metrics = metrics
-        print("[depo] " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+            outcomes.append(group_outcome(self.table.ids[i], self.table.texts[i], rows, rewards, logps,
+                                          self._last_explored[j]))
+        learned = {k: float(v) for k, v in (self.selector.observe(outcomes) or {}).items()}
+        self.last_metrics = {**self.last_metrics, **learned}
+        print("[depo] " + " ".join(f"{k}={v:.4g}" for k, v in sorted(self.last_metrics.items())))
 
     def state_dict(self) -> dict:
         """Selector (estimator included) and stream: saved by verl's StatefulDataLoader in data.pt."""

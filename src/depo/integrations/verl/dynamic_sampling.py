@@ -1,23 +1,13 @@
 """DAPO's dynamic sampling fed by DEPO's selection, inside verl's own `fit()` (docs/method.md section 6).
 
-DAPO rolls out batch after batch, drops the groups whose rewards are all equal and trains once
-`train_batch_size` informative groups are collected; its recipe raises "Generated too many"
-after `max_num_gen_batches` rounds. With DEPO in front every round rolls out DEPO-selected
-prompts, so fewer rounds are needed (the paper's "plug-and-play with DAPO").
-
+How it works and what it logs: docs/verl.md, "DEPO with DAPO's dynamic sampling".
 verl 0.9's `fit()` rolls out exactly the batch its dataloader yields, so the loop runs in the
-dataloader, without copying `fit()`:
-1. `DynamicSampledBatches` draws a DEPO-selected batch, builds the generation batch as `fit()`
-   does (uid, `_get_gen_batch`, repeat by n) and rolls it out through the trainer's rollout
-   manager; informative groups are kept, until the batch is full or `max_rounds` rounds are
-   spent. Then it tops the batch up with zero-variance groups instead of failing (they carry no
-   GRPO gradient; counted as `select/ds_unfilled`) and yields the chosen prompts.
-2. `ReplayRollout` wraps the rollout manager: when `fit()` asks it for those prompts it returns
-   the responses already generated (with `fit()`'s new uids), so nothing is generated twice.
-3. The groups left out still reach the selector in the step's observe (`pop_discarded`): the
-   estimator learns from every rollout, not only from the informative ones.
-Rewards come from the rollout (`rm_scores`, verl's reward loop); a colocated reward model,
-which scores after the rollout, cannot drive the filter and is refused.
+dataloader, without copying `fit()`: `DynamicSampledBatches` rolls out rounds of DEPO-selected
+prompts through the trainer's rollout manager (built as `fit()` builds them) until the batch
+holds informative groups or `max_rounds` are spent, then tops it up with zero-variance groups
+instead of failing; `ReplayRollout` answers `fit()`'s rollout request for those prompts from
+what was generated; the groups left out reach the step's observe (`pop_discarded`).
+Rewards come from the rollout (`rm_scores`); a colocated reward model scores too late and is refused.
 """
 
 from __future__ import annotations
@@ -80,26 +70,15 @@ class DynamicSampledBatches(EpochBatches):
         self.max_rounds = int(max_rounds) if max_rounds and max_rounds > 0 else DEFAULT_ROUNDS
         self.reward_key = reward_key
         self.rollout: ReplayRollout | None = None
+        self.table = inner.table
         self._yielded = 0
-        self._stats: dict[str, float] = {}
-        self._explored: dict[str, bool] = {}
+        self.last_stats: dict[str, float] = {}
+        self.last_explored: dict[str, bool] = {}
         self._discarded: list[GroupOutcome] = []
 
     # what fit() and RayDEPOTrainer use of a train dataloader
     def __len__(self) -> int:
         return len(self.inner)
-
-    @property
-    def table(self):
-        return self.inner.table
-
-    @property
-    def last_explored(self) -> dict[str, bool]:
-        return self._explored
-
-    def pop_stats(self) -> dict[str, float]:
-        stats, self._stats = self._stats, {}
-        return stats
 
     def pop_discarded(self) -> list[GroupOutcome]:
         """Outcomes of the step's rolled-out groups that were left out of its batch."""
@@ -145,50 +124,42 @@ class DynamicSampledBatches(EpochBatches):
         if self.rollout is None:
             raise DepoError("dynamic sampling: the rollout manager was not attached (RayDEPOTrainer.fit does it)")
         batch_size, n = self.inner.batch_size, int(self.trainer.config.actor_rollout_ref.rollout.n)
-        chosen: list[tuple[int, str, DataProto]] = []
-        spare: list[tuple[int, str, DataProto, GroupOutcome]] = []
-        discarded: list[GroupOutcome] = []
+        groups: list[tuple[int, DataProto, GroupOutcome]] = []
         stats: dict[str, float] = {}
-        self._explored = {}
-        rounds = rollouts = 0
+        self.last_explored = explored = {}  # prompt id -> explored, over the step's rounds
+        rounds = rollouts = informative = 0
         start = time.perf_counter()
-        while len(chosen) < batch_size and rounds < self.max_rounds:
+        while informative < batch_size and rounds < self.max_rounds:
             batch_dict = self.inner.next_batch()
             indices = list(self.inner.last_indices)
-            self._explored.update(self.inner.last_explored)
-            round_stats = self.inner.pop_stats()
-            for key, value in round_stats.items():
+            explored.update(self.inner.last_explored)
+            for key, value in self.inner.pop_stats().items():
                 stats[key] = stats.get(key, 0.0) + value if key in ADDITIVE else value
             out = self._generate(batch_dict)
             rounds += 1
             rollouts += len(out)
             self.rollout.reward_extra_keys = list(out.meta_info.get("reward_extra_keys", []))
             out.batch["token_level_scores"] = out.batch["rm_scores"]
-            outcomes, _ = group_outcomes(out, self.table.text_of, self._explored, reward_key=self.reward_key)
+            outcomes, _ = group_outcomes(out, self.table.text_of, explored, reward_key=self.reward_key)
             out.pop(batch_keys=["token_level_scores"])
             for k, (index, outcome) in enumerate(zip(indices, outcomes, strict=True)):
                 rows = out.slice(k * n, (k + 1) * n)
                 rows.meta_info = {}
-                if not outcome.is_zero_variance and len(chosen) < batch_size:
-                    chosen.append((index, outcome.prompt_id, rows))
-                elif outcome.is_zero_variance:
-                    spare.append((index, outcome.prompt_id, rows, outcome))
-                else:
-                    discarded.append(outcome)  # informative, but the batch is full (DAPO drops these too)
-        informative = len(chosen)
-        while len(chosen) < batch_size and spare:  # never fail: top up with zero-variance groups
-            index, pid, rows, _ = spare.pop(0)
-            chosen.append((index, pid, rows))
-        discarded += [outcome for *_, outcome in spare]
-        self._discarded = discarded
-        self.rollout.pending = [(pid, rows) for _, pid, rows in chosen]
+                groups.append((index, rows, outcome))
+                informative += not outcome.is_zero_variance
+        # Informative groups first, then zero-variance ones (never fail: they top up a short batch);
+        # the rest, informative ones past a full batch too (DAPO drops these), only reach observe.
+        groups.sort(key=lambda group: group[2].is_zero_variance)
+        chosen, self._discarded = groups[:batch_size], [outcome for *_, outcome in groups[batch_size:]]
+        informative = min(informative, batch_size)
+        self.rollout.pending = [(outcome.prompt_id, rows) for _, rows, outcome in chosen]
         self.rollout.timing = {"depo/dynamic_sampling_gen_s": time.perf_counter() - start}
         if stats.get("select/scanned"):
             stats["select/survival_rate"] = stats["select/kept"] / stats["select/scanned"]
         stats.update({
             "select/ds_rounds": float(rounds), "select/ds_rollouts": float(rollouts),
             "select/ds_informative": float(informative), "select/ds_unfilled": float(batch_size - informative),
-            "select/ds_discarded": float(len(discarded)),
+            "select/ds_discarded": float(len(self._discarded)),
         })  # fmt: skip
-        self._stats = stats
-        return self.inner.collate_fn([self.inner._row(index) for index, _, _ in chosen])
+        self.last_stats = stats
+        return self.inner.collate_fn([self.inner._row(index) for index, *_ in chosen])

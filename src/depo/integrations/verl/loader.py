@@ -6,10 +6,8 @@ from the stream `depo.selection` the settings ask for (refill by default, or kee
 verl asks for it, i.e. after the previous step's `observe`: the
 selector's update takes effect on the very next batch (docs/method.md section 2.1, step 4 then step 1).
 
-A verl "epoch" keeps its length, len(dataset) // train_batch_size steps, so total_training_steps
-is what GRPO would run; the stream underneath walks the data in seeded reshuffled passes and
-skips the prompts the selector rejects, so one verl epoch scans more than one pass of prompts
-when the selector filters (logged as select/epoch*).
+A verl "epoch" keeps its length, len(dataset) // train_batch_size steps, while the stream may
+scan more than one pass of prompts in it (docs/verl.md, "What happens in a step").
 """
 
 from __future__ import annotations
@@ -29,9 +27,15 @@ class EpochBatches:
     `_yielded` so a checkpoint taken mid-epoch resumes at the next batch."""
 
     _yielded: int = 0
+    last_stats: dict[str, float]
 
     def next_batch(self) -> dict:
         raise NotImplementedError
+
+    def pop_stats(self) -> dict[str, float]:
+        """The select/* stats of the step's batch, once (they go with the step's observe)."""
+        stats, self.last_stats = self.last_stats, {}
+        return stats
 
     def __iter__(self) -> Iterator[dict]:
         if self._yielded >= len(self):
@@ -82,14 +86,8 @@ class SelectedBatches(EpochBatches):
         indices, stats = self.stream.next_batch()
         self.last_indices = indices
         self.last_stats = stats
-        self.last_explored = {
-            self.table.ids[i]: bool(e) for i, e in zip(indices, self.stream.last_explored)
-        }
+        self.last_explored = {self.table.ids[i]: bool(e) for i, e in zip(indices, self.stream.last_explored)}
         return self.collate_fn([self._row(i) for i in indices])
-
-    def pop_stats(self) -> dict[str, float]:
-        stats, self.last_stats = self.last_stats, {}
-        return stats
 
     def state_dict(self) -> dict:
         return {"stream": self.stream.state_dict(), "yielded": self._yielded}

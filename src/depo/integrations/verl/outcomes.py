@@ -68,6 +68,22 @@ def mean_logprobs(batch: Any) -> np.ndarray | None:
     return ((logp * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).numpy()
 
 
+def rows_by_uid(uids: Any) -> dict[str, list[int]]:
+    """The row indices of each uid's responses, uids in first-seen order."""
+    rows: dict[str, list[int]] = {}
+    for r, uid in enumerate(uids):
+        rows.setdefault(str(uid), []).append(r)
+    return rows
+
+
+def group_outcome(
+    pid: str, text: str, rows: list[int], rewards: Any, logps: Any, explored: bool
+) -> GroupOutcome:
+    """The `GroupOutcome` of one prompt from its response rows (`logps` None: no log-probs)."""
+    logp = None if logps is None else tuple(float(logps[r]) for r in rows)
+    return GroupOutcome(pid, text, tuple(float(rewards[r]) for r in rows), logp, bool(explored))
+
+
 def group_outcomes(
     batch: Any,
     texts: Mapping[str, str],
@@ -95,25 +111,14 @@ def group_outcomes(
     scores = sequence_scores(batch)
     logps = mean_logprobs(batch)
 
-    rows: dict[str, list[int]] = {}
-    for r, uid in enumerate(uids):
-        rows.setdefault(str(uid), []).append(r)
     outcomes = []
     informative_score = 0
-    for uid, idx in rows.items():
+    for uid, idx in rows_by_uid(uids).items():
         info = extra[idx[0]]
         pid = info.get(ID_KEY) if isinstance(info, dict) else None
         if pid is None or pid not in texts:
             raise DepoError(f"response group {uid} carries no known {ID_KEY} in extra_info: was the batch drawn by DEPO?")
-        outcomes.append(
-            GroupOutcome(
-                prompt_id=pid,
-                text=texts[pid],
-                rewards=tuple(float(rewards[r]) for r in idx),
-                mean_logprobs=None if logps is None else tuple(float(logps[r]) for r in idx),
-                explored=bool((explored or {}).get(pid, False)),
-            )
-        )
+        outcomes.append(group_outcome(pid, texts[pid], idx, rewards, logps, (explored or {}).get(pid, False)))
         informative_score += not is_zero_variance(scores[idx])
     n = len(outcomes)
     metrics = {

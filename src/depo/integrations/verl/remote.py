@@ -4,13 +4,12 @@ The trainer process then only sends prompt texts and outcomes; the encoder forwa
 update run where the actor was placed. The proxy has the estimator's API (predict, update,
 state_dict, load_state_dict), so the selector cannot tell it from an in-process one. State
 crosses the boundary on CPU, so a checkpoint made with a GPU actor loads on a CPU driver.
-
-Placement: verl's resource pools reserve whole GPUs in placement groups, so the actor needs GPU
-capacity outside them (e.g. trainer.n_gpus_per_node=7 on an 8-GPU node, or another node).
+Placement next to verl's resource pools: docs/verl.md, "Knobs".
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,17 +38,8 @@ class _EstimatorActor:
 
         self.estimator = build_estimator(config)
 
-    def predict(self, texts: list[str]) -> np.ndarray:
-        return self.estimator.predict(texts)
-
-    def update(self, outcomes: list[GroupOutcome]) -> dict[str, float]:
-        return self.estimator.update(outcomes)
-
     def state_dict(self) -> dict:
         return _to_cpu(self.estimator.state_dict())
-
-    def load_state_dict(self, state: dict) -> None:
-        self.estimator.load_state_dict(state)
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.estimator, name)(*args, **kwargs)
@@ -66,24 +56,23 @@ class RemoteEstimator:
         self.actor = actor_cls.options(num_gpus=num_gpus, num_cpus=num_cpus, name=None).remote(config)
         self.config = config
 
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._ray.get(self.actor.call.remote(name, *args, **kwargs))
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self._ray.get(self.actor.predict.remote(list(texts))))
+        return np.asarray(self._call("predict", list(texts)))
 
     def update(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
-        return self._ray.get(self.actor.update.remote(list(outcomes)))
+        return self._call("update", list(outcomes))
 
     def state_dict(self) -> dict:
         return self._ray.get(self.actor.state_dict.remote())
 
     def load_state_dict(self, state: dict) -> None:
-        self._ray.get(self.actor.load_state_dict.remote(state))
+        self._call("load_state_dict", state)
 
     def __getattr__(self, name: str) -> Any:
         """Any other estimator method (e.g. cache_stats) is called on the actor."""
         if name.startswith("_") or name in ("actor", "config"):
             raise AttributeError(name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._ray.get(self.actor.call.remote(name, *args, **kwargs))
-
-        return call
+        return functools.partial(self._call, name)

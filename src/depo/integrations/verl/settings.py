@@ -1,26 +1,13 @@
 """The `depo:` block of the verl config (config/depo_trainer.yaml), validated, and what it builds.
 
-Knobs (all under `depo.`):
-- `selector`: uniform | depo | depo-paper | history (`depo.selection.make_selector` names).
-- `options`: the selector's own options (for depo / depo-paper: warmup_steps, lo, hi, threshold,
-  explore, memory, ...; see `depo.selection.depo.DEPOConfig`).
-- `seed`: the data order and the selector's exploration (null: `data.seed`, else 0).
-- `max_scan_factor`: at most this many x train_batch_size candidates scanned per step before the
-  batch is force-filled with the best-ranked rejected prompts (never stalls, unlike dynamic sampling).
-- `max_chunk`: at most this many candidates per estimator call (null: the scan bound).
-- `selection`: refill (keep what the selector keeps, draw until the batch is full) | rank (the
-  batch's best of `oversample` x as many scanned candidates; survival = 1 / oversample).
-- `reward_key`: what the estimator learns from: auto (the reward's `acc` if present, else the
-  sequence score), score, or any key of the reward function's extra info.
-- `estimator.device`: driver (in the trainer process) | ray (its own Ray actor with
-  `estimator.num_gpus` / `estimator.num_cpus`); `estimator.torch_device`: cpu | cuda | auto inside
-  that process; `estimator.config`: `depo.estimator.EstimatorConfig` fields (encoder_path, lr, ...).
+The knobs (all under `depo.`) are listed in docs/verl.md, "Knobs"; besides them, `selection`:
+refill (keep what the selector keeps, draw until the batch is full) | rank (the batch's best of
+`oversample` x as many scanned candidates; survival = 1 / oversample).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from depo.errors import DepoError
@@ -83,20 +70,15 @@ class DepoSettings:
     @classmethod
     def from_config(cls, node: Any) -> DepoSettings:
         """From the `depo` config node (None or missing: defaults); unknown keys are a DepoError."""
-        data = dict(_plain(node) or {})
-        known = {"enable", "selector", "options", "seed", "max_scan_factor", "max_chunk", "reward_key", "estimator",
-                 "selection", "oversample"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DepoError(f"unknown depo option(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-        est = dict(data.pop("estimator", None) or {})
-        est_known = {"device", "torch_device", "num_gpus", "num_cpus", "config"}
-        bad = sorted(set(est) - est_known)
-        if bad:
-            raise DepoError(f"unknown depo.estimator option(s): {', '.join(bad)}; allowed: {', '.join(sorted(est_known))}")
+        data = _checked(as_mapping(node), cls, "depo")
+        est = _checked(data.pop("estimator", None) or {}, EstimatorPlacement, "depo.estimator")
         est["config"] = dict(est.get("config") or {})
         data["options"] = dict(data.get("options") or {})
         return cls(estimator=EstimatorPlacement(**est), **data)
+
+    def data_seed(self, data: Any) -> int:
+        """`seed`, else the data config's `seed`, else 0."""
+        return int(self.seed if self.seed is not None else data.get("seed", None) or 0)
 
     def max_scan(self, batch_size: int) -> int:
         return max(batch_size, int(round(self.max_scan_factor * batch_size)))
@@ -136,5 +118,14 @@ def build_selector(settings: DepoSettings, *, group_size: int, seed: int, estima
     )
 
 
-def as_mapping(value: Any) -> Mapping[str, Any]:
+def as_mapping(value: Any) -> dict[str, Any]:
     return dict(_plain(value) or {})
+
+
+def _checked(value: Any, cls: type, what: str) -> dict[str, Any]:
+    """`dict(value)`, whose keys must be fields of the dataclass `cls` (else one DepoError line)."""
+    data, known = dict(value), sorted(f.name for f in fields(cls))
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise DepoError(f"unknown {what} option(s): {', '.join(unknown)}; allowed: {', '.join(known)}")
+    return data

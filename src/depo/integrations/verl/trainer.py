@@ -1,22 +1,17 @@
 """`RayDEPOTrainer`: verl's `RayPPOTrainer` with DEPO selection before the rollout (verl >= 0.8).
 
 verl 0.8 removed the curriculum-sampler hook (docs/method.md section 6), so, like the reference
-release, DEPO subclasses the trainer. Unlike the release it does not copy `fit()`: four small
-overrides are enough, so the training step stays verl's own (GRPO, or DAPO's clip-higher,
-token-mean loss and overlong shaping). With `algorithm.filter_groups.enable=true` DAPO's dynamic
-sampling runs behind DEPO's selection, in the dataloader (`dynamic_sampling`).
+release, DEPO subclasses the trainer; unlike the release it does not copy `fit()`, so the
+training step stays verl's own (GRPO, or DAPO's clip-higher, token-mean loss and overlong
+shaping). A step, and what is checkpointed: docs/verl.md, "What happens in a step".
 
-1. `_create_dataloader`: after verl builds its datasets, the train dataloader is replaced by
-   `SelectedBatches`, which draws, scores and refills each batch through the `Selector` when
-   `fit()` asks for it. Step counts are unchanged (len(dataset) // train_batch_size per epoch).
-2. `_update_actor`: after verl's actor update, the step's responses are grouped by `uid` into
-   `GroupOutcome`s (rewards, mean log-probs) and passed to `selector.observe`; the select/*,
-   estimator/* and time/* metrics ride back in the actor output's metrics, which `fit()` logs
-   through verl's `Tracking` (console, wandb, tensorboard, ...).
-3. `_save_checkpoint` / `_load_checkpoint`: the selector (estimator weights and optimizer
-   included) and the data stream are saved in `global_step_N/depo/` as JSON + safetensors
-   (`depo.state_io`: loading runs no code) and restored with the policy, also at epoch
-   boundaries where verl skips its own dataloader state.
+1. `_create_dataloader`: the train dataloader is replaced by `SelectedBatches` (or, with
+   `algorithm.filter_groups.enable=true`, `DynamicSampledBatches`); step counts are unchanged.
+2. `_update_actor`: after verl's actor update, the step's responses are grouped by `uid` and
+   passed to `selector.observe`; the select/*, estimator/* and time/* metrics ride back in the
+   actor output's metrics, which `fit()` logs through verl's `Tracking`.
+3. `_save_checkpoint` / `_load_checkpoint`: the selector and the data stream, in
+   `global_step_N/depo/` (`depo.state_io`: loading runs no code), also at epoch boundaries.
 """
 
 from __future__ import annotations
@@ -76,23 +71,15 @@ class RayDEPOTrainer(RayPPOTrainer):
             return
         check_config(self.config)
         data = self.config.data
-        batch_size = int(data.train_batch_size)
-        seed = self.depo_settings.seed
-        if seed is None:
-            seed = data.get("seed", None) or 0
+        seed = self.depo_settings.data_seed(data)
         self.depo_selector = self._depo_selector_override or build_selector(
-            self.depo_settings, group_size=int(self.config.actor_rollout_ref.rollout.n), seed=int(seed)
+            self.depo_settings, group_size=int(self.config.actor_rollout_ref.rollout.n), seed=seed
         )
         table = PromptTable.from_dataset(self.train_dataset, prompt_key=data.get("prompt_key", "prompt"))
         steps_before = len(self.train_dataloader)
         self.train_dataloader = SelectedBatches(
-            self.train_dataset,
-            self.train_dataloader.collate_fn,
-            self.depo_selector,
-            table,
-            batch_size=batch_size,
-            seed=int(seed),
-            settings=self.depo_settings,
+            self.train_dataset, self.train_dataloader.collate_fn, self.depo_selector, table,
+            batch_size=int(data.train_batch_size), seed=seed, settings=self.depo_settings,
         )
         rounds = dynamic_sampling_rounds(self.config)
         if rounds is not None:
@@ -146,26 +133,19 @@ class RayDEPOTrainer(RayPPOTrainer):
     # ---------------------------------------------------------------- checkpoints
     def _save_checkpoint(self) -> None:
         super()._save_checkpoint()
-        if self.depo_selector is None:
-            return
-        folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}", STATE_DIR)
-        self.depo_save(folder)
+        if self.depo_selector is not None:
+            step = f"global_step_{self.global_steps}"
+            self.depo_save(os.path.join(self.config.trainer.default_local_dir, step, STATE_DIR))
 
     def depo_save(self, folder: str) -> str:
         """Write the selector and data-stream state to `folder` (each file atomically)."""
-        state = {
-            "format": FORMAT,
-            "selector": self.depo_selector.state_dict(),
-            "batches": self.train_dataloader.state_dict(),
-        }
-        save_state(state, folder, STATE_NAME)
+        selector, batches = self.depo_selector.state_dict(), self.train_dataloader.state_dict()
+        save_state({"format": FORMAT, "selector": selector, "batches": batches}, folder, STATE_NAME)
         return os.path.join(folder, f"{STATE_NAME}.json")
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
-        if self.depo_selector is None:
-            return result
-        folder = self._resume_folder()
+        folder = self._resume_folder() if self.depo_selector is not None else None
         if folder is not None:
             self.depo_load(os.path.join(folder, STATE_DIR))
         return result
@@ -175,10 +155,8 @@ class RayDEPOTrainer(RayPPOTrainer):
         trainer = self.config.trainer
         if trainer.resume_mode == "disable" or not getattr(self, "global_steps", 0):
             return None
-        if trainer.resume_mode == "resume_path":
-            folder = trainer.resume_from_path
-        else:
-            folder = find_latest_ckpt_path(os.path.abspath(trainer.default_local_dir))
+        folder = (trainer.resume_from_path if trainer.resume_mode == "resume_path"
+                  else find_latest_ckpt_path(os.path.abspath(trainer.default_local_dir)))
         return None if folder is None else os.path.abspath(folder)
 
     def depo_load(self, folder: str) -> bool:
