@@ -1,13 +1,11 @@
 """Where a selector's gain is lost, step by step (`depo bench train --decompose`; bench only).
 
-The rolled-out groups tell how well a selector did on what it kept, a selection-biased sample.
-This probe measures a random sample of every scanned pool instead: before the selector's
-decision is used, `probes` scanned candidates per selection call get `samples` fresh answers of
-the current policy (the p-oracle's meter; never trained on, never counted as rollouts). The last
-G answers form an independent group whose outcome `informative` (0 < K < G) is an unbiased draw
-of what rolling the prompt out would give; the others measure the pass rate p the p-oracle
-ranks by (so the p-oracle is not graded on its own samples). Over the last `window` steps'
-probes, with s = the share of probes the selector kept (docs/method.md section 7):
+Instead of the selection-biased rolled-out groups, a random sample of every scanned pool is
+measured (docs/method.md section 7): `probes` scanned candidates per selection call get `samples`
+fresh answers of the current policy (the p-oracle's meter; never trained on, never counted as
+rollouts); the last G form an independent group (`informative`: 0 < K < G), the others measure
+the pass rate p the p-oracle ranks by. Over the last `window` steps' probes, with s = the share
+of probes the selector kept:
 
     eff_random     mean informative over the probes               (keeping at random)
     eff_kept       mean informative over the probes it kept        (what it bought)

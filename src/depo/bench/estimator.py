@@ -11,9 +11,8 @@ is stable), and compare in one run, on one split:
 - `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting);
 - `tfidf_embed_ridge` (with the frozen variant): one ridge on TF-IDF and the frozen encoder's vectors;
 - `estimator_bayes`: the Bayesian estimator (closed-form heads on frozen features);
-- `estimator_calibrated`: the same, fitted on the training rows minus a 10% validation part,
-  its P(zero-variance) passed through an isotonic map fitted on that part (the measured rows'
-  own P_zv as the target); ranks as the bayes variant does, states a calibrated probability.
+- `estimator_calibrated`: the same, its P(zero-variance) calibrated on a validation part
+  (`train_calibrated`); ranks as the bayes variant does, states a calibrated probability.
 Both estimator variants train with the paper's losses (BCE + ranking; no distill term: offline
 rows have no log-probs). Epochs of the frozen variant are chosen on a validation part of the
 *training* rows (never on the test rows).
@@ -32,13 +31,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from depo.bench.metrics import (
-    KEEP_SHARES,
-    p_zero_variance,
-    prediction_metrics,
-    reference_rows,
-)
-from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.bench.metrics import KEEP_SHARES, p_zero_variance, prediction_metrics, reference_rows
+from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
 from depo.config import CommaList, Config
 from depo.data.io import (
     column,
@@ -167,7 +161,7 @@ def normalize_latex(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _load(path: Path, cfg: EstimatorBenchConfig) -> tuple[list[str], list[str], np.ndarray, list[str] | None]:
+def _load(path: Path, cfg: EstimatorBenchConfig) -> Split:
     frame = read_table(path)
     source = path.name
     ids = prompt_ids(frame, cfg.id_column, source=source)
@@ -176,7 +170,7 @@ def _load(path: Path, cfg: EstimatorBenchConfig) -> tuple[list[str], list[str], 
     levels = [str(v) for v in column(frame, cfg.level_column)] if has_column(frame, cfg.level_column) else None
     if cfg.normalize_latex:
         texts = [normalize_latex(t) for t in texts]
-    return ids, texts, y, levels
+    return Split(ids, texts, y, levels)
 
 
 def _subset(split: Split, mask: np.ndarray) -> Split:
@@ -188,22 +182,18 @@ def _subset(split: Split, mask: np.ndarray) -> Split:
 def _head(split: Split, n: int | None) -> Split:
     if n is None or n >= len(split.ids):
         return split
-    mask = np.zeros(len(split.ids), dtype=bool)
-    mask[:n] = True
-    return _subset(split, mask)
+    return _subset(split, np.arange(len(split.ids)) < n)
 
 
 def load_splits(cfg: EstimatorBenchConfig) -> tuple[Split, Split]:
     """Train and test rows: `--test FILE`, or a seeded hash split of `--train` by prompt id."""
-    ids, texts, y, levels = _load(cfg.train, cfg)
-    everything = Split(ids, texts, y, levels)
+    everything = _load(cfg.train, cfg)
     if cfg.test is not None:
-        train = everything
-        test = Split(*_load(cfg.test, cfg))
+        train, test = everything, _load(cfg.test, cfg)
         if (train.levels is None) != (test.levels is None):
             train.levels = test.levels = None
     else:
-        held = holdout_mask(ids, cfg.holdout_fraction, cfg.seed)
+        held = holdout_mask(everything.ids, cfg.holdout_fraction, cfg.seed)
         train, test = _subset(everything, ~held), _subset(everything, held)
     return _head(train, cfg.train_rows), _head(test, cfg.test_rows)
 
@@ -216,9 +206,8 @@ def constant_mean(train: Split, test: Split) -> np.ndarray:
 def level_mean(train: Split, test: Split) -> np.ndarray:
     """Mean training pass rate of the row's level (the overall mean for an unseen level)."""
     assert train.levels is not None and test.levels is not None
-    means: dict[str, float] = {}
-    for level in set(train.levels):
-        means[level] = float(np.mean([y for y, lv in zip(train.y, train.levels) if lv == level]))
+    means = {level: float(np.mean([y for y, lv in zip(train.y, train.levels) if lv == level]))
+             for level in set(train.levels)}
     return np.array([means.get(lv, train.y.mean()) for lv in test.levels])
 
 
@@ -248,7 +237,6 @@ def tfidf_embed_ridge(train: Split, test: Split, estimator) -> np.ndarray:
     """
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import RidgeCV
-
 
     vectorizer = _tfidf()
     x_train = hstack([vectorizer.fit_transform(train.texts), csr_matrix(estimator.features.cached(train.texts).numpy())])
@@ -282,8 +270,7 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log,
     encode_s = time.perf_counter() - start
     log(f"  {what} encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
     val = _val_mask(train.ids, cfg.seed)
-    fit_part = _subset(train, ~val)
-    val_part = _subset(train, val)
+    fit_part, val_part = _subset(train, ~val), _subset(train, val)
     best, best_state, best_epoch, history = -np.inf, None, 0, []
     epochs = cfg.epochs if top_layers is None else min(cfg.epochs, cfg.top_epochs)
     fit_s = 0.0
@@ -358,14 +345,11 @@ def predictive_zero_var(est: Any, texts: Sequence[str], group_size: int) -> np.n
 
 def quick_config(cfg: EstimatorBenchConfig) -> EstimatorBenchConfig:
     """The <= 1 minute CI mode: few rows, short texts, few epochs; the same code path otherwise."""
-    cfg = copy.copy(cfg)
-    cfg.quick = True
-    cfg.train_rows = min(cfg.train_rows or 160, 160)
-    cfg.test_rows = min(cfg.test_rows or 60, 60)
-    cfg.max_length = min(cfg.max_length, 48)
-    cfg.epochs, cfg.patience = min(cfg.epochs, 3), 3
-    cfg.full_epochs, cfg.full_max_rows, cfg.full_max_length = 1, 32, 32
-    return cfg
+    return cfg.model_copy(update={
+        "quick": True, "train_rows": min(cfg.train_rows or 160, 160),
+        "test_rows": min(cfg.test_rows or 60, 60), "max_length": min(cfg.max_length, 48),
+        "epochs": min(cfg.epochs, 3), "patience": 3, "full_epochs": 1, "full_max_rows": 32,
+        "full_max_length": 32})
 
 
 def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
@@ -381,38 +365,27 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
     preds: dict[str, np.ndarray] = {}
     info: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
-
-    def timed(name: str, fn):
-        start = time.perf_counter()
-        result = fn()
-        timings[name] = time.perf_counter() - start
-        return result
-
-    preds["constant_mean"] = timed("constant_mean", lambda: constant_mean(train, test))
+    preds["constant_mean"] = timed(timings, "constant_mean", lambda: constant_mean(train, test))
     if train.levels is not None:
-        preds["level_mean"] = timed("level_mean", lambda: level_mean(train, test))
-    preds["tfidf_ridge"] = timed("tfidf_ridge", lambda: tfidf_ridge(train, test, cfg.seed))
+        preds["level_mean"] = timed(timings, "level_mean", lambda: level_mean(train, test))
+    preds["tfidf_ridge"] = timed(timings, "tfidf_ridge", lambda: tfidf_ridge(train, test, cfg.seed))
+    fits = {
+        "frozen": lambda: train_frozen(cfg, train, test, log),
+        "top": lambda: train_frozen(cfg, train, test, log, cfg.top_layers),
+        "full": lambda: train_full(cfg, train, log),
+        "bayes": lambda: (train_bayes(cfg, train), {}),
+    }
     estimators = {}
-    if "frozen" in cfg.variants:
-        est, info["estimator_frozen"] = timed("estimator_frozen", lambda: train_frozen(cfg, train, test, log))
-        preds["estimator_frozen"] = est.predict(test.texts)
-        estimators["frozen"] = est
-        preds["tfidf_embed_ridge"] = timed("tfidf_embed_ridge", lambda: tfidf_embed_ridge(train, test, est))
-    if "top" in cfg.variants:
-        est, info["estimator_top"] = timed("estimator_top", lambda: train_frozen(cfg, train, test, log, cfg.top_layers))
-        preds["estimator_top"] = est.predict(test.texts)
-        estimators["top"] = est
-    if "full" in cfg.variants:
-        est, info["estimator_full"] = timed("estimator_full", lambda: train_full(cfg, train, log))
-        preds["estimator_full"] = est.predict(test.texts)
-        estimators["full"] = est
-    if "bayes" in cfg.variants:
-        est = timed("estimator_bayes", lambda: train_bayes(cfg, train))
-        preds["estimator_bayes"] = est.predict(test.texts)
-        estimators["bayes"] = est
+    for variant in (v for v in fits if v in cfg.variants):
+        name = f"estimator_{variant}"
+        estimators[variant], info[name] = timed(timings, name, fits[variant])
+        preds[name] = estimators[variant].predict(test.texts)
+        if variant == "frozen":
+            preds["tfidf_embed_ridge"] = timed(
+                timings, "tfidf_embed_ridge", lambda: tfidf_embed_ridge(train, test, estimators["frozen"]))
     zero_var = {f"estimator_{k}": predictive_zero_var(e, test.texts, cfg.group_size) for k, e in estimators.items()}
     if "calibrated" in cfg.variants:
-        est, iso = timed("estimator_calibrated", lambda: train_calibrated(cfg, train))
+        est, iso = timed(timings, "estimator_calibrated", lambda: train_calibrated(cfg, train))
         preds["estimator_calibrated"] = est.predict(test.texts)
         zero_var["estimator_calibrated"] = iso.predict(predictive_zero_var(est, test.texts, cfg.group_size))
     results: dict[str, Any] = {}

@@ -1,10 +1,10 @@
-"""`depo bench estimator`: estimator quality on real LLM success rates (argparse only; work in run)."""
+"""`depo bench estimator`: estimator quality on real LLM success rates (argparse only; work in run_bench)."""
 
 from __future__ import annotations
 
 import argparse
 
-from depo.bench.estimator import EstimatorBenchConfig
+from depo.bench.estimator import EstimatorBenchConfig, run_bench
 from depo.config import add_arguments, from_arguments
 
 FLAGS = (
@@ -28,7 +28,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depo.bench.estimator import run_bench
-
     run_bench(from_arguments(EstimatorBenchConfig, args, what="bench estimator"))
     return 0

@@ -9,17 +9,12 @@ earlier rollouts (a skipped prompt reveals nothing). Rolling out prompt q in epo
 rollouts and reveals the recorded k/G; the group is informative iff 0 < k < G. Kept groups are
 handed to the method's `observe` in steps of `batch_size` groups (one RL step each).
 
-Methods (one run, one data order): `uniform` (GRPO: roll out everything), `dynamic-sampling`
-(DAPO: the same rollouts, zero-variance groups dropped after the fact), `history` (GRESO),
-`mopps` (MoPPS: per-prompt discounted Beta posteriors, Thompson draws closest to 0.5; it keeps
-`options.mopps.keep_share` of each batch), `speed` (SPEED-style screening: `screen` of the G
-answers first, the rest only if the screen is mixed; simulated faithfully by drawing the
-screen without replacement from the recorded G answers, its screening rollouts counted),
-`depo-paper` (window [0.15, 0.85] after a 100-step warm-up), `depo` (our default: P(zero-var)
-rule with per-prompt memory and exploration), `oracle` (knows this epoch's outcome; upper bound).
-Every method is also measured against the **p-oracle** at its own survival: the selector that
-knows each prompt's pass rate (estimated from the neighbouring epochs) but not this epoch's
-outcome, the limit of any decision made before the rollout (`share_of_p_oracle_gain`).
+Methods (one run, one data order; the peers as in docs/method.md section 5): `uniform` (GRPO),
+`dynamic-sampling` (DAPO: uniform's rollouts, zero-variance groups dropped after the fact),
+`history` (GRESO), `mopps` (MoPPS; it keeps `options.mopps.keep_share` of each batch), `speed`
+(SPEED's screens, `replay_speed`), `depo-paper` (window [0.15, 0.85] after a 100-step warm-up),
+`depo` (our default), `oracle` (knows this epoch's outcome; upper bound). Every method is also
+measured against the p-oracle at its own survival (`p_oracle_reference`, docs/method.md section 7).
 
 The replay is not the real run: the recorded outcomes come from the policy trained on *all*
 prompts, so a method's skips do not change what the policy learns.
@@ -156,7 +151,7 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
     if missing:
         raise DepoError(f"{len(missing)} trajectory prompt ids are not in {source} (e.g. {missing[:3]})")
     g = cfg.group_size
-    out_ids, out_texts, outcomes = [], [], []
+    outcomes = []
     for pid, values in raw.items():
         if not isinstance(values, list) or not values:
             raise DepoError(f"trajectory of prompt {pid!r} must be a non-empty list of accuracies")
@@ -166,14 +161,11 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
         k = np.rint(acc * g)
         if np.max(np.abs(k - acc * g)) > 1e-6:
             raise DepoError(f"trajectory of prompt {pid!r} is not a multiple of 1/{g}: is --group-size right?")
-        out_ids.append(pid)
-        out_texts.append(texts[pid])
         outcomes.append(k.astype(int))
+    out_ids, out_texts = list(raw), [texts[pid] for pid in raw]
     if cfg.max_prompts is not None:
-        order = np.random.default_rng(cfg.seed).permutation(len(out_ids))[: cfg.max_prompts]
-        out_ids = [out_ids[i] for i in sorted(order)]
-        out_texts = [texts[i] for i in out_ids]
-        outcomes = [outcomes[i] for i in sorted(order)]
+        chosen = sorted(np.random.default_rng(cfg.seed).permutation(len(out_ids))[: cfg.max_prompts])
+        out_ids, out_texts, outcomes = ([x[i] for i in chosen] for x in (out_ids, out_texts, outcomes))
     if cfg.part is not None:
         held = holdout_mask(out_ids, 0.5, cfg.seed + 104729)
         chosen = [i for i, h in enumerate(held) if h == (cfg.part == "eval")]
@@ -198,32 +190,21 @@ def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
     return est
 
 
-class _EpochOracle:
-    """Pass rates of the current epoch's recorded outcomes (the oracle knows them in advance)."""
+def make_method(name: str, cfg: ReplayConfig, oracle_rates: dict[str, float], base_estimator=None):
+    """The selector behind a replay method (dynamic sampling is uniform's rollouts, counted differently).
 
-    def __init__(self) -> None:
-        self.rates: dict[str, float] = {}
-
-    def __call__(self, prompt_id: str) -> float:
-        return self.rates[prompt_id]
-
-
-def make_method(name: str, cfg: ReplayConfig, data: ReplayData, oracle_rates: _EpochOracle, base_estimator=None):
-    """The selector behind a replay method (dynamic sampling is uniform's rollouts, counted differently)."""
+    `oracle_rates`: the current epoch's recorded pass rates (the oracle knows them in advance)."""
     from depo.selection import make_selector
 
-    options = dict(cfg.options.get(name, {}))
     if name in ("uniform", "dynamic-sampling"):
         return make_selector("uniform", group_size=cfg.group_size, seed=cfg.seed)
+    if name not in ("oracle", *LEARNED):
+        raise DepoError(f"unknown replay method {name!r}; choose from {', '.join(METHODS)}")
+    options = dict(cfg.options.get(name, {}))
     if name == "oracle":
         options.setdefault("pass_rates", oracle_rates)
-        return make_selector("oracle", group_size=cfg.group_size, seed=cfg.seed, options=options)
-    if name in ("depo", "depo-paper"):
-        estimator = copy.deepcopy(base_estimator)
-        return make_selector(name, group_size=cfg.group_size, seed=cfg.seed, options=options, estimator=estimator)
-    if name in ("history", "mopps"):
-        return make_selector(name, group_size=cfg.group_size, seed=cfg.seed, options=options)
-    raise DepoError(f"unknown replay method {name!r}; choose from {', '.join(METHODS)}")
+    estimator = copy.deepcopy(base_estimator) if name in ("depo", "depo-paper") else None
+    return make_selector(name, group_size=cfg.group_size, seed=cfg.seed, options=options, estimator=estimator)
 
 
 # ------------------------------------------------------------------------------------ replay
@@ -237,11 +218,15 @@ class MethodLog:
     score: list[float] = field(default_factory=list)
     informative: list[bool] = field(default_factory=list)
 
+    def add(self, epoch: int, prompt: int, kept: bool, score: float, informative: bool) -> None:
+        for values, value in zip(vars(self).values(), (epoch, prompt, kept, score, informative)):
+            values.append(value)
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in asdict(self).items()}
 
 
-def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: _EpochOracle, log=print) -> MethodLog:
+def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: dict[str, float]) -> MethodLog:
     """Walk the epochs; the selector decides per candidate batch and observes its kept groups."""
     g, bs = cfg.group_size, cfg.batch_size
     record = MethodLog()
@@ -249,19 +234,15 @@ def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: _
     for epoch in range(data.num_epochs):
         alive = [i for i, o in enumerate(data.outcomes) if len(o) > epoch]
         order = np.random.default_rng([cfg.seed, epoch]).permutation(alive)
-        oracle_rates.rates = {data.ids[i]: data.outcomes[i][epoch] / g for i in alive}
+        oracle_rates.clear()
+        oracle_rates.update({data.ids[i]: data.outcomes[i][epoch] / g for i in alive})
         for start in range(0, len(order), bs):
             idx = [int(i) for i in order[start : start + bs]]
             batch = [Candidate(data.ids[i], data.texts[i]) for i in idx]
             decisions = checked_select(selector, batch)
             for j, i in enumerate(idx):
                 k = int(data.outcomes[i][epoch])
-                informative = 0 < k < g
-                record.epoch.append(epoch)
-                record.prompt.append(i)
-                record.kept.append(decisions.keep[j])
-                record.score.append(float(decisions.priority[j]))
-                record.informative.append(informative)
+                record.add(epoch, i, decisions.keep[j], float(decisions.priority[j]), 0 < k < g)
                 if decisions.keep[j]:
                     rewards = (1.0,) * k + (0.0,) * (g - k)
                     pending.append(GroupOutcome(data.ids[i], data.texts[i], rewards, explored=decisions.explored[j]))
@@ -291,11 +272,7 @@ def replay_speed(data: ReplayData, cfg: ReplayConfig) -> MethodLog:
             k = int(data.outcomes[i][epoch])
             k_s = int(rng.hypergeometric(k, g - k, n_screen))
             mixed = 0 < k_s < n_screen
-            record.epoch.append(epoch)
-            record.prompt.append(int(i))
-            record.kept.append(mixed)
-            record.score.append(float(mixed))
-            record.informative.append(0 < k < g)
+            record.add(epoch, int(i), mixed, float(mixed), 0 < k < g)
     return record
 
 
@@ -315,7 +292,7 @@ def summarize(name: str, rec: MethodLog, g: int, screen: int = 0) -> dict[str, f
     if name == "dynamic-sampling":  # DAPO rolls out everything, drops zero-variance groups after
         groups, found = len(kept), total_informative
     rollouts = rollouts_spent(name, len(kept), groups, g, screen)
-    out = {
+    return {
         "rollouts": float(rollouts),
         "groups": float(groups),
         "informative": float(found),
@@ -324,7 +301,6 @@ def summarize(name: str, rec: MethodLog, g: int, screen: int = 0) -> dict[str, f
         "recall": found / total_informative if total_informative else float("nan"),
         "rollouts_per_informative": rollouts / found if found else float("nan"),
     }
-    return out
 
 
 P_ORACLE_WINDOW = 2
@@ -418,13 +394,10 @@ def per_epoch(rec: MethodLog, name: str, num_epochs: int, g: int, screen: int = 
 # ------------------------------------------------------------------------------------ run
 def quick_config(cfg: ReplayConfig) -> ReplayConfig:
     """The <= 1 minute CI mode: 96 prompts, 6 epochs, batches of 16, short encoder inputs."""
-    cfg = copy.copy(cfg)
-    cfg.quick = True
-    cfg.max_prompts = min(cfg.max_prompts or 96, 96)
-    cfg.epochs = min(cfg.epochs or 6, 6)
-    cfg.batch_size = min(cfg.batch_size, 16)
-    cfg.options = {**cfg.options, "depo-paper": {"warmup_steps": 6, **cfg.options.get("depo-paper", {})}}
-    return cfg
+    options = {**cfg.options, "depo-paper": {"warmup_steps": 6, **cfg.options.get("depo-paper", {})}}
+    return cfg.model_copy(update={"quick": True, "max_prompts": min(cfg.max_prompts or 96, 96),
+                                  "epochs": min(cfg.epochs or 6, 6), "batch_size": min(cfg.batch_size, 16),
+                                  "options": options})
 
 
 def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
@@ -444,7 +417,7 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         start = time.perf_counter()
         base_estimator = _estimator(cfg, data.texts)
         log(f"estimator ready (frozen encoder, cached vectors) in {time.perf_counter() - start:.0f} s")
-    oracle_rates = _EpochOracle()
+    oracle_rates: dict[str, float] = {}
     p_rates = p_oracle_rates(data, cfg.group_size)
     records: dict[str, MethodLog] = {}
     results: dict[str, dict[str, Any]] = {}
@@ -456,8 +429,7 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         elif name == "speed":
             rec = replay_speed(data, cfg)
         else:
-            selector = make_method(name, cfg, data, oracle_rates, base_estimator)
-            rec = replay_method(selector, data, cfg, oracle_rates, log)
+            rec = replay_method(make_method(name, cfg, oracle_rates, base_estimator), data, cfg, oracle_rates)
         records[name] = rec
         results[name] = summarize(name, rec, cfg.group_size, cfg.screen)
         if name not in ("dynamic-sampling", "speed"):  # speed's survival is after its screens

@@ -1,10 +1,10 @@
-"""`depo bench replay`: selectors replayed on real GRPO trajectories (argparse only; work in run)."""
+"""`depo bench replay`: selectors replayed on real GRPO trajectories (argparse only; work in run_replay)."""
 
 from __future__ import annotations
 
 import argparse
 
-from depo.bench.replay import METHODS, ReplayConfig
+from depo.bench.replay import METHODS, ReplayConfig, run_replay
 from depo.config import add_arguments, from_arguments
 
 FLAGS = (
@@ -29,7 +29,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depo.bench.replay import run_replay
-
     run_replay(from_arguments(ReplayConfig, args, what="bench replay"))
     return 0

@@ -12,7 +12,7 @@ import math
 import platform
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,14 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[Col], *, na
         cells = [str(row.get(name_key, ""))] + [format_value(row.get(c.key), c.fmt) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def timed(timings: dict[str, float], key: str, fn: Callable[[], Any]) -> Any:
+    """`fn()`, its wall seconds stored as `timings[key]`."""
+    start = time.perf_counter()
+    result = fn()
+    timings[key] = time.perf_counter() - start
+    return result
 
 
 def _jsonable(value: Any) -> Any:

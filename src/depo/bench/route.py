@@ -15,16 +15,13 @@ success rate of the chosen model (depo.bench.route_curves). In one run, on one s
 
 Tau and lambda are swept through the Router's own rules; the dense curve is the same sweep over
 every distinct score value. Those curves show what a predictor's ranking allows; the target is
-measured at an operating point instead: TF-IDF and the Bayesian estimator are fitted on the
-training rows minus a validation part, tau and lambda for a 27% share are set on that part, and
-the same fit with the same knobs routes the test rows (their share lands near, not at, 27%). The
-primary rule is `bayes_gain` (the two-head Bayesian estimator, gain rule); the paper's threshold
-rule is reported beside it.
+measured at an operating point chosen on validation rows instead (`operating_points`), for the
+primary rule `bayes_gain` (the two-head Bayesian estimator, gain rule), the paper's threshold
+rule beside it.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +31,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from depo.bench.route_curves import CurvePoint, accuracy_at_share, curve, random_curve
+from depo.bench.route_curves import CurvePoint, accuracy_at_share, random_curve, routed_accuracy
 from depo.config import Config
 from depo.errors import DepoError
 from depo.routing.router import gain_choice, threshold_choice
@@ -47,7 +44,6 @@ RATE_SAMPLES = 50  # samples behind each measured pass rate (the shared table's 
 TARGET_MAX_LOSS = 4.0  # accuracy points below large-only the bench reports as met
 PRIMARY_RULE = "bayes_gain"
 DENSE_SHARES = tuple(np.round(np.linspace(0.0, 1.0, 101), 4).tolist())
-PREDICTORS = ("tfidf", "bayes", "estimator", "ensemble")
 
 
 class RouteBenchConfig(Config):
@@ -207,8 +203,8 @@ def sweep_router(rates: np.ndarray, costs: tuple[float, float], rule: str, knobs
     for knob in knobs:
         chosen = threshold_choice(rates, knob) if rule == "threshold" else gain_choice(rates, costs, knob)
         to_small = chosen == 0
-        acc = float(np.where(to_small, test.ps, test.pl).mean())
-        out.append({"knob": round(float(knob), 5), "share": round(float(to_small.mean()), 4), "accuracy": round(acc, 5)})
+        out.append({"knob": round(float(knob), 5), "share": round(float(to_small.mean()), 4),
+                    "accuracy": round(routed_accuracy(to_small, test.ps, test.pl), 5)})
     return out
 
 
@@ -219,21 +215,19 @@ def evaluate_rules(preds: dict[str, dict[str, np.ndarray]], test: Rows, costs: t
     rules: dict[str, dict[str, Any]] = {}
 
     def add(name: str, score: np.ndarray | None, sweep: list[dict] | None, kind: str) -> None:
-        if score is None:
-            dense = random_curve(ps, pl, DENSE_SHARES)
-            at = random_curve(ps, pl, [TARGET_SHARE])[0]
-            shares = {f"{s:.3f}": random_curve(ps, pl, [s])[0].accuracy for s in PAPER_SHARES}
-        else:
-            dense = curve(score, ps, pl, DENSE_SHARES)
-            at = accuracy_at_share(score, ps, pl, TARGET_SHARE)
-            shares = {f"{s:.3f}": accuracy_at_share(score, ps, pl, s).accuracy for s in PAPER_SHARES}
+        def point(share: float) -> CurvePoint:
+            if score is None:  # random routing
+                return random_curve(ps, pl, [share])[0]
+            return accuracy_at_share(score, ps, pl, share)
+
+        at = point(TARGET_SHARE)
         rules[name] = {
             "kind": kind,
-            "curve": _points(dense),
+            "curve": _points([point(s) for s in DENSE_SHARES]),
             "acc_at_27": round(at.accuracy, 5),
             "share_at_27": round(at.share, 4),
             "loss_at_27_points": round(100 * (large_only - at.accuracy), 2),
-            "acc_at_paper_shares": {k: round(v, 5) for k, v in shares.items()},
+            "acc_at_paper_shares": {f"{s:.3f}": round(point(s).accuracy, 5) for s in PAPER_SHARES},
         }
         if sweep is not None:
             rules[name]["sweep"] = sweep
@@ -302,7 +296,7 @@ def threshold_table(preds: dict[str, dict[str, np.ndarray]], test: Rows) -> list
         for name, p in preds.items():
             to_small = p["small"] >= tau
             row[f"{name}_share"] = float(to_small.mean())
-            row[f"{name}_acc"] = float(np.where(to_small, test.ps, test.pl).mean())
+            row[f"{name}_acc"] = routed_accuracy(to_small, test.ps, test.pl)
         rows.append(row)
     return rows
 
@@ -368,8 +362,7 @@ def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> 
     b = results["baselines"]
     ax.axhline(100 * b["large_only"] - TARGET_MAX_LOSS, color="tab:red", lw=0.8, alpha=0.6, label="large only - 3 pts")
     ax.axvline(100 * TARGET_SHARE, color="tab:red", lw=0.8, alpha=0.4)
-    ax.set_xlabel("queries sent to the small model (%)")
-    ax.set_ylabel("expected accuracy (%)")
+    ax.set(xlabel="queries sent to the small model (%)", ylabel="expected accuracy (%)")
     ax.set_title("Routing: accuracy vs share to small (test rows)", fontsize=9)
     ax.legend(fontsize=6.5, loc="lower left")
     ax.grid(alpha=0.3)
@@ -378,19 +371,16 @@ def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> 
 
 def quick_config(cfg: RouteBenchConfig) -> RouteBenchConfig:
     """The <= 1 minute test mode: few rows, short texts, few epochs; the same code path otherwise."""
-    cfg = copy.copy(cfg)
-    cfg.quick = True
-    cfg.train_rows = min(cfg.train_rows or 120, 120)
-    cfg.test_rows = min(cfg.test_rows or 60, 60)
-    cfg.epochs, cfg.patience = min(cfg.epochs, 2), 2
-    return cfg
+    return cfg.model_copy(update={"quick": True, "train_rows": min(cfg.train_rows or 120, 120),
+                                  "test_rows": min(cfg.test_rows or 60, 60), "epochs": min(cfg.epochs, 2),
+                                  "patience": 2})
 
 
 def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
     """Fit the predictors, evaluate every rule on the test rows, write results.json, table and plot."""
     import torch
 
-    from depo.bench.report import write_results
+    from depo.bench.report import timed, write_results
 
     if cfg.quick:
         cfg = quick_config(cfg)
@@ -399,18 +389,14 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
     train, test = load_rows(cfg)
     log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    preds: dict[str, dict[str, np.ndarray]] = {"tfidf": fit_tfidf(train, test, cfg.seed)}
-    timings["tfidf_s"] = time.perf_counter() - t0
+    preds: dict[str, dict[str, np.ndarray]] = {}
+    preds["tfidf"] = timed(timings, "tfidf_s", lambda: fit_tfidf(train, test, cfg.seed))
     est_info: dict[str, Any] = {}
     if cfg.estimator:
-        t0 = time.perf_counter()
-        preds["bayes"] = fit_bayes(cfg, train, test, save=True)
-        timings["bayes_s"] = time.perf_counter() - t0
+        preds["bayes"] = timed(timings, "bayes_s", lambda: fit_bayes(cfg, train, test, save=True))
     if cfg.estimator and cfg.trunk:
-        t0 = time.perf_counter()
-        preds["estimator"], est_info = fit_estimators(cfg, train, test, log)
-        timings["estimator_s"] = time.perf_counter() - t0
+        preds["estimator"], est_info = timed(
+            timings, "estimator_s", lambda: fit_estimators(cfg, train, test, log))
         preds["ensemble"] = {w: (preds["tfidf"][w] + preds["estimator"][w]) / 2 for w in ("small", "large")}
     costs = (cfg.cost_small, cfg.cost_large)
     from scipy.stats import spearmanr
@@ -420,9 +406,7 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
         for name, p in preds.items()
     }
     rules = evaluate_rules(preds, test, costs)
-    t0 = time.perf_counter()
-    operating = operating_points(cfg, train, test, log)
-    timings["operating_points_s"] = time.perf_counter() - t0
+    operating = timed(timings, "operating_points_s", lambda: operating_points(cfg, train, test, log))
     primary = next(r for r in (PRIMARY_RULE, "tfidf_gain") if r in operating)
     loss = operating[primary]["loss_points"]
     results: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from depo.bench.route import RouteBenchConfig
+from depo.bench.route import RouteBenchConfig, run_bench
 from depo.config import add_arguments, from_arguments
 
 FLAGS = (
@@ -30,7 +30,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depo.bench.route import run_bench
-
     run_bench(from_arguments(RouteBenchConfig, args, what="bench route"))
     return 0

@@ -142,16 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         opts: dict[str, Any] = {}
         if name.startswith("depo"):
             opts["estimator_config"] = {"freeze_encoder": bool(args.freeze_encoder), "seed": args.seed}
-        recs = simulate(
-            name,
-            n_prompts=args.prompts,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            group_size=args.group_size,
-            seed=args.seed,
-            options=opts,
-        )
-        s = summarize(recs)
+        s = summarize(simulate(name, n_prompts=args.prompts, steps=args.steps, batch_size=args.batch_size,
+                               group_size=args.group_size, seed=args.seed, options=opts))
         print(
             f"| {name} | {s['eff_head']:.3f} | {s['eff_last_half']:.3f} | {s['survival_last_half']:.3f} | {s['forced_total']:.0f} "
             f"| {s['false_skip']:.3f} | {s['calib_mae_head']:.3f} -> {s['calib_mae_tail']:.3f} | {s['auc_tail']:.3f} "

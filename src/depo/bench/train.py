@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,10 +254,7 @@ def add_paired_differences(results: dict[str, dict[str, float]], scores: dict[st
     (the ± column of the main table)."""
     for name, per_seed in scores.items():
         results[name]["paired_avg"] = float(np.mean(per_seed))
-    if "grpo" not in scores:
-        return
-    for name, per_seed in scores.items():
-        if name == "grpo":
+        if "grpo" not in scores or name == "grpo":
             continue
         pairs = min(len(per_seed), len(scores["grpo"]))
         diff = np.mean([per_seed[i] - scores["grpo"][i] for i in range(pairs)], axis=0)
@@ -306,7 +302,6 @@ def _mean_curve(runs: list[list[dict[str, Any]]], x_key: str, y_key: str) -> tup
 
 def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, figures_dir: Path | None, prefix: str, k: int):
     """Fig. 1 (accuracy vs step), Fig. 4 (estimator vs actual), Fig. 5 (survival), efficiency curve."""
-    written = []
     avg = f"eval/avg@{k}"
     # Cumulative rollouts at an evaluation record = the step's running total (step 0 has none yet).
     for recs_list in records.values():
@@ -314,49 +309,41 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
             for r in recs:
                 r.setdefault("rollout/total_responses", 0.0)
 
-    specs: list[tuple[str, str, Callable]] = []
-
-    def accuracy_vs(x_key: str, xlabel: str):
+    def accuracy_vs(x_key: str):
         def draw(ax):
             for method, runs in records.items():
                 xs, ys = _mean_curve(runs, x_key, avg)
                 ax.plot(xs, ys, marker="o", ms=3, label=method)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(f"held-out Avg@{k}")
-            ax.legend(fontsize=7)
 
         return draw
 
     def estimator_vs_actual(ax):
-        for method in DEPO_METHODS:
-            if method not in records:
-                continue
+        for method in (m for m in DEPO_METHODS if m in records):
             xs, pred = _mean_curve(records[method], "step", "estimator/pred_mean")
             xs2, target = _mean_curve(records[method], "step", "estimator/target_mean")
             line = ax.plot(xs, pred, label=f"{method} predicted")[0]
             ax.plot(xs2, target, ls="--", color=line.get_color(), label=f"{method} actual")
-        ax.set_xlabel("step")
-        ax.set_ylabel("mean reward of rolled-out prompts")
-        ax.legend(fontsize=7)
 
     def survival(ax):
-        for method in DEPO_METHODS:
-            if method in records:
-                xs, ys = _mean_curve(records[method], "step", "select/survival_rate")
-                ax.plot(xs, ys, label=method)
-        ax.set_xlabel("step")
-        ax.set_ylabel("survival rate (kept / scanned)")
-        ax.legend(fontsize=7)
+        for method in (m for m in DEPO_METHODS if m in records):
+            ax.plot(*_mean_curve(records[method], "step", "select/survival_rate"), label=method)
 
-    specs = [
-        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", accuracy_vs("step", "step")),
-        ("estimator_vs_actual.png", "estimator vs actual (paper Fig. 4)", estimator_vs_actual),
-        ("survival_rate.png", "survival rate (paper Fig. 5)", survival),
-        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed", accuracy_vs("rollout/total_responses", "cumulative rollouts (responses)")),
+    accuracy = f"held-out Avg@{k}"
+    specs = [  # file, title, draw, x label, y label
+        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", accuracy_vs("step"), "step", accuracy),
+        ("estimator_vs_actual.png", "estimator vs actual (paper Fig. 4)", estimator_vs_actual, "step",
+         "mean reward of rolled-out prompts"),
+        ("survival_rate.png", "survival rate (paper Fig. 5)", survival, "step",
+         "survival rate (kept / scanned)"),
+        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed", accuracy_vs("rollout/total_responses"),
+         "cumulative rollouts (responses)", accuracy),
     ]
-    for name, title, draw in specs:
+    written = []
+    for name, title, draw, xlabel, ylabel in specs:
         fig, (ax,) = new_figure(width=5.0, height=3.6)
         draw(ax)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         written.append(save_figure(fig, out, name, figures_dir=figures_dir, prefix=prefix))

@@ -183,7 +183,7 @@ def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task],
         last = steps[-1]
         summary["scanned_total"] = float(last.get("select/total_scanned", float("nan")))
         summary["select_s_total"] = float(sum(h.get("time/select_s", 0.0) for h in steps))
-    (out / "summary.json").parent.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history))
     return summary
@@ -232,20 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)  # a DepoError for bad settings, before anything is built
     import torch
 
+    from depo.policy import build_tiny_policy
     from depo.tasks.gym import preset_tasks
 
     torch.set_num_threads(opts.threads)
-    runs = opts.runs
-    if opts.model == "tiny":
-        from depo.policy import build_tiny_policy
-
-        model_dir = Path(build_tiny_policy(opts.preset))
-    else:
-        model_dir = Path(opts.model)
+    model_dir = Path(build_tiny_policy(opts.preset) if opts.model == "tiny" else opts.model)
     train = preset_tasks(opts.preset, "train", opts.train_size, seed=0)
     heldout = preset_tasks(opts.preset, "heldout", opts.heldout_size, seed=0) if opts.heldout_size else []
     t0 = time.perf_counter()
-    results = [run_one(kind, opts, model_dir, train, heldout) for kind in runs]
+    results = [run_one(kind, opts, model_dir, train, heldout) for kind in opts.runs]
     table = format_table(results, opts.eval_k)
     Path(opts.output_dir).mkdir(parents=True, exist_ok=True)
     (Path(opts.output_dir) / "results.md").write_text(table + "\n")
