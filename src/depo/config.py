@@ -138,10 +138,8 @@ def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]
     """`base` with `changes` applied; where both hold a mapping, merged key by key."""
     out = dict(base)
     for key, value in changes.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merge(out[key], value) if both else value
     return out
 
 
@@ -173,11 +171,9 @@ def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str], *, lock
         node = out
         for part in path[:-1]:
             child = node.get(part)
-            if child is None:
-                child = {}
-            elif not isinstance(child, Mapping):
+            if child is not None and not isinstance(child, Mapping):
                 raise DepoError(f"--set {dotted}: {part} is not a mapping (it is {child!r})")
-            node[part] = dict(child)
+            node[part] = dict(child or {})
             node = node[part]
         node[path[-1]] = value
     return out
@@ -207,10 +203,9 @@ def add_arguments(parser: argparse.ArgumentParser, model: type[Config], flags: S
         field = _field(model, name)
         options = ["--" + name.split(".")[-1].replace("_", "-"), *([aliases[name]] if aliases and name in aliases else [])]
         help_text = (field.description or "").split("\n")[0] + f" (the `{name}` setting)"
-        if field.annotation is bool:
-            parser.add_argument(*options, dest=f"flag:{name}", action="store_const", const="true", default=None, help=help_text)
-        else:
-            parser.add_argument(*options, dest=f"flag:{name}", default=None, metavar="VALUE", help=help_text)
+        switch = field.annotation is bool
+        kind = {"action": "store_const", "const": "true"} if switch else {"metavar": "VALUE"}
+        parser.add_argument(*options, dest=f"flag:{name}", default=None, help=help_text, **kind)
 
 
 def from_arguments(model: type[C], args: argparse.Namespace, *, default_config: str | Path | None = None,

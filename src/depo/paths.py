@@ -18,13 +18,9 @@ def cache_dir() -> Path:
 def shared_data_dir() -> Path | None:
     """`$DEPO_SHARED_DATA`, else `../shared/data` beside the project, when it exists."""
     env = os.environ.get("DEPO_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
-    candidates.append(Path.cwd().parent / "shared" / "data")
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
+    roots = (Path(__file__).resolve().parents[3], Path.cwd().parent)
+    candidates = ([Path(env)] if env else []) + [root / "shared" / "data" for root in roots]
+    return next((path for path in candidates if path.is_dir()), None)
 
 
 def find_config(given: str | Path | None, default: str) -> Path:

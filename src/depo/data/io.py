@@ -146,10 +146,8 @@ def describe_columns(frame: pd.DataFrame) -> str:
     parts = []
     for name in frame.columns:
         first = frame[name].iloc[0] if len(frame) else None
-        if isinstance(first, dict):
-            parts.append(f"{_printable(name)}.{{{', '.join(map(_printable, first))}}}")
-        else:
-            parts.append(_printable(name))
+        keys = f".{{{', '.join(map(_printable, first))}}}" if isinstance(first, dict) else ""
+        parts.append(_printable(name) + keys)
     return ", ".join(parts)
 
 
@@ -178,9 +176,8 @@ def prompt_ids(frame: pd.DataFrame, id_column: str | None = None, *, source: str
     seen: dict[str, int] = {}
     for row, value in enumerate(ids):
         if value in seen:
-            raise DepoError(
-                f"duplicate prompt id {value!r} in {source} (rows {seen[value]} and {row} of column {name!r})"
-            )
+            raise DepoError(f"duplicate prompt id {value!r} in {source} "
+                            f"(rows {seen[value]} and {row} of column {name!r})")
         seen[value] = row
     return ids
 
@@ -210,10 +207,9 @@ def chat_text(value: Any) -> str:
     if isinstance(value, list):
         messages = [m for m in value if isinstance(m, dict)]
         user = [str(m.get("content", "")) for m in messages if m.get("role", "user") == "user"]
-        if user:
-            return "\n\n".join(user)
-        if messages:
-            return "\n\n".join(str(m.get("content", "")) for m in messages)
+        texts = user or [str(m.get("content", "")) for m in messages]  # no user turn: every message
+        if texts:
+            return "\n\n".join(texts)
     raise DepoError(f"cannot read prompt text from a value of type {type(value).__name__}")
 
 

@@ -39,13 +39,10 @@ def load_policy(path: str | Path, device: str = "cpu"):
     if not (path / "config.json").is_file():
         raise DepoError(f"not a Hugging Face model directory (no config.json): {path}")
     try:
-        if _is_plain_fast_tokenizer(path):
-            # The tiny policy's char tokenizer: AutoTokenizer would rebuild a Qwen2Tokenizer
-            # from the model type (transformers 5) and drop its pre-tokenizer.
-
-            tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        # A plain fast tokenizer (the tiny policy's) is loaded as saved: AutoTokenizer would rebuild
+        # the model type's tokenizer (transformers 5) and drop its pre-tokenizer.
+        tokenizer_class = PreTrainedTokenizerFast if _is_plain_fast_tokenizer(path) else AutoTokenizer
+        tokenizer = tokenizer_class.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers/safetensors raise OSError, ValueError, TypeError, SafetensorError...
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -60,12 +57,8 @@ def load_policy(path: str | Path, device: str = "cpu"):
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
     """Token ids per prompt: chat template for chat models, raw (+ special tokens) otherwise."""
     if getattr(tokenizer, "chat_template", None):
-        texts = [
-            tokenizer.apply_chat_template(
-                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-            )
-            for p in prompts
-        ]
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                               add_generation_prompt=True) for p in prompts]
         return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     ids = [list(x) for x in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
     if any(len(x) == 0 for x in ids):
@@ -78,9 +71,8 @@ def eos_token_ids(model, tokenizer) -> set[int]:
     ids: set[int] = set()
     candidates = [tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)]
     for c in candidates:
-        if c is None:
-            continue
-        ids.update(c if isinstance(c, list | tuple) else [c])
+        if c is not None:
+            ids.update(c if isinstance(c, list | tuple) else [c])
     if not ids:
         raise DepoError("the tokenizer defines no EOS token; responses could never stop")
     return ids

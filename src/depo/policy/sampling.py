@@ -72,15 +72,8 @@ def _forward_kwargs(model) -> tuple[str, dict]:
 
 @torch.inference_mode()
 def _sample_batch(
-    model,
-    rows: list[list[int]],
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    generator: torch.Generator | None,
-    eos_ids: set[int],
-    pad_id: int,
+    model, rows: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
+    generator: torch.Generator | None, eos_ids: set[int], pad_id: int,
 ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
     """Sample one continuation per row (rows may differ in length; left-padded here)."""
     device = next(model.parameters()).device
@@ -99,21 +92,14 @@ def _sample_batch(
     out_tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
     out_logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    hit_eos = torch.zeros(batch, dtype=torch.bool, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)  # hit EOS
 
     cache_kw, extra = _forward_kwargs(model)
     past = None
     step_ids, step_pos = input_ids, positions
     for t in range(max_new_tokens):
-        out = model(
-            input_ids=step_ids,
-            attention_mask=attention,
-            position_ids=step_pos,
-            use_cache=True,
-            **{cache_kw: past},
-            **extra,
-        )
+        out = model(input_ids=step_ids, attention_mask=attention, position_ids=step_pos, use_cache=True,
+                    **{cache_kw: past}, **extra)
         past = getattr(out, cache_kw)
         logits = out.logits[:, -1, :].float()
         if temperature > 0:
@@ -134,35 +120,22 @@ def _sample_batch(
         out_tokens[:, t] = token
         out_logprobs[:, t] = torch.where(active, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1), 0.0)
         lengths += active.long()
-        is_eos = torch.isin(token, eos) & active
-        hit_eos |= is_eos
-        done |= is_eos
+        done |= torch.isin(token, eos) & active
         if bool(done.all()):
             break
         step_ids = token.unsqueeze(-1)
         step_pos = step_pos[:, -1:] + 1
         attention = torch.cat([attention, torch.ones((batch, 1), dtype=attention.dtype, device=device)], dim=-1)
 
-    tokens_l = out_tokens.cpu().tolist()
-    logprobs_l = out_logprobs.cpu().tolist()
     lens = lengths.cpu().tolist()
-    eos_hit = hit_eos.cpu().tolist()
-    responses = [tokens_l[i][: lens[i]] for i in range(batch)]
-    logprobs = [logprobs_l[i][: lens[i]] for i in range(batch)]
-    truncated = [not eos_hit[i] for i in range(batch)]
-    return responses, logprobs, truncated
+    responses = [row[:n] for row, n in zip(out_tokens.cpu().tolist(), lens)]
+    logprobs = [row[:n] for row, n in zip(out_logprobs.cpu().tolist(), lens)]
+    return responses, logprobs, (~done).cpu().tolist()
 
 
 def sample(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    num_samples: int,
-    *,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
+    model, tokenizer, prompts: Sequence[str], num_samples: int, *, max_new_tokens: int,
+    temperature: float = 1.0, top_p: float = 1.0, generator: torch.Generator | None = None,
     batch_size: int = 256,
 ) -> Rollouts:
     """Sample `num_samples` responses for each prompt (prompt-major order).
@@ -194,27 +167,13 @@ def sample(
     try:
         for start in range(0, len(prompt_index), batch_size):
             rows = [prompt_ids[i] for i in prompt_index[start : start + batch_size]]
-            r, lp, tr = _sample_batch(
-                model,
-                rows,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                generator=generator,
-                eos_ids=eos_ids,
-                pad_id=pad_id,
-            )
+            r, lp, tr = _sample_batch(model, rows, max_new_tokens=max_new_tokens, temperature=temperature,
+                                      top_p=top_p, generator=generator, eos_ids=eos_ids, pad_id=pad_id)
             response_ids += r
             logprobs += lp
             truncated += tr
     finally:
         model.train(was_training)
-    texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-    return Rollouts(
-        prompt_index=prompt_index,
-        prompt_ids=prompt_ids,
-        response_ids=response_ids,
-        response_text=[t.strip() for t in texts],
-        logprobs=logprobs,
-        truncated=truncated,
-    )
+    texts = [t.strip() for t in tokenizer.batch_decode(response_ids, skip_special_tokens=True)]
+    return Rollouts(prompt_index=prompt_index, prompt_ids=prompt_ids, response_ids=response_ids,
+                    response_text=texts, logprobs=logprobs, truncated=truncated)

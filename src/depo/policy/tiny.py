@@ -72,14 +72,8 @@ class TinyPolicyConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def build_tiny_policy(
-    preset: str = "mixed",
-    *,
-    force: bool = False,
-    config: TinyPolicyConfig | None = None,
-    progress: bool = True,
-    num_threads: int = 1,
-) -> Path:
+def build_tiny_policy(preset: str = "mixed", *, force: bool = False, config: TinyPolicyConfig | None = None,
+                      progress: bool = True, num_threads: int = 1) -> Path:
     """Path of the cached warm-started tiny policy for `preset`, building it when absent.
 
     `config` overrides the defaults (tests use a tiny `sft_steps`); its `preset` must match.
@@ -115,23 +109,14 @@ def build_tiny_policy(
 def make_model(config: TinyPolicyConfig, tokenizer):
     """A randomly initialised tiny Qwen2 (tied embeddings) for `tokenizer`: the tiny policy
     before its warm start, and the test suite's stand-in policy (with a smaller config)."""
-    model_config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_key_value_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = Qwen2ForCausalLM(model_config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=16
-    )
+    special = {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_key_value_heads, tie_word_embeddings=True, bos_token_id=None,
+        max_position_embeddings=config.max_position_embeddings, **special,
+    ))
+    model.generation_config = GenerationConfig(**special, max_new_tokens=16)
     return model
 
 
@@ -161,12 +146,10 @@ def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = Tr
         raise DepoError(f"SFT sequences ({input_ids.shape[1]} tokens) exceed max_position_embeddings")
     attention = input_ids != tokenizer.pad_token_id  # <pad> never occurs in real text
 
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.sft_lr, betas=(0.9, 0.98), weight_decay=config.sft_weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / config.sft_warmup_steps)
-    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.sft_lr, betas=(0.9, 0.98),
+                                  weight_decay=config.sft_weight_decay)
+    warmup = config.sft_warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     gen = torch.Generator().manual_seed(config.seed)
     model.train()
     losses: list[float] = []
@@ -175,10 +158,8 @@ def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = Tr
         idx = torch.randint(0, input_ids.shape[0], (config.sft_batch_size,), generator=gen)
         batch_ids, batch_labels, batch_mask = input_ids[idx], labels[idx], attention[idx]
         width = int(batch_mask.sum(1).max())
-        result = model(
-            input_ids=batch_ids[:, :width], attention_mask=batch_mask[:, :width].long(),
-            labels=batch_labels[:, :width],
-        )
+        result = model(input_ids=batch_ids[:, :width], attention_mask=batch_mask[:, :width].long(),
+                       labels=batch_labels[:, :width])
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -27,12 +27,5 @@ def build_char_tokenizer():
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
     core.post_processor = processors.TemplateProcessing(single=f"$A {SEP}", special_tokens=[(SEP, vocab[SEP])])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        pad_token=PAD,
-        eos_token=EOS,
-        sep_token=SEP,
-        unk_token=UNK,
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS, sep_token=SEP,
+                                   unk_token=UNK, padding_side="left", clean_up_tokenization_spaces=False)

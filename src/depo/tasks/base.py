@@ -47,12 +47,9 @@ def score_responses(task: Task, responses: Sequence[str]) -> tuple[list[float], 
         try:
             value = float(task.verifier(text, task.answer))
         except Exception as exc:  # a user's reward function: any failure is counted, not fatal
-            error = error or f"{type(exc).__name__}: {exc}"
-            rewards.append(0.0)
-            continue
-        if not math.isfinite(value):
-            error = error or f"non-finite reward {value}"
-            rewards.append(0.0)
-            continue
-        rewards.append(min(1.0, max(0.0, value)))
+            value, problem = 0.0, f"{type(exc).__name__}: {exc}"
+        else:
+            problem = None if math.isfinite(value) else f"non-finite reward {value}"
+        error = error or problem
+        rewards.append(0.0 if problem else min(1.0, max(0.0, value)))
     return rewards, error

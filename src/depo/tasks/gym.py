@@ -1,8 +1,9 @@
 """reasoning-gym presets: the embedded default tasks (`mixed`, `easy`, `hard`).
 
 Each preset is a weighted mixture of reasoning-gym procedural datasets (docs/method.md section 1
-describes why the embedded default needs prompts of every difficulty). reasoning-gym supplies the items, the natural question (`Task.text`, what the
-difficulty estimator and real chat models read) and the gold answer; this module adds
+describes why the embedded default needs prompts of every difficulty). reasoning-gym supplies
+the items, the natural question (`Task.text`, what the difficulty estimator and real chat models
+read) and the gold answer; this module adds
 
 - a compact rendering (`Task.prompt`, e.g. ``gcd 86, 98``): a task tag plus the payload,
   ~10 characters, because a tiny policy learns these in minutes while the 25-token natural
@@ -54,11 +55,9 @@ _INT = re.compile(r"[+-]?\d+")
 def normalize_answer(text: str) -> str:
     """Canonical form for exact comparison: whitespace trimmed and collapsed; integers
     written without sign '+', leading zeros or thousands commas ('+01,000' -> '1000')."""
-    s = " ".join(text.strip().split())
+    s = " ".join(text.split())
     compact = s.replace(",", "")
-    if _INT.fullmatch(compact):
-        return str(int(compact))
-    return s
+    return str(int(compact)) if _INT.fullmatch(compact) else s
 
 
 def exact_match(response: str, answer: str) -> float:
@@ -66,37 +65,13 @@ def exact_match(response: str, answer: str) -> float:
     return 1.0 if normalize_answer(response) == normalize_answer(answer) else 0.0
 
 
-def _render_chain_sum(meta: dict) -> str:
-    return f"sum {meta['expression']}"
-
-
-def _render_products(meta: dict) -> str:
-    return f"mul {meta['expression']}"
-
-
-def _render_gcd(meta: dict) -> str:
-    return "gcd " + ", ".join(str(x) for x in meta["numbers"])
-
-
-def _render_lcm(meta: dict) -> str:
-    return "lcm " + ", ".join(str(x) for x in meta["numbers"])
-
-
-def _render_count_bits(meta: dict) -> str:
-    return f"bits {meta['number']}"
-
-
-def _render_spell_backward(meta: dict) -> str:
-    return f"rev {meta['word']}"
-
-
 RENDERERS: dict[str, Callable[[dict], str]] = {
-    "chain_sum": _render_chain_sum,
-    "products": _render_products,
-    "gcd": _render_gcd,
-    "lcm": _render_lcm,
-    "count_bits": _render_count_bits,
-    "spell_backward": _render_spell_backward,
+    "chain_sum": lambda meta: f"sum {meta['expression']}",
+    "products": lambda meta: f"mul {meta['expression']}",
+    "gcd": lambda meta: "gcd " + ", ".join(str(x) for x in meta["numbers"]),
+    "lcm": lambda meta: "lcm " + ", ".join(str(x) for x in meta["numbers"]),
+    "count_bits": lambda meta: f"bits {meta['number']}",
+    "spell_backward": lambda meta: f"rev {meta['word']}",
 }
 """reasoning-gym dataset name -> compact rendering of one item from its metadata."""
 
@@ -152,12 +127,8 @@ def in_heldout_bucket(prompt: str) -> bool:
     return int.from_bytes(digest[:8], "big") % HELDOUT_BUCKETS == 0
 
 
-def _dataset(component: Component, base_seed: int):
-    return _cached_dataset(component.dataset, tuple(sorted(component.config.items())), base_seed)
-
-
 @cache
-def _cached_dataset(name: str, config: tuple, base_seed: int):
+def _dataset(name: str, config: tuple, base_seed: int):
     # A virtual size large enough that indexing never runs off its end.
     return reasoning_gym.create_dataset(name, seed=base_seed, size=10**7, **dict(config))
 
@@ -194,7 +165,7 @@ def preset_tasks(preset: str, split: str, n: int, seed: int = 0) -> list[Task]:
         comp = components[k]
         # Stream of component k for (split, seed): its own base seed, SEED_STRIDE apart.
         base_seed = ((seed * 2 + heldout) * 64 + k) * SEED_STRIDE
-        ds = _dataset(comp, base_seed)
+        ds = _dataset(comp.dataset, tuple(sorted(comp.config.items())), base_seed)
         chosen = None
         for _ in range(MAX_DRAWS_PER_ITEM):
             item = ds[cursors[k]]
@@ -211,14 +182,7 @@ def preset_tasks(preset: str, split: str, n: int, seed: int = 0) -> list[Task]:
             raise DepoError(f"preset {preset!r} component {comp.name!r} produced no {split} prompt")
         item, prompt = chosen
         seen.add(prompt)
-        tasks.append(
-            Task(
-                prompt_id=f"{preset}/{split}/{seed}/{i}",
-                prompt=prompt,
-                answer=str(item["answer"]),
-                verifier=exact_match,
-                text=item["question"],
-                meta={"task": comp.dataset, "component": comp.name, "preset": preset},
-            )
-        )
+        meta = {"task": comp.dataset, "component": comp.name, "preset": preset}
+        tasks.append(Task(prompt_id=f"{preset}/{split}/{seed}/{i}", prompt=prompt, answer=str(item["answer"]),
+                          verifier=exact_match, text=item["question"], meta=meta))
     return tasks

@@ -55,8 +55,7 @@ def normalize_gold(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
-    match = _GSM8K_ANSWER.search(text)
-    if match and "####" in text:
+    if match := _GSM8K_ANSWER.search(text):
         text = match.group(1).replace(",", "").strip()
     if len(text) >= 2 and text.startswith("$") and text.endswith("$"):
         text = text.strip("$").strip()
@@ -105,15 +104,9 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def load_math_tasks(
-    path: str | Path,
-    *,
-    text_column: str | None = None,
-    answer_column: str | None = None,
-    id_column: str | None = None,
-    instruction: str = BOXED_INSTRUCTION,
-    limit: int | None = None,
-) -> list[Task]:
+def load_math_tasks(path: str | Path, *, text_column: str | None = None, answer_column: str | None = None,
+                    id_column: str | None = None, instruction: str = BOXED_INSTRUCTION,
+                    limit: int | None = None) -> list[Task]:
     """Tasks from a verl-layout or plain math file; columns are auto-detected unless named.
 
     Task.prompt is what the policy reads (verl: the user message as stored; plain: the problem
