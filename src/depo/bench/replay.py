@@ -42,6 +42,7 @@ from depo.config import CommaList, Config
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
 from depo.metrics import share_of_gain
+from depo.rl.state import seed_everything
 from depo.selection.base import checked_select
 from depo.types import Candidate, GroupOutcome
 
@@ -227,7 +228,11 @@ class MethodLog:
 
 
 def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: dict[str, float]) -> MethodLog:
-    """Walk the epochs; the selector decides per candidate batch and observes its kept groups."""
+    """Walk the epochs; the selector decides per candidate batch and observes its kept groups.
+
+    torch's global generator is seeded first: the trunk's dropout draws from it, so each method's
+    replay is a function of the seed alone, whatever ran before it in the process."""
+    seed_everything(cfg.seed)
     g, bs = cfg.group_size, cfg.batch_size
     record = MethodLog()
     pending: list[GroupOutcome] = []
