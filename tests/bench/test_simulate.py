@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.selection.selection_fakes import FakeEstimator
 
-from depo.bench.simulate import make_prompts, pass_rate, simulate, summarize
+from depo.bench.simulate import main, make_prompts, pass_rate, simulate, summarize
 
 
 def test_simulated_policy_improves_and_text_shows_difficulty() -> None:
@@ -23,3 +23,11 @@ def test_oracle_beats_uniform_and_runs_repeat() -> None:
     b = simulate("depo", estimator=FakeEstimator(), **kw)
     strip = [{k: v for k, v in r.items() if not k.startswith("time/")} for r in a]
     assert strip == [{k: v for k, v in r.items() if not k.startswith("time/")} for r in b]
+
+
+def test_the_command_runs_depo_with_its_estimator(capsys) -> None:
+    """`python -m depo.bench.simulate` (BENCHMARKS.md section 3) builds DEPO's estimator from its flags."""
+    assert main(["--selectors", "uniform,depo", "--steps", "3", "--prompts", "64", "--batch-size", "8",
+                 "--freeze-encoder"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| uniform", "| depo"))]
+    assert [row.split(" | ")[0] for row in rows] == ["| uniform", "| depo"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from depo.rl.state import seed_everything
 from depo.selection import make_selector
 from depo.selection.order import DataOrder
 from depo.selection.stream import RefillStream
@@ -69,6 +70,7 @@ def simulate(
     options = dict(options or {})
     if selector == "oracle":
         options["pass_rates"] = lambda pid: pass_rate(by_id[pid], clock["step"])
+    seed_everything(seed)  # the trunk's dropout draws from torch's global generator
     sel = make_selector(selector, group_size=group_size, seed=seed, options=options, estimator=estimator)
     stream = RefillStream(
         DataOrder(n_prompts, seed),
@@ -139,11 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.selectors.split(","):
         t0 = time.perf_counter()
-        opts: dict[str, Any] = {}
-        if name.startswith("depo"):
-            opts["estimator_config"] = {"freeze_encoder": bool(args.freeze_encoder), "seed": args.seed}
+        estimator = {"freeze_encoder": bool(args.freeze_encoder), "seed": args.seed} if name.startswith("depo") else None
         s = summarize(simulate(name, n_prompts=args.prompts, steps=args.steps, batch_size=args.batch_size,
-                               group_size=args.group_size, seed=args.seed, options=opts))
+                               group_size=args.group_size, seed=args.seed, estimator=estimator))
         print(
             f"| {name} | {s['eff_head']:.3f} | {s['eff_last_half']:.3f} | {s['survival_last_half']:.3f} | {s['forced_total']:.0f} "
             f"| {s['false_skip']:.3f} | {s['calib_mae_head']:.3f} -> {s['calib_mae_tail']:.3f} | {s['auc_tail']:.3f} "
