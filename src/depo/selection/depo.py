@@ -301,9 +301,12 @@ class DEPO:
         return rec
 
     def _expire_records(self) -> None:
-        for pid, recs in list(self._records.items()):
-            self._records[pid] = [r for r in recs if self.steps - r.step <= RECORD_TTL_STEPS]
-        self._records = {pid: recs for pid, recs in self._records.items() if recs}
+        for pid in list(self._records):
+            kept = [r for r in self._records[pid] if self.steps - r.step <= RECORD_TTL_STEPS]
+            if kept:
+                self._records[pid] = kept
+            else:
+                del self._records[pid]
 
     # -- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
