@@ -57,6 +57,16 @@ HEAVY = [  # (module, attribute, replacement)
     ("depo.routing.serve_config", "build_router", _reached),
     ("depo.routing.app", "serve", _reached),
     ("torch", "set_num_threads", lambda n: None),  # a fuzzed num_threads must not touch this process
+    # ... and where the commands imported them at load time (a patch of the defining module
+    # would not reach those names)
+    ("depo.cli.train", "Trainer", _StubTrainer),
+    ("depo.cli.train", "resolve_model_path", _reached),
+    ("depo.cli.train", "build_tiny_policy", _reached),
+    ("depo.cli.train", "evaluate", _reached),
+    ("depo.bench.estimator_cmd", "run_bench", _reached),
+    ("depo.bench.replay_cmd", "run_replay", _reached),
+    ("depo.bench.route_cmd", "run_bench", _reached),
+    ("depo.routing.serve_cmd", "build_router", _reached),
 ]
 
 
