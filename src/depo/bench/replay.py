@@ -30,7 +30,7 @@ import copy
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,11 +220,14 @@ class MethodLog:
     informative: list[bool] = field(default_factory=list)
 
     def add(self, epoch: int, prompt: int, kept: bool, score: float, informative: bool) -> None:
-        for values, value in zip(vars(self).values(), (epoch, prompt, kept, score, informative)):
-            values.append(value)
+        self.epoch.append(epoch)
+        self.prompt.append(prompt)
+        self.kept.append(kept)
+        self.score.append(score)
+        self.informative.append(informative)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in asdict(self).items()}
+        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}  # no deep copy first
 
 
 def replay_method(selector, data: ReplayData, cfg: ReplayConfig, oracle_rates: dict[str, float]) -> MethodLog:
