@@ -42,10 +42,12 @@ class FeatureCache:
     def lookup(self, texts: Sequence[str], compute: Callable[[list[str]], list[torch.Tensor]]) -> list[torch.Tensor]:
         """The cached tensor of every text; `compute` is called once on the distinct missing texts."""
         keys = [text_key(t) for t in texts]
-        missing = {key: text for key, text in zip(keys, texts) if key not in self._entries}
-        for key in keys:
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts):
             if key in self._entries:
                 self._entries.move_to_end(key)
+            else:
+                missing.setdefault(key, text)
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)  # a repeat of a missing text is computed once: a hit
         values = compute(list(missing.values())) if missing else []
