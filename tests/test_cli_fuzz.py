@@ -23,51 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from depo.cli import build_parser, main
+from tests.cli_stubs import Reached, stub_heavy_work
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-class Reached(Exception):
-    """A stubbed heavy function was called: the argv was accepted."""
-
-
-def _reached(*args, **kwargs):
-    raise Reached
-
-
-class _StubTrainer:
-    def __init__(self, *args, **kwargs):
-        raise Reached
-
-    @classmethod
-    def resume(cls, *args, **kwargs):
-        raise Reached
-
-
-HEAVY = [  # (module, attribute, replacement)
-    ("depo.rl.trainer", "Trainer", _StubTrainer),
-    ("depo.rl.trainer", "resolve_model_path", _reached),
-    ("depo.policy", "build_tiny_policy", _reached),
-    ("depo.policy.tiny", "build_tiny_policy", _reached),
-    ("depo.rl.evaluation", "evaluate", _reached),
-    ("depo.bench.estimator", "run_bench", _reached),
-    ("depo.bench.replay", "run_replay", _reached),
-    ("depo.bench.route", "run_bench", _reached),
-    ("depo.bench.train", "run_bench", _reached),
-    ("depo.routing.serve_config", "build_router", _reached),
-    ("depo.routing.app", "serve", _reached),
-    ("torch", "set_num_threads", lambda n: None),  # a fuzzed num_threads must not touch this process
-    # ... and where the commands imported them at load time (a patch of the defining module
-    # would not reach those names)
-    ("depo.cli.train", "Trainer", _StubTrainer),
-    ("depo.cli.train", "resolve_model_path", _reached),
-    ("depo.cli.train", "build_tiny_policy", _reached),
-    ("depo.cli.train", "evaluate", _reached),
-    ("depo.bench.estimator_cmd", "run_bench", _reached),
-    ("depo.bench.replay_cmd", "run_replay", _reached),
-    ("depo.bench.route_cmd", "run_bench", _reached),
-    ("depo.routing.serve_cmd", "build_router", _reached),
-]
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], list]:
@@ -126,9 +84,7 @@ def _check(argv: list[str]) -> str:
     "return<code>"); fail on any other exception or on a code-2 return without one error line."""
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        for module, name, stub in HEAVY:
-            with contextlib.suppress(ImportError):  # a command whose module is not built yet
-                mp.setattr(f"{module}.{name}", stub)
+        stub_heavy_work(mp)
         mp.chdir(TMP)  # a fuzzed relative output_dir (`tiny`, `INF`) is created here, not in the checkout
         try:
             code = main(argv)

@@ -22,10 +22,6 @@ def test_every_test_named_in_reliability_md_exists():
                     f"RELIABILITY.md names {name} in {current}, which does not define it")
 
 
-class _Parsed(Exception):
-    """Raised in place of the work: the command parsed and its settings validated."""
-
-
 def _documented_commands() -> list[str]:
     """Every `depo ...` command quoted in the README, BENCHMARKS.md and docs/ (placeholders skipped)."""
     found = []
@@ -38,30 +34,14 @@ def _documented_commands() -> list[str]:
 
 def test_every_documented_command_parses_and_its_settings_validate(monkeypatch, capsys):
     """Commands in the docs run as written: flags exist and `--set` keys are settings (the work
-    itself is replaced by a stop once the settings are built). A fragment quoted in prose
+    itself is replaced by the CLI fuzz test's stubs, tests/cli_stubs.py). A fragment quoted in prose
     (`depo bench replay --methods speed`) may leave out the inputs a full command names."""
     import shlex
 
-    from depo.bench import estimator_cmd, replay_cmd, route_cmd
     from depo.cli import main
-    from depo.cli import train as train_cmd
+    from tests.cli_stubs import Reached, stub_heavy_work
 
-    def stop(*args, **kwargs):
-        raise _Parsed
-
-    class StopTrainer:
-        def __init__(self, *args, **kwargs):
-            raise _Parsed
-
-        resume = classmethod(stop)
-
-    monkeypatch.setattr(estimator_cmd, "run_bench", stop)
-    monkeypatch.setattr(replay_cmd, "run_replay", stop)
-    monkeypatch.setattr(route_cmd, "run_bench", stop)
-    monkeypatch.setattr("depo.bench.train.run_bench", stop)
-    monkeypatch.setattr(train_cmd, "Trainer", StopTrainer)
-    monkeypatch.setattr(train_cmd, "resolve_model_path", lambda cfg: None)
-    monkeypatch.setattr("depo.routing.serve_cmd.build_router", stop)
+    stub_heavy_work(monkeypatch)
     monkeypatch.chdir(ROOT)
     commands = _documented_commands()
     assert len(commands) > 20
@@ -70,7 +50,7 @@ def test_every_documented_command_parses_and_its_settings_validate(monkeypatch, 
         argv = [a for a in shlex.split(command)[1:] if a != "\\"]
         try:
             code = main(argv)
-        except _Parsed:
+        except Reached:
             continue
         except SystemExit as exc:  # argparse refused a flag
             code = exc.code
