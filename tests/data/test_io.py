@@ -106,6 +106,22 @@ def test_chat_text_reads_user_messages():
         chat_text(3)
 
 
+def test_chat_text_joins_user_turns_and_keeps_only_the_text_parts_of_multimodal_content():
+    chat = [
+        {"role": "user", "content": [{"type": "image", "url": "x.png"}, {"type": "text", "text": "What is shown?"}]},
+        {"role": "assistant", "content": "A cat."},
+        {"content": "How many legs?"},  # no role: a user turn (TRL's conversational format allows it)
+    ]
+    assert chat_text(chat) == "What is shown?\n\nHow many legs?"
+
+
+def test_chat_text_without_user_text_reads_every_message_and_refuses_a_chat_with_no_text():
+    assert chat_text([{"role": "system", "content": "Solve 1+1."}, {"role": "user", "content": ""}]) == "Solve 1+1."
+    for empty in ([], [{"role": "user", "content": ""}], ["not a message"]):
+        with pytest.raises(DepoError, match="cannot read a prompt text"):
+            chat_text(empty)
+
+
 def test_pass_rate_column_accepts_rates_and_refuses_anything_else():
     frame = pd.DataFrame({"ok": [0.0, 0.5, 1.0], "high": [0.2, 1.5, 0.1], "text": ["a", "b", "c"], "nan": [0.1, None, 0.2]})
     assert list(pass_rate_column(frame, "ok")) == [0.0, 0.5, 1.0]

@@ -199,18 +199,31 @@ def holdout_mask(ids: Sequence[str], fraction: float, seed: int = 0) -> np.ndarr
 
 
 def chat_text(value: Any) -> str:
-    """The user text of a chat prompt (verl `prompt` column: a list of {role, content}); strings pass through."""
+    """The text the estimator reads for a prompt: a string as it is, or the user turns of a chat.
+
+    A chat is a list (or numpy array, as parquet returns it) of {"role", "content"} messages, the
+    content a string or a list of parts of which the {"type": "text"} ones count. The user turns
+    (a message without a role counts as one) are joined by blank lines; a chat without user text
+    gives the text of every message.
+    """
     if isinstance(value, str):
         return value
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple, np.ndarray)):
         messages = [m for m in value if isinstance(m, dict)]
-        user = [str(m.get("content", "")) for m in messages if m.get("role", "user") == "user"]
-        texts = user or [str(m.get("content", "")) for m in messages]  # no user turn: every message
+        user = [_message_text(m) for m in messages if m.get("role", "user") == "user"]
+        texts = [t for t in user if t] or [t for t in map(_message_text, messages) if t]
         if texts:
             return "\n\n".join(texts)
-    raise DepoError(f"cannot read prompt text from a value of type {type(value).__name__}")
+    raise DepoError(f"cannot read a prompt text from a value of type {type(value).__name__}")
+
+
+def _message_text(message: dict) -> str:
+    content = message.get("content", "")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple, np.ndarray)):  # multimodal: the text parts
+        return "\n\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("type") == "text")
+    return str(content)
 
 
 def text_column(frame: pd.DataFrame, name: str, *, source: str | Path = "data") -> list[str]:

@@ -33,7 +33,6 @@ from depo.integrations.trl.trainer import (  # noqa: E402
     STATE_FILE,
     DEPOGRPOTrainer,
     DEPOMixin,
-    prompt_text,
 )
 
 __all__ = [
@@ -44,6 +43,5 @@ __all__ = [
     "DEPORepeatSampler",
     "MissingExtraError",
     "SelectionFeed",
-    "prompt_text",
     "state_fingerprint",
 ]

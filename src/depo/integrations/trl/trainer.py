@@ -22,6 +22,7 @@ from datasets import Dataset
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
+from depo.data.io import chat_text
 from depo.errors import DepoError
 from depo.integrations.trl.dynamic_sampling import choose_groups, informative_groups, merge_rows
 from depo.integrations.trl.feed import SelectionFeed
@@ -37,26 +38,6 @@ STATE_NAME = "depo_selector"
 """The selector's state in a TRL checkpoint: depo_selector.json + depo_selector.safetensors (no pickle)."""
 STATE_FILE = f"{STATE_NAME}.json"
 LogprobMode = Literal["auto", "always", "never"]
-
-
-def prompt_text(prompt: Any) -> str:
-    """The text the estimator reads for a TRL prompt: the string itself, or the user turns of a
-    conversation (content parts of type "text" only), joined by blank lines."""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        parts: list[str] = []
-        for message in prompt:
-            if not isinstance(message, dict) or message.get("role", "user") != "user":
-                continue
-            content = message.get("content", "")
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-        if parts:
-            return "\n\n".join(parts)
-    raise DepoError(f"cannot read a prompt text from {type(prompt).__name__}; pass text_column=")
 
 
 class DEPOMixin:
@@ -262,7 +243,7 @@ def _candidate_columns(dataset: Dataset, text_column: str | None, id_column: str
     if text_column is not None:
         texts = [str(t) for t in dataset[text_column]]
     elif "prompt" in dataset.column_names:
-        texts = [prompt_text(p) for p in dataset["prompt"]]
+        texts = [chat_text(p) for p in dataset["prompt"]]
     else:
         raise DepoError("the training set has no 'prompt' column; pass text_column=")
     ids = [str(x) for x in dataset[id_column]] if id_column is not None else [str(i) for i in range(len(dataset))]

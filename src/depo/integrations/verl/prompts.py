@@ -14,34 +14,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from depo.errors import DepoError
+from depo.data.io import chat_text
 from depo.types import Candidate
 
 ID_KEY = "depo_prompt_id"
 """Key added to each selected row's `extra_info`: verl keeps `extra_info` in the batch through
 generation and reward, so the trainer can map every response (via its `uid`) back to the prompt."""
-
-
-def prompt_text(prompt: Any) -> str:
-    """The text the estimator reads: the user turns of a chat prompt, joined by blank lines.
-
-    Accepts a plain string, a list of {"role", "content"} messages (content a string or a list of
-    {"type": "text", "text": ...} parts), or a numpy array of them (as parquet returns).
-    """
-    if isinstance(prompt, str):
-        return prompt
-    messages = list(prompt) if prompt is not None else []
-    if not messages or not all(isinstance(m, dict) for m in messages):
-        raise DepoError(f"a verl prompt must be a string or a list of chat messages, got {type(prompt).__name__}")
-    user = [m for m in messages if m.get("role") == "user"] or messages
-    parts = []
-    for m in user:
-        content = m.get("content", "")
-        if isinstance(content, str):
-            parts.append(content)
-        else:  # multimodal: keep the text segments
-            parts.extend(str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("type") == "text")
-    return "\n\n".join(p for p in parts if p)
 
 
 def text_hash(text: str) -> str:
@@ -90,5 +68,5 @@ class PromptTable:
             rows = [dataset[i] for i in range(len(dataset))]
             prompts = [r.get("raw_prompt", r.get(prompt_key)) for r in rows]
             extra = [r.get("extra_info") for r in rows]
-        texts = [prompt_text(p) for p in prompts]
+        texts = [chat_text(p) for p in prompts]
         return cls(texts, prompt_ids(extra, texts))
