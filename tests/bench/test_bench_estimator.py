@@ -93,13 +93,14 @@ def test_quick_bench_end_to_end_and_save_loads(tmp_path, capsys):
 
 
 def test_calibrated_variant_maps_its_zero_variance_probability_monotonically(tmp_path):
-    from depo.bench.estimator import EstimatorBenchConfig, Split, predictive_zero_var, train_calibrated
+    from depo.bench.estimator import EstimatorBenchConfig, predictive_zero_var, train_calibrated
+    from depo.bench.table import Rows
 
     data = tmp_path / "rates.parquet"
     _synthetic(data, n=400)
     frame = pd.read_parquet(data)
     cfg = EstimatorBenchConfig(train=data, target="sr", quick=True, max_length=32)
-    train = Split([str(i) for i in frame.idx], list(frame.problem), frame.sr.to_numpy(), None)
+    train = Rows([str(i) for i in frame.idx], list(frame.problem), frame.sr.to_numpy(), None)
     est, iso = train_calibrated(cfg, train)
     stated = predictive_zero_var(est, train.texts, 8)
     mapped = iso.predict(stated)

@@ -24,7 +24,6 @@ import copy
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,16 +32,9 @@ from pydantic import Field, model_validator
 
 from depo.bench.metrics import KEEP_SHARES, p_zero_variance, prediction_metrics, reference_rows
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
-from depo.config import CommaList, Config
-from depo.data.io import (
-    column,
-    has_column,
-    holdout_mask,
-    pass_rate_column,
-    prompt_ids,
-    read_table,
-    text_column,
-)
+from depo.bench.table import Rows, TableBenchConfig, load_rows
+from depo.config import CommaList
+from depo.data.io import holdout_mask
 from depo.estimator import build_estimator
 from depo.metrics import reliability_bins
 
@@ -64,34 +56,21 @@ COLUMNS = [
 ]
 
 
-class EstimatorBenchConfig(Config):
+class EstimatorBenchConfig(TableBenchConfig):
     """Settings of `depo bench estimator` (each is a flag of the same name, or `--set name=value`)."""
 
-    train: Path
-    """Parquet/JSONL/JSON file with texts and pass rates."""
     target: str
     """Pass-rate column, e.g. sr_qwen2.5-1.5b-instruct_k50_t1.0."""
-    test: Path | None = None
-    """Separate test file with the same columns (instead of holding out a share of `train`)."""
-    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    """Held-out share of `train`, chosen by a seeded hash of the prompt id."""
-    text_column: str = "problem"
-    """Prompt text column (verl files: prompt)."""
-    id_column: str | None = None
-    """Prompt id column (default: the first of prompt_id, extra_info.index, idx, id)."""
     level_column: str = "level"
     """Column for the per-level baseline, when present."""
     group_size: int = Field(8, ge=2)
     """G for the zero-variance metrics."""
-    seed: int = 0
     out: Path | None = None
     """Directory for results.json, results.md and plots."""
     save: Path | None = None
     """Save the trained estimator here (depo.estimator.load_estimator reads it)."""
     save_variant: Literal["frozen", "top", "full", "bayes"] = "frozen"
     """Which variant `save` stores."""
-    figures_dir: str | None = None
-    """Also copy plots here as bench_estimator_*.png ('' = nowhere)."""
     variants: CommaList = ("frozen", "bayes", "calibrated")
     """Estimator variants to run: frozen, top, full, bayes, calibrated (a comma list). `top` (the
     top encoder layers fine-tuned on cached lower-layer states) and `full` (the paper's full
@@ -123,31 +102,15 @@ class EstimatorBenchConfig(Config):
     rate_samples: int = Field(50, ge=1)
     """Samples behind each measured pass rate (the shared MATH table's k50 columns: 50); the
     bayes variant's targets are smoothed by it."""
-    quick: bool = False
-    """A <= 1 minute smoke run on a few rows (CI)."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
-    train_rows: int | None = None
-    test_rows: int | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> EstimatorBenchConfig:
-        if self.test is not None and "holdout_fraction" in self.model_fields_set:
-            raise ValueError("give test or holdout_fraction, not both")
         unknown = sorted(set(self.variants) - set(VARIANTS))
         if unknown:
             raise ValueError(f"unknown estimator variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
         if self.save is not None and self.save_variant not in self.variants:
             raise ValueError(f"save needs the {self.save_variant!r} variant to run (variants)")
         return self
-
-
-@dataclass
-class Split:
-    ids: list[str]
-    texts: list[str]
-    y: np.ndarray
-    levels: list[str] | None
 
 
 _LATEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
@@ -161,49 +124,20 @@ def normalize_latex(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _load(path: Path, cfg: EstimatorBenchConfig) -> Split:
-    frame = read_table(path)
-    source = path.name
-    ids = prompt_ids(frame, cfg.id_column, source=source)
-    texts = text_column(frame, cfg.text_column, source=source)
-    y = pass_rate_column(frame, cfg.target, source=source)
-    levels = [str(v) for v in column(frame, cfg.level_column)] if has_column(frame, cfg.level_column) else None
+def load_splits(cfg: EstimatorBenchConfig) -> tuple[Rows, Rows]:
+    """Train and test rows (depo.bench.table.load_rows), LaTeX rewritten as words when asked."""
+    train, test = load_rows(cfg, [cfg.target], cfg.level_column)
     if cfg.normalize_latex:
-        texts = [normalize_latex(t) for t in texts]
-    return Split(ids, texts, y, levels)
+        for rows in (train, test):
+            rows.texts = [normalize_latex(t) for t in rows.texts]
+    return train, test
 
 
-def _subset(split: Split, mask: np.ndarray) -> Split:
-    idx = np.flatnonzero(mask)
-    levels = [split.levels[i] for i in idx] if split.levels is not None else None
-    return Split([split.ids[i] for i in idx], [split.texts[i] for i in idx], split.y[idx], levels)
-
-
-def _head(split: Split, n: int | None) -> Split:
-    if n is None or n >= len(split.ids):
-        return split
-    return _subset(split, np.arange(len(split.ids)) < n)
-
-
-def load_splits(cfg: EstimatorBenchConfig) -> tuple[Split, Split]:
-    """Train and test rows: `--test FILE`, or a seeded hash split of `--train` by prompt id."""
-    everything = _load(cfg.train, cfg)
-    if cfg.test is not None:
-        train, test = everything, _load(cfg.test, cfg)
-        if (train.levels is None) != (test.levels is None):
-            train.levels = test.levels = None
-    else:
-        held = holdout_mask(everything.ids, cfg.holdout_fraction, cfg.seed)
-        train, test = _subset(everything, ~held), _subset(everything, held)
-    return _head(train, cfg.train_rows), _head(test, cfg.test_rows)
-
-
-# ---------------------------------------------------------------------------------------- baselines
-def constant_mean(train: Split, test: Split) -> np.ndarray:
+def constant_mean(train: Rows, test: Rows) -> np.ndarray:
     return np.full(len(test.y), train.y.mean())
 
 
-def level_mean(train: Split, test: Split) -> np.ndarray:
+def level_mean(train: Rows, test: Rows) -> np.ndarray:
     """Mean training pass rate of the row's level (the overall mean for an unseen level)."""
     assert train.levels is not None and test.levels is not None
     means = {level: float(np.mean([y for y, lv in zip(train.y, train.levels) if lv == level]))
@@ -220,7 +154,7 @@ def _tfidf():
     )
 
 
-def tfidf_ridge(train: Split, test: Split, seed: int) -> np.ndarray:
+def tfidf_ridge(train: Rows, test: Rows, seed: int) -> np.ndarray:
     """TF-IDF of words, LaTeX commands and numbers (1-2 grams) + ridge; alpha by 5-fold CV on train."""
     from sklearn.linear_model import RidgeCV
 
@@ -230,7 +164,7 @@ def tfidf_ridge(train: Split, test: Split, seed: int) -> np.ndarray:
     return np.clip(model.predict(vectorizer.transform(test.texts)), 0.0, 1.0)
 
 
-def tfidf_embed_ridge(train: Split, test: Split, estimator) -> np.ndarray:
+def tfidf_embed_ridge(train: Rows, test: Rows, estimator) -> np.ndarray:
     """TF-IDF (as `tfidf_ridge`) next to the frozen encoder's pooled vectors, one ridge on both.
 
     Not a selector: an offline reference for how much the frozen encoder's vectors add to words.
@@ -251,7 +185,7 @@ def _val_mask(ids: Sequence[str], seed: int) -> np.ndarray:
     return holdout_mask(ids, 0.1, seed + 7919)
 
 
-def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log,
+def train_frozen(cfg: EstimatorBenchConfig, train: Rows, test: Rows, log,
                  top_layers: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Frozen encoder + trunk: encode once (disk cache), train trunk/heads, keep the best validation epoch.
 
@@ -270,7 +204,7 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log,
     encode_s = time.perf_counter() - start
     log(f"  {what} encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
     val = _val_mask(train.ids, cfg.seed)
-    fit_part, val_part = _subset(train, ~val), _subset(train, val)
+    fit_part, val_part = train.subset(~val), train.subset(val)
     best, best_state, best_epoch, history = -np.inf, None, 0, []
     epochs = cfg.epochs if top_layers is None else min(cfg.epochs, cfg.top_epochs)
     fit_s = 0.0
@@ -294,11 +228,11 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Split, test: Split, log,
     return est, info
 
 
-def train_full(cfg: EstimatorBenchConfig, train: Split, log) -> tuple[Any, dict[str, Any]]:
+def train_full(cfg: EstimatorBenchConfig, train: Rows, log) -> tuple[Any, dict[str, Any]]:
     """Full fine-tuning (paper): encoder at 0.2x the trunk's learning rate, `full_epochs` epochs."""
     from depo.estimator import EstimatorConfig, OnlineEstimator
 
-    part = _head(train, cfg.full_max_rows)
+    part = train.head(cfg.full_max_rows)
     est = OnlineEstimator(
         EstimatorConfig(pooling=cfg.pooling, max_length=cfg.full_max_length, lr=cfg.lr, seed=cfg.seed)
     )
@@ -308,7 +242,7 @@ def train_full(cfg: EstimatorBenchConfig, train: Split, log) -> tuple[Any, dict[
 
 
 # ---------------------------------------------------------------------------------------- run
-def train_bayes(cfg: EstimatorBenchConfig, train: Split):
+def train_bayes(cfg: EstimatorBenchConfig, train: Rows):
     """The Bayesian estimator (docs/method.md section 4.10) at its defaults, encoder tokens capped
     at 256 (its default), fitted in closed form on the training rows."""
     est = build_estimator({"kind": "bayes", "max_length": min(cfg.max_length, 256), "seed": cfg.seed,
@@ -318,14 +252,14 @@ def train_bayes(cfg: EstimatorBenchConfig, train: Split):
     return est
 
 
-def train_calibrated(cfg: EstimatorBenchConfig, train: Split) -> tuple[Any, Any]:
+def train_calibrated(cfg: EstimatorBenchConfig, train: Rows) -> tuple[Any, Any]:
     """The bayes variant fitted without a 10% validation part of the training rows, and an
     isotonic map from its P(zero-variance) to the validation rows' own P_zv (scikit-learn)."""
     from sklearn.isotonic import IsotonicRegression
 
     val = _val_mask(train.ids, cfg.seed)
-    est = train_bayes(cfg, _subset(train, ~val))
-    part = _subset(train, val)
+    est = train_bayes(cfg, train.subset(~val))
+    part = train.subset(val)
     stated = predictive_zero_var(est, part.texts, cfg.group_size)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     return est, iso.fit(stated, p_zero_variance(part.y, cfg.group_size))
@@ -354,11 +288,9 @@ def quick_config(cfg: EstimatorBenchConfig) -> EstimatorBenchConfig:
 
 def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
     """Run every baseline and estimator variant on one split; write results, table and figures."""
-    import torch
-
     if cfg.quick:
         cfg = quick_config(cfg)
-    torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))
+    cfg.set_threads()
     wall = time.perf_counter()
     train, test = load_splits(cfg)
     log(f"train {len(train.y)} rows, test {len(test.y)} rows, target {cfg.target} (test mean {test.y.mean():.3f})")

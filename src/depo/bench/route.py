@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
+from scipy.stats import spearmanr
 
+from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_frozen
+from depo.bench.report import new_figure, save_figure, timed, write_results
 from depo.bench.route_curves import CurvePoint, accuracy_at_share, random_curve, routed_accuracy
-from depo.config import Config
+from depo.bench.table import Rows, TableBenchConfig, load_rows
+from depo.data.io import holdout_mask
 from depo.errors import DepoError
+from depo.estimator import build_estimator
 from depo.routing.router import gain_choice, threshold_choice
 
 TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
@@ -46,27 +50,15 @@ PRIMARY_RULE = "bayes_gain"
 DENSE_SHARES = tuple(np.round(np.linspace(0.0, 1.0, 101), 4).tolist())
 
 
-class RouteBenchConfig(Config):
+class RouteBenchConfig(TableBenchConfig):
     """Settings of `depo bench route` (each is a flag of the same name, or `--set name=value`)."""
 
-    train: Path
-    """Parquet/JSONL with texts and both models' success rates."""
     small: str
     """Column of the small model's success rates."""
     large: str
     """Column of the large model's success rates."""
-    test: Path | None = None
-    """Separate test file (default: hold out `holdout_fraction` of `train`)."""
-    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    """Held-out share, by a seeded hash of the prompt id."""
-    text_column: str = "problem"
-    id_column: str | None = None
-    """Prompt id column (default: the first of prompt_id, extra_info.index, idx, id, ...)."""
-    seed: int = 0
     out: Path = Path("runs/bench_route")
     """Directory for results.json, results.md and the plot."""
-    figures_dir: str | None = None
-    """Also copy the plot here (e.g. docs/figures; '' = nowhere)."""
     cost_small: float = Field(1.5, gt=0.0)
     """Cost per query of the small model (e.g. parameters, B)."""
     cost_large: float = Field(7.0, gt=0.0)
@@ -81,12 +73,6 @@ class RouteBenchConfig(Config):
     """Save the trained estimators here, for depo route serve: estimator_bayes (one estimator,
     a head per model: the config's top-level `estimator:`), and with the trunk estimator_small /
     estimator_large (per-backend `estimator:`)."""
-    quick: bool = False
-    """A <= 1 minute run on a few rows (tests, CI)."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (default 2; 1 with quick)."""
-    train_rows: int | None = None
-    test_rows: int | None = None
 
     @model_validator(mode="after")
     def _large_costs_more(self) -> RouteBenchConfig:
@@ -95,79 +81,35 @@ class RouteBenchConfig(Config):
         return self
 
 
-@dataclass
-class Rows:
-    ids: list[str]
-    texts: list[str]
-    ps: np.ndarray  # true success rate of the small model
-    pl: np.ndarray  # true success rate of the large model
+MODELS = ("small", "large")
+"""The two models, in the order of the pass-rate columns of `Rows.y`."""
 
 
-def _read(path: Path, cfg: RouteBenchConfig) -> Rows:
-    from depo.data.io import pass_rate_column, prompt_ids, read_table, text_column
-
-    frame = read_table(path)
-    source = path.name
-    ids = prompt_ids(frame, cfg.id_column, source=source)
-    texts = text_column(frame, cfg.text_column, source=source)
-    small, large = (pass_rate_column(frame, name, source=source) for name in (cfg.small, cfg.large))
-    return Rows(ids, texts, small, large)
-
-
-def _subset(rows: Rows, mask: np.ndarray) -> Rows:
-    idx = np.flatnonzero(mask)
-    return Rows([rows.ids[i] for i in idx], [rows.texts[i] for i in idx], rows.ps[idx], rows.pl[idx])
-
-
-def _head(rows: Rows, n: int | None) -> Rows:
-    if n is None or n >= len(rows.ids):
-        return rows
-    return _subset(rows, np.arange(len(rows.ids)) < n)
-
-
-def load_rows(cfg: RouteBenchConfig) -> tuple[Rows, Rows]:
-    """Train and test rows: `--test FILE`, or a seeded hash split of `--train` by prompt id."""
-    from depo.data.io import holdout_mask
-
+def load_model_rows(cfg: RouteBenchConfig) -> tuple[Rows, Rows]:
+    """Train and test rows with the small and the large model's pass rates as `y`'s two columns."""
     if cfg.small == cfg.large:
         raise DepoError("--small and --large must name different columns")
-    everything = _read(cfg.train, cfg)
-    if cfg.test is not None:
-        train, test = everything, _read(cfg.test, cfg)
-    else:
-        held = holdout_mask(everything.ids, cfg.holdout_fraction, cfg.seed)
-        train, test = _subset(everything, ~held), _subset(everything, held)
-    return _head(train, cfg.train_rows), _head(test, cfg.test_rows)
+    return load_rows(cfg, [cfg.small, cfg.large])
 
 
 # ---------------------------------------------------------------------------------------- predictors
-def _split(rows: Rows, which: str):
-    from depo.bench.estimator import Split
-
-    return Split(rows.ids, rows.texts, rows.ps if which == "small" else rows.pl, None)
-
-
 def fit_tfidf(train: Rows, test: Rows, seed: int) -> dict[str, np.ndarray]:
     """TF-IDF ridge per model (the README's reference regressor; depo.bench.estimator.tfidf_ridge)."""
-    from depo.bench.estimator import tfidf_ridge
-
-    return {w: tfidf_ridge(_split(train, w), _split(test, w), seed) for w in ("small", "large")}
+    return {w: tfidf_ridge(train.target(j), test.target(j), seed) for j, w in enumerate(MODELS)}
 
 
 def fit_estimators(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> tuple[dict[str, np.ndarray], dict]:
     """One DEPO estimator per model: frozen encoder (vectors cached on disk) + trunk trained with the
     paper's losses; epochs chosen on a validation part of the training rows (never the test rows)."""
-    from depo.bench.estimator import EstimatorBenchConfig, train_frozen
-
     bench_cfg = EstimatorBenchConfig(
         train=cfg.train, target="", seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience, quick=cfg.quick
     )
     if cfg.quick:
         bench_cfg.max_length = 48
     preds, info = {}, {}
-    for which in ("small", "large"):
-        log(f"estimator for the {which} model ({cfg.small if which == 'small' else cfg.large}):")
-        est, meta = train_frozen(bench_cfg, _split(train, which), _split(test, which), log)
+    for j, which in enumerate(MODELS):
+        log(f"estimator for the {which} model ({(cfg.small, cfg.large)[j]}):")
+        est, meta = train_frozen(bench_cfg, train.target(j), test.target(j), log)
         preds[which] = est.predict(test.texts)
         info[which] = meta
         if cfg.save_estimators is not None:
@@ -180,12 +122,10 @@ def fit_bayes(cfg: RouteBenchConfig, train: Rows, test: Rows, save: bool = False
     """One Bayesian estimator with a head per model (docs/method.md section 4.10): both heads
     share the features and one factorisation, so their errors are correlated and their
     difference, the predicted gain, is less noisy than two separate fits'."""
-    from depo.estimator import build_estimator
-
     est = build_estimator({"kind": "bayes", "num_targets": 2, "seed": cfg.seed, "max_observations": max(2048, len(train.ids)),
                            "max_length": 48 if cfg.quick else 256})
     est.warm_cache(train.texts, progress=not cfg.quick)
-    est.fit(train.texts, np.stack([train.ps, train.pl], axis=1), samples=RATE_SAMPLES)
+    est.fit(train.texts, train.y, samples=RATE_SAMPLES)
     pred = est.predict(test.texts)
     if save and cfg.save_estimators is not None:  # heads in (small, large) order, for `depo route serve`'s `estimator:`
         est.save(Path(cfg.save_estimators) / "estimator_bayes")
@@ -204,13 +144,13 @@ def sweep_router(rates: np.ndarray, costs: tuple[float, float], rule: str, knobs
         chosen = threshold_choice(rates, knob) if rule == "threshold" else gain_choice(rates, costs, knob)
         to_small = chosen == 0
         out.append({"knob": round(float(knob), 5), "share": round(float(to_small.mean()), 4),
-                    "accuracy": round(routed_accuracy(to_small, test.ps, test.pl), 5)})
+                    "accuracy": round(routed_accuracy(to_small, *test.y.T), 5)})
     return out
 
 
 def evaluate_rules(preds: dict[str, dict[str, np.ndarray]], test: Rows, costs: tuple[float, float]) -> dict[str, Any]:
     """Every rule's dense curve, knob sweep, and accuracy at the target share."""
-    ps, pl = test.ps, test.pl
+    ps, pl = test.y.T
     large_only = float(pl.mean())
     rules: dict[str, dict[str, Any]] = {}
 
@@ -254,10 +194,6 @@ def knobs_for_share(p_small: np.ndarray, p_large: np.ndarray, share: float, cost
     return {"tau": tau, "lambda": lam}
 
 
-def _concat(a: Rows, b: Rows) -> Rows:
-    return Rows(a.ids + b.ids, a.texts + b.texts, np.concatenate([a.ps, b.ps]), np.concatenate([a.pl, b.pl]))
-
-
 def operating_points(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> dict[str, dict[str, Any]]:
     """Per validated predictor and rule, routing of the test rows at a knob chosen without them.
 
@@ -267,17 +203,15 @@ def operating_points(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> dic
     test rows, as a deployed router would (a knob set for one fit does not transfer to a refit:
     its predictions spread differently). The test share lands near, not at, the target.
     """
-    from depo.data.io import holdout_mask
-
     held = holdout_mask(train.ids, VALIDATION_FRACTION, cfg.seed + 1)
-    fit, val = _subset(train, ~held), _subset(train, held)
+    fit, val = train.subset(~held), train.subset(held)
     log(f"operating points: fitted on {len(fit.ids)} training rows, knobs chosen on {len(val.ids)} validation rows")
-    both = _concat(val, test)
+    both = val.concat(test)
     fitted = {"tfidf": fit_tfidf(fit, both, cfg.seed)}
     if cfg.estimator:
         fitted["bayes"] = fit_bayes(cfg, fit, both)
     n_val, costs = len(val.ids), (cfg.cost_small, cfg.cost_large)
-    large_only = float(test.pl.mean())
+    large_only = float(test.y[:, 1].mean())
     out = {}
     for name, p in fitted.items():
         knobs = knobs_for_share(p["small"][:n_val], p["large"][:n_val], TARGET_SHARE, costs[1] - costs[0])
@@ -296,7 +230,7 @@ def threshold_table(preds: dict[str, dict[str, np.ndarray]], test: Rows) -> list
         for name, p in preds.items():
             to_small = p["small"] >= tau
             row[f"{name}_share"] = float(to_small.mean())
-            row[f"{name}_acc"] = routed_accuracy(to_small, test.ps, test.pl)
+            row[f"{name}_acc"] = routed_accuracy(to_small, *test.y.T)
         rows.append(row)
     return rows
 
@@ -347,8 +281,6 @@ def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
 
 
 def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> Path:
-    from depo.bench.report import new_figure, save_figure
-
     fig, (ax,) = new_figure(width=6.0, height=4.2)
     styles = {"random": ("grey", ":"), "oracle_small": ("black", "--"), "oracle_gain": ("black", "-")}
     colors = {"tfidf": "tab:orange", "bayes": "tab:purple", "estimator": "tab:blue", "ensemble": "tab:green"}
@@ -378,15 +310,11 @@ def quick_config(cfg: RouteBenchConfig) -> RouteBenchConfig:
 
 def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
     """Fit the predictors, evaluate every rule on the test rows, write results.json, table and plot."""
-    import torch
-
-    from depo.bench.report import timed, write_results
-
     if cfg.quick:
         cfg = quick_config(cfg)
-    torch.set_num_threads(cfg.threads or (1 if cfg.quick else 2))
+    cfg.set_threads()
     start = time.perf_counter()
-    train, test = load_rows(cfg)
+    train, test = load_model_rows(cfg)
     log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")
     timings: dict[str, float] = {}
     preds: dict[str, dict[str, np.ndarray]] = {}
@@ -397,12 +325,10 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
     if cfg.estimator and cfg.trunk:
         preds["estimator"], est_info = timed(
             timings, "estimator_s", lambda: fit_estimators(cfg, train, test, log))
-        preds["ensemble"] = {w: (preds["tfidf"][w] + preds["estimator"][w]) / 2 for w in ("small", "large")}
+        preds["ensemble"] = {w: (preds["tfidf"][w] + preds["estimator"][w]) / 2 for w in MODELS}
     costs = (cfg.cost_small, cfg.cost_large)
-    from scipy.stats import spearmanr
-
     quality = {
-        name: {w: float(spearmanr(p[w], test.ps if w == "small" else test.pl)[0]) for w in ("small", "large")}
+        name: {w: float(spearmanr(p[w], test.y[:, j])[0]) for j, w in enumerate(MODELS)}
         for name, p in preds.items()
     }
     rules = evaluate_rules(preds, test, costs)
@@ -413,7 +339,7 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
         "data_name": Path(cfg.train).stem,
         "n_train": len(train.ids),
         "n_test": len(test.ids),
-        "baselines": {"large_only": float(test.pl.mean()), "small_only": float(test.ps.mean())},
+        "baselines": {"large_only": float(test.y[:, 1].mean()), "small_only": float(test.y[:, 0].mean())},
         "rules": rules,
         "operating_points": operating,
         "threshold_table": threshold_table(preds, test),
