@@ -47,6 +47,8 @@ HEAVY = [  # (module, attribute, replacement)
     ("depo.bench.estimator_cmd", "run_bench", _reached),
     ("depo.bench.replay_cmd", "run_replay", _reached),
     ("depo.bench.route_cmd", "run_bench", _reached),
+    ("depo.bench.train_cmd", "run_bench", _reached),
+    ("depo.bench.train_cmd", "build_tiny_policy", _reached),
     ("depo.routing.serve_cmd", "build_router", _reached),
 ]
 

@@ -29,14 +29,19 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import RidgeCV
 
 from depo.bench.metrics import KEEP_SHARES, p_zero_variance, prediction_metrics, reference_rows
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
 from depo.bench.table import Rows, TableBenchConfig, load_rows
 from depo.config import CommaList
 from depo.data.io import holdout_mask
-from depo.estimator import build_estimator
+from depo.estimator import EstimatorConfig, OnlineEstimator, build_estimator
 from depo.metrics import reliability_bins
+from depo.zero_variance import logit_normal_extremes
 
 VARIANTS = ("frozen", "top", "full", "bayes", "calibrated")
 FIGURE_PREFIX = "bench_estimator_"
@@ -147,8 +152,6 @@ def level_mean(train: Rows, test: Rows) -> np.ndarray:
 
 def _tfidf():
     """Words, LaTeX commands, numbers and single symbols as tokens; 1-2 grams; sublinear tf."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     return TfidfVectorizer(
         token_pattern=r"\\?[A-Za-z]+|\d+|[^\sA-Za-z\d]", ngram_range=(1, 2), min_df=2, sublinear_tf=True
     )
@@ -156,8 +159,6 @@ def _tfidf():
 
 def tfidf_ridge(train: Rows, test: Rows, seed: int) -> np.ndarray:
     """TF-IDF of words, LaTeX commands and numbers (1-2 grams) + ridge; alpha by 5-fold CV on train."""
-    from sklearn.linear_model import RidgeCV
-
     vectorizer = _tfidf()
     x_train = vectorizer.fit_transform(train.texts)
     model = RidgeCV(alphas=(0.3, 1.0, 3.0, 10.0), cv=5).fit(x_train, train.y)
@@ -169,9 +170,6 @@ def tfidf_embed_ridge(train: Rows, test: Rows, estimator) -> np.ndarray:
 
     Not a selector: an offline reference for how much the frozen encoder's vectors add to words.
     """
-    from scipy.sparse import csr_matrix, hstack
-    from sklearn.linear_model import RidgeCV
-
     vectorizer = _tfidf()
     x_train = hstack([vectorizer.fit_transform(train.texts), csr_matrix(estimator.features.cached(train.texts).numpy())])
     x_test = hstack([vectorizer.transform(test.texts), csr_matrix(estimator.features.cached(test.texts).numpy())])
@@ -192,8 +190,6 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Rows, test: Rows, log,
     `top_layers` = n: the top n encoder layers train too (at the trunk's lr times
     `encoder_lr_scale`), on the frozen lower layers' hidden states computed once and kept in
     memory (`train_top_layers`, depo.estimator.features); at most `top_epochs` epochs."""
-    from depo.estimator import EstimatorConfig, OnlineEstimator
-
     what = "frozen" if top_layers is None else f"top-{top_layers}"
     est = OnlineEstimator(EstimatorConfig(
         freeze_encoder=top_layers is None, train_top_layers=top_layers, pooling=cfg.pooling,
@@ -230,8 +226,6 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Rows, test: Rows, log,
 
 def train_full(cfg: EstimatorBenchConfig, train: Rows, log) -> tuple[Any, dict[str, Any]]:
     """Full fine-tuning (paper): encoder at 0.2x the trunk's learning rate, `full_epochs` epochs."""
-    from depo.estimator import EstimatorConfig, OnlineEstimator
-
     part = train.head(cfg.full_max_rows)
     est = OnlineEstimator(
         EstimatorConfig(pooling=cfg.pooling, max_length=cfg.full_max_length, lr=cfg.lr, seed=cfg.seed)
@@ -255,8 +249,6 @@ def train_bayes(cfg: EstimatorBenchConfig, train: Rows):
 def train_calibrated(cfg: EstimatorBenchConfig, train: Rows) -> tuple[Any, Any]:
     """The bayes variant fitted without a 10% validation part of the training rows, and an
     isotonic map from its P(zero-variance) to the validation rows' own P_zv (scikit-learn)."""
-    from sklearn.isotonic import IsotonicRegression
-
     val = _val_mask(train.ids, cfg.seed)
     est = train_bayes(cfg, train.subset(~val))
     part = train.subset(val)
@@ -270,8 +262,6 @@ def predictive_zero_var(est: Any, texts: Sequence[str], group_size: int) -> np.n
     selection computes it (logit-normal: epistemic variance + tau^2), or None without one."""
     if not callable(getattr(est, "predict_distribution", None)):
         return None
-    from depo.zero_variance import logit_normal_extremes
-
     d = est.predict_distribution(texts)
     none, every = logit_normal_extremes(d["mean"][:, 0], d["var"][:, 0] + d["tau"][0] ** 2, group_size)
     return none + every

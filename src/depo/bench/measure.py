@@ -10,11 +10,17 @@ on 500 train prompts with G = 8 at temperature 1.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+import torch
+
+from depo.policy import build_tiny_policy, load_policy
+from depo.policy.sampling import sample
 from depo.tasks.base import Task
+from depo.tasks.gym import preset_tasks
 
 
 def measure(
@@ -22,10 +28,6 @@ def measure(
     max_new_tokens: int = 16, seed: int = 0, batch_size: int = 512,
 ) -> dict:
     """Group statistics of `group_size` samples per task; per-component Avg@G under 'by_component'."""
-    import torch
-
-    from depo.policy.sampling import sample
-
     gen = torch.Generator().manual_seed(seed)
     ro = sample(
         model, tokenizer, [t.prompt for t in tasks], group_size, max_new_tokens=max_new_tokens,
@@ -56,8 +58,6 @@ def measure(
 def write_pass_rates(path: str, tasks: Sequence[Task], pass_rates: Sequence[float]) -> None:
     """JSONL of prompt_id, text (what the estimator reads) and pass_rate: a training file for
     `depo bench estimator --save DIR`, whose DIR then warm-starts DEPO (`estimator_init`)."""
-    import json
-
     with open(path, "w", encoding="utf-8") as fh:
         for task, rate in zip(tasks, pass_rates):
             fh.write(json.dumps({"prompt_id": task.prompt_id, "text": task.text, "pass_rate": rate}) + "\n")
@@ -77,11 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dump", default=None, help="also write per-prompt pass rates to this JSONL file")
     args = parser.parse_args(argv)
-
-    import torch
-
-    from depo.policy import build_tiny_policy, load_policy
-    from depo.tasks.gym import preset_tasks
 
     torch.set_num_threads(args.threads)
     t0 = time.time()

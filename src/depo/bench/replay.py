@@ -35,16 +35,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import Field, field_validator
 
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.config import CommaList, Config
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
+from depo.estimator import EstimatorConfig, OnlineEstimator
 from depo.metrics import share_of_gain
 from depo.rl.state import seed_everything
+from depo.selection import make_selector
 from depo.selection.base import checked_select
 from depo.types import Candidate, GroupOutcome
+from depo.zero_variance import zero_var_probability
 
 METHODS = ("uniform", "dynamic-sampling", "history", "mopps", "speed", "depo-paper", "depo", "oracle")
 LEARNED = ("depo-paper", "depo", "history", "mopps")
@@ -178,8 +182,6 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
 
 # ------------------------------------------------------------------------------------ methods
 def _estimator(cfg: ReplayConfig, texts: Sequence[str]):
-    from depo.estimator import EstimatorConfig, OnlineEstimator
-
     if cfg.estimator_init is not None:
         est = OnlineEstimator.load(cfg.estimator_init)
     else:
@@ -195,8 +197,6 @@ def make_method(name: str, cfg: ReplayConfig, oracle_rates: dict[str, float], ba
     """The selector behind a replay method (dynamic sampling is uniform's rollouts, counted differently).
 
     `oracle_rates`: the current epoch's recorded pass rates (the oracle knows them in advance)."""
-    from depo.selection import make_selector
-
     if name in ("uniform", "dynamic-sampling"):
         return make_selector("uniform", group_size=cfg.group_size, seed=cfg.seed)
     if name not in ("oracle", *LEARNED):
@@ -337,8 +337,6 @@ def p_oracle_reference(rec: MethodLog, data: ReplayData, rates: list[np.ndarray]
     (1 - P(zero-variance)); effective rates on the recorded outcomes. `share_of_p_oracle_gain` =
     (method - random) / (p-oracle - random): how much of what selection before the rollout can
     buy the method captured (docs/method.md section 7)."""
-    from depo.zero_variance import zero_var_probability
-
     a = rec.arrays()
     epoch, kept = a["epoch"], a["kept"].astype(bool)
     found_oracle = found_random = kept_total = 0.0
@@ -410,8 +408,6 @@ def quick_config(cfg: ReplayConfig) -> ReplayConfig:
 
 def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
     """Replay every method over the same epochs and data order; write results, table and figures."""
-    import torch
-
     if cfg.quick:
         cfg = quick_config(cfg)
     torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))

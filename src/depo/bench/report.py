@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import shutil
 import time
@@ -16,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,6 @@ def _jsonable(value: Any) -> Any:
 
 def machine_line() -> str:
     """Where a number was measured: OS, CPU, core count, Python."""
-    import os
-
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
@@ -88,15 +89,12 @@ def write_results(out: str | Path, results: dict[str, Any], *, table: str, meta:
     return out / "results.json"
 
 
-def save_figure(fig, out: str | Path, name: str, *, figures_dir: str | Path | None = None, prefix: str = "") -> Path:
+def save_figure(fig: Figure, out: str | Path, name: str, *, figures_dir: str | Path | None = None, prefix: str = "") -> Path:
     """Save a matplotlib figure as a small PNG in `out` (and a copy as figures_dir/prefix+name)."""
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
     fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
     if figures_dir:  # None or "" = keep the figure in `out` only
         figures = Path(figures_dir)
         figures.mkdir(parents=True, exist_ok=True)
@@ -104,12 +102,7 @@ def save_figure(fig, out: str | Path, name: str, *, figures_dir: str | Path | No
     return path
 
 
-def new_figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.4):
-    """A figure with `ncols` axes, Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return fig, list(axes[0])
+def new_figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list]:
+    """A figure with `ncols` axes side by side (matplotlib's object API: no pyplot state, no display)."""
+    fig = Figure(figsize=(width * ncols, height))
+    return fig, list(fig.subplots(1, ncols, squeeze=False)[0])

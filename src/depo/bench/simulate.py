@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from depo.rl.state import seed_everything
 from depo.selection import make_selector
@@ -134,8 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--freeze-encoder", action="store_true", help="estimator: frozen encoder + embedding cache")
     args = ap.parse_args(argv)
-    import torch
-
     torch.set_num_threads(2)
     print("| selector | eff. rate, first 10% | eff. rate, last 50% | survival, last 50% | forced | false-skip, last 50% | calib MAE first -> last 10% | AUC(zero-var), last 10% | select s/step | observe s/step | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

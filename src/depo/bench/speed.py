@@ -20,6 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
+
+from depo.errors import DepoError
+from depo.estimator.online import EstimatorConfig, OnlineEstimator
+from depo.paths import shared_data_dir
+from depo.tasks.gym import preset_tasks
+from depo.types import GroupOutcome
 
 VARIANTS = {  # cheapest first, so a long run shows results early
     "frozen+cache": {"freeze_encoder": True},
@@ -31,21 +39,13 @@ VARIANTS = {  # cheapest first, so a long run shows results early
 
 def load_texts(source: str, n: int, seed: int = 0) -> list[str]:
     """n prompt texts: MATH problems from the shared data (realistic length), gym questions, or a file."""
-    from depo.errors import DepoError
-
     if source == "math":
-        from depo.paths import shared_data_dir
-
         data = shared_data_dir()
         if data is None or not (data / "math_train_passrates.parquet").is_file():
             raise DepoError("--texts math needs ../shared/data/math_train_passrates.parquet; use --texts gym")
-        import pandas as pd
-
         problems = pd.read_parquet(data / "math_train_passrates.parquet", columns=["problem"])["problem"]
         return problems.sample(n=n, random_state=seed).tolist()
     if source == "gym":
-        from depo.tasks.gym import preset_tasks
-
         return [t.text for t in preset_tasks("mixed", "train", n, seed=seed)]
     path = Path(source)
     if not path.is_file():
@@ -82,9 +82,6 @@ def measure(
 ) -> dict[str, dict[str, float]]:
     """{variant: {predict_s, predict_cpu_s, update_s, update_cpu_s, (predict_cold_s, ...)}}: medians
     over `repeats` after one warm-up; `on_result(name, row)` is called as each variant finishes."""
-    from depo.estimator.online import EstimatorConfig, OnlineEstimator
-    from depo.types import GroupOutcome
-
     rng = np.random.default_rng(0)
     outcomes = [
         GroupOutcome(f"p{i}", t, tuple(float(r) for r in rng.integers(0, 2, size=8)), tuple(rng.uniform(-1, 0, 8)))
@@ -119,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
-
-    import torch
 
     torch.set_num_threads(args.threads)
     texts = load_texts(args.texts, args.n)

@@ -30,12 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
+from transformers.utils import logging as hf_logging
 
 from depo.bench import p_oracle  # registers the bench-only `p-oracle` selector
 from depo.bench.decomposition import attach_probe
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.errors import DepoError
 from depo.metrics import share_of_gain
+from depo.policy import load_policy
+from depo.rl.config import TrainConfig, load_config
+from depo.rl.evaluation import sample_rewards
+from depo.rl.metrics_log import read_metrics
+from depo.rl.trainer import Trainer
+from depo.tasks.gym import preset_tasks
 
 DAPO_LOSS = {"loss_type": "dapo", "epsilon_high": 0.28, "overlong_buffer_len": 4, "overlong_penalty_factor": 1.0}
 METHODS: dict[str, dict[str, Any]] = {
@@ -70,8 +78,6 @@ replay."""
 
 def method_config(method: str, *, preset: str, seed: int, steps: int, out: Path, warmup: int, base: dict[str, Any]):
     """The TrainConfig of one (method, seed) run."""
-    from depo.rl.config import TrainConfig
-
     values = {**base, **METHODS[method], "preset": preset, "seed": seed, "max_steps": steps}
     if method in DEPO_METHODS:
         values["selector_options"] = {**values.get("selector_options", {}), "warmup_steps": warmup}
@@ -230,14 +236,9 @@ def final_policy(run_dir: Path) -> Path:
 
 def paired_scores(run_dir: Path, tasks: list, *, k: int, max_new_tokens: int) -> np.ndarray:
     """Per held-out prompt, the final policy's Avg@k (cached in the run directory)."""
-    from depo.policy import load_policy
-    from depo.rl.evaluation import sample_rewards
-
     cache = run_dir / f"paired_eval_{len(tasks)}x{k}.json"
     if cache.is_file():
         return np.asarray(json.loads(cache.read_text()), dtype=float)
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per policy would bury the bench's own
     model, tokenizer = load_policy(final_policy(run_dir))
     rewards, _ = sample_rewards(model, tokenizer, tasks, k=k, max_new_tokens=max_new_tokens, seed=PAIRED_SEED)
@@ -352,8 +353,6 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
 
 def _check_same_config(cfg, run_dir: Path) -> None:
     """A finished run is reused only if it was trained with exactly this config."""
-    from depo.rl.config import load_config
-
     saved = load_config(run_dir / "config.yaml").to_dict()
     wanted = cfg.to_dict()
     changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
@@ -381,10 +380,6 @@ def run_bench(
     every method that selects is probed (depo.bench.decomposition) and a second table says
     where its gain is lost; with `paired` = N, every final policy is evaluated on N held-out
     prompts and compared with grpo's, prompt by prompt (`add_paired_differences`)."""
-    from tqdm import tqdm
-
-    from depo.rl.trainer import Trainer
-
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, list[list[dict[str, Any]]]] = {m: [] for m in methods}
     summaries: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
@@ -394,8 +389,6 @@ def run_bench(
         cfg = method_config(method, preset=preset, seed=seed, steps=steps, out=out, warmup=warmup, base=base)
         run_dir = Path(cfg.output_dir)
         if (run_dir / "summary.md").exists():  # finished earlier: reuse (delete the folder to rerun)
-            from depo.rl.metrics_log import read_metrics
-
             _check_same_config(cfg, run_dir)
             recs = read_metrics(run_dir / "metrics.jsonl")
         else:
@@ -411,8 +404,6 @@ def run_bench(
     results = {m: aggregate(s) for m, s in summaries.items()}
     add_p_oracle_share(results)
     if paired:
-        from depo.tasks.gym import preset_tasks
-
         k = int(base.get("eval_k", 8))
         tasks = preset_tasks(preset, "heldout", paired, seed=0)
         scores = {m: [paired_scores(out / "runs" / m / f"seed{seed}", tasks, k=k,

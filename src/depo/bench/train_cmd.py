@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from depo.bench.train import DEFAULT_METHODS, METHODS, run_bench
+from depo.config import apply_overrides, read_yaml
+from depo.errors import DepoError
+from depo.paths import find_config
+from depo.policy.tiny import TinyPolicyConfig, build_tiny_policy
+from depo.rl.config import TrainConfig
+
 QUICK = {"steps": 4, "seeds": 1, "warmup": 1, "paired": 32}
 QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_steps": 2, "train_size": 2000, "sampling_chunk_size": 512,
               "estimator_precompute": False}  # encoding all 2,000 prompts would outlast the 4 steps
@@ -47,12 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depo.bench.train import DEFAULT_METHODS, METHODS, run_bench
-    from depo.config import apply_overrides, read_yaml
-    from depo.errors import DepoError
-    from depo.paths import find_config
-    from depo.rl.config import TrainConfig
-
     methods = [m.strip() for m in (args.methods or ",".join(DEFAULT_METHODS)).split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -67,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
         steps, seeds, warmup = QUICK["steps"], QUICK["seeds"], QUICK["warmup"]
         base.update(QUICK_BASE)
         if base.get("model", "tiny") == "tiny":
-            from depo.policy.tiny import TinyPolicyConfig, build_tiny_policy
-
             small = TinyPolicyConfig(preset=args.preset, sft_steps=QUICK_SFT_STEPS, sft_warmup_steps=10)
             base["model"] = str(build_tiny_policy(args.preset, config=small, progress=False))
     base = apply_overrides(base, args.overrides, locked=CONTROLLED)

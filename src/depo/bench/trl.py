@@ -22,12 +22,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import torch
 from pydantic import Field, field_validator
+from trl import GRPOConfig, GRPOTrainer
 
 from depo.config import CommaList, Config, add_arguments, from_arguments
 from depo.errors import DepoError
+from depo.integrations.trl import DEPOGRPOTrainer
 from depo.integrations.trl.tasks import task_reward, tasks_dataset
+from depo.policy import build_tiny_policy, load_policy
+from depo.rl.evaluation import evaluate
+from depo.selection import Uniform, make_selector
 from depo.tasks.base import Task
+from depo.tasks.gym import preset_tasks
 
 RUNS = ("grpo", "depo", "uniform", "dapo", "dapo+depo")
 """grpo = plain trl.GRPOTrainer; depo = DEPOGRPOTrainer + DEPO selector; uniform =
@@ -80,9 +88,6 @@ class TRLBenchConfig(Config):
 
 def grpo_config(out: Path, opts: TRLBenchConfig):
     """TRL settings mirroring configs/grpo.yaml of the built-in engine."""
-    import torch
-    from trl import GRPOConfig
-
     return GRPOConfig(
         output_dir=str(out),
         per_device_train_batch_size=opts.batch_prompts * opts.num_generations,
@@ -109,15 +114,6 @@ def grpo_config(out: Path, opts: TRLBenchConfig):
 
 def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task], heldout: list[Task]) -> dict[str, Any]:
     """Train one run and return its summary."""
-    import numpy as np
-    import torch
-    from trl import GRPOTrainer
-
-    from depo.integrations.trl import DEPOGRPOTrainer
-    from depo.policy import load_policy
-    from depo.rl.evaluation import evaluate
-    from depo.selection import Uniform, make_selector
-
     torch.manual_seed(opts.seed)
     out = Path(opts.output_dir) / kind
     args = grpo_config(out, opts)
@@ -230,11 +226,6 @@ def parse_args(argv: Sequence[str] | None = None) -> TRLBenchConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)  # a DepoError for bad settings, before anything is built
-    import torch
-
-    from depo.policy import build_tiny_policy
-    from depo.tasks.gym import preset_tasks
-
     torch.set_num_threads(opts.threads)
     model_dir = Path(build_tiny_policy(opts.preset) if opts.model == "tiny" else opts.model)
     train = preset_tasks(opts.preset, "train", opts.train_size, seed=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
+from depo.bench.decomposition import attach_probe
 from depo.errors import DepoError
 from depo.paths import find_config
 from depo.policy import build_tiny_policy, load_policy
@@ -112,8 +113,6 @@ def run_demo(args: argparse.Namespace) -> int:
     warm_s = time.perf_counter() - warm
     trainer = Trainer(cfg)
     if not args.no_probe:  # the summary's share of the p-oracle's gain (depo.bench.decomposition)
-        from depo.bench.decomposition import attach_probe
-
         attach_probe(trainer, seed=cfg.seed)
     run_dir = trainer.train()
     rows = summary_rows(trainer.read_metrics(), cfg, trainer.summary_extra())

@@ -174,7 +174,7 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
     if spec.rate is not None:
         return ConstantRate(spec.rate)
     if spec.estimator is not None:
-        from depo.estimator import OnlineEstimator
+        from depo.estimator import OnlineEstimator  # torch and an encoder only for a backend that names one
 
         if not Path(spec.estimator).is_dir():
             raise DepoError(f"backend {spec.name!r}: estimator directory not found: {spec.estimator}")
@@ -197,7 +197,7 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
 
 def load_multi_target(config: ServeConfig) -> PassRatePredictor:
     """The shared estimator with one head per configured model (checked at start-up)."""
-    from depo.estimator import load_estimator
+    from depo.estimator import load_estimator  # torch and an encoder only when the config names one
 
     if not Path(config.estimator).is_dir():
         raise DepoError(f"estimator directory not found: {config.estimator}")

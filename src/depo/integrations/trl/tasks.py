@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datasets import Dataset
+
 from depo.tasks.base import Task, score_responses
 
 
@@ -19,8 +21,6 @@ def tasks_dataset(tasks: Sequence[Task], *, chat: bool = False, suffix: str = ""
     chat models); otherwise the compact prompt the tiny policy was trained on, plus `suffix`:
     TRL tokenizes prompts with add_special_tokens=False, so the tiny policy's separator token
     (which its tokenizer appends by itself elsewhere) must be written into the text."""
-    from datasets import Dataset
-
     def prompt(t: Task):
         if chat:
             return [{"role": "user", "content": f"{t.text}\nReply with the final answer only."}]

@@ -18,6 +18,7 @@ import os
 from typing import Any, Literal
 
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
 from datasets import Dataset
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
@@ -127,8 +128,6 @@ class DEPOMixin:
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: ANN001
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.model.training and inputs and INDEX_COLUMN in inputs[0]:
-            from accelerate.utils import gather_object
-
             indices = [int(i) for i in gather_object([int(x[INDEX_COLUMN]) for x in inputs])]
             weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
             total = (rewards_per_func * weights).nansum(dim=1)
@@ -253,6 +252,4 @@ def _candidate_columns(dataset: Dataset, text_column: str | None, id_column: str
 
 
 def _broadcast_from_main(obj: object) -> object:
-    from accelerate.utils import broadcast_object_list
-
     return broadcast_object_list([obj], from_process=0)[0]

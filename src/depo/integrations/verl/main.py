@@ -38,6 +38,8 @@ def _task_runner_class() -> type:
 
 def run(config) -> None:
     """Validate like verl's main, then train on the Ray cluster (ray.init per `ray_kwargs`)."""
+    # verl's modules and the trainer load in the process that runs them (here the driver, in
+    # `_task_runner_class` the TaskRunner actor), as verl's own main_ppo imports them
     from verl.trainer.main_ppo import run_ppo
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from depo.estimator import build_estimator
 from depo.types import GroupOutcome
 
 
 def _to_cpu(obj: Any) -> Any:
-    import torch
-
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
     if isinstance(obj, dict):
@@ -34,8 +34,6 @@ class _EstimatorActor:
     """Runs inside the Ray actor: owns the estimator (either kind)."""
 
     def __init__(self, config: Any) -> None:
-        from depo.estimator import build_estimator
-
         self.estimator = build_estimator(config)
 
     def state_dict(self) -> dict:
@@ -49,7 +47,7 @@ class RemoteEstimator:
     """Proxy to an estimator living in a Ray actor (`ray.init` must have run)."""
 
     def __init__(self, config: Any, *, num_gpus: float = 1.0, num_cpus: float = 1.0) -> None:
-        import ray
+        import ray  # comes with verl, not with depo: importing this module does not need it
 
         self._ray = ray
         actor_cls = ray.remote(_EstimatorActor)

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from depo.errors import DepoError
+from depo.estimator import build_estimator as build
+from depo.estimator import estimator_config
+from depo.integrations.verl.remote import RemoteEstimator
+from depo.selection import make_selector
 from depo.selection.base import Selector
+from depo.selection.stream import make_stream
 
 SELECTORS_WITH_ESTIMATOR = ("depo", "depo-paper")
 PLACEMENTS = ("driver", "ray")
@@ -85,8 +90,6 @@ class DepoSettings:
 
     def stream(self, order: Any, selector: Any, candidate: Any, batch_size: int) -> Any:
         """The selection stream these settings ask for (depo.selection.stream)."""
-        from depo.selection.stream import make_stream
-
         return make_stream(self.selection, order, selector, candidate, batch_size, oversample=self.oversample,
                            max_scan=self.max_scan(batch_size), max_chunk=self.max_chunk)
 
@@ -94,23 +97,16 @@ class DepoSettings:
 def build_estimator(placement: EstimatorPlacement) -> Any:
     """The online estimator (`config.kind`: trunk or bayes), in this process or behind a Ray
     actor (same predict/update/state API)."""
-    from depo.estimator import build_estimator as build
-    from depo.estimator import estimator_config
-
     cfg = dict(placement.config)
     cfg.setdefault("device", placement.torch_device)
     config = estimator_config(cfg, what="depo.estimator.config")
     if placement.device == "ray":
-        from depo.integrations.verl.remote import RemoteEstimator
-
         return RemoteEstimator(config, num_gpus=placement.num_gpus, num_cpus=placement.num_cpus)
     return build(config)
 
 
 def build_selector(settings: DepoSettings, *, group_size: int, seed: int, estimator: Any = None) -> Selector:
     """`make_selector` with the settings' options; builds the estimator for estimator-driven selectors."""
-    from depo.selection import make_selector
-
     if settings.selector in SELECTORS_WITH_ESTIMATOR and estimator is None:
         estimator = build_estimator(settings.estimator)
     return make_selector(

@@ -20,6 +20,7 @@ import os
 import time
 from typing import Any
 
+from omegaconf import OmegaConf, open_dict
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, find_latest_ckpt_path
 
 from depo.errors import DepoError
@@ -91,8 +92,6 @@ class RayDEPOTrainer(RayPPOTrainer):
             self._set_total_training_steps(len(self.train_dataloader) * self.config.trainer.total_epochs)
 
     def _set_total_training_steps(self, steps: int) -> None:
-        from omegaconf import OmegaConf, open_dict
-
         self.total_training_steps = steps
         with open_dict(self.config):
             if OmegaConf.select(self.config, "actor_rollout_ref.actor.optim"):
