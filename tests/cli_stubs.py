@@ -44,11 +44,8 @@ HEAVY = [  # (module, attribute, replacement)
     ("depo.cli.train", "resolve_model_path", _reached),
     ("depo.cli.train", "build_tiny_policy", _reached),
     ("depo.cli.train", "evaluate", _reached),
-    ("depo.bench.estimator_cmd", "run_bench", _reached),
-    ("depo.bench.replay_cmd", "run_replay", _reached),
-    ("depo.bench.route_cmd", "run_bench", _reached),
-    ("depo.bench.train_cmd", "run_bench", _reached),
-    ("depo.bench.train_cmd", "build_tiny_policy", _reached),
+    ("depo.bench.commands", "run_bench", _reached),
+    ("depo.bench.commands", "build_tiny_policy", _reached),
     ("depo.routing.serve_cmd", "build_router", _reached),
 ]
 

@@ -119,8 +119,8 @@ def test_input_errors_exit_2(tmp_path):
 
 
 def test_settings_come_from_a_file_then_flags_then_sets(tmp_path, capsys):
+    from depo.bench.commands import register
     from depo.bench.estimator import EstimatorBenchConfig
-    from depo.bench.estimator_cmd import register
     from depo.config import from_arguments
 
     base = tmp_path / "base.yaml"

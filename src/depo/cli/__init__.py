@@ -1,7 +1,7 @@
 """`depo` command line: train | eval | demo | bench ... | route serve.
 
 Each command's module registers it with a `register(subparsers)` function: train, eval and demo
-in `depo.cli.train`, bench ... in `depo.bench.*_cmd`, route serve in `depo.routing.serve_cmd`.
+in `depo.cli.train`, bench ... in `depo.bench.commands`, route serve in `depo.routing.serve_cmd`.
 Every `DepoError` becomes a one-line message and exit code 2; Ctrl-C outside a training loop
 exits with 130.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from depo.bench import estimator_cmd, replay_cmd, route_cmd, train_cmd
+from depo.bench import commands as bench_commands
 from depo.cli import train
 from depo.errors import DepoError
 from depo.routing import serve_cmd
@@ -23,8 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub)
     bench = sub.add_parser("bench", help="benchmarks (commands, not tests)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    for module in (estimator_cmd, replay_cmd, route_cmd, train_cmd):
-        module.register(bench_sub)
+    bench_commands.register(bench_sub)
     route = sub.add_parser("route", help="query routing across models")
     serve_cmd.register(route.add_subparsers(dest="route_command", required=True))
     return parser

@@ -1,17 +1,81 @@
-"""`depo bench train`: register the command (argparse only; the work is in depo.bench.train)."""
+"""The `depo bench` commands: estimator, replay, route, train (argparse only; the work is in
+the module of each benchmark).
+
+estimator, replay and route read their settings from one pydantic model each (`--config FILE`,
+then `--field-name` flags, then `--set name=value`); train takes a base training config
+(configs/demo.yaml) and sets the selector and loss keys itself per method.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from depo.bench import estimator, replay, route
 from depo.bench.train import DEFAULT_METHODS, METHODS, run_bench
-from depo.config import apply_overrides, read_yaml
+from depo.config import Config, add_arguments, apply_overrides, from_arguments, read_yaml
 from depo.errors import DepoError
 from depo.paths import find_config
 from depo.policy.tiny import TinyPolicyConfig, build_tiny_policy
 from depo.rl.config import TrainConfig
 
+ESTIMATOR_FLAGS = (
+    "train", "test", "holdout_fraction", "target", "text_column", "id_column", "level_column", "group_size",
+    "seed", "out", "save", "save_variant", "figures_dir", "variants", "pooling", "max_length", "lr", "epochs",
+    "batch_size", "full_epochs", "full_max_length", "full_max_rows", "normalize_latex", "quick", "threads",
+)  # fmt: skip
+REPLAY_FLAGS = (
+    "trajectories", "prompts", "group_size", "batch_size", "seed", "out", "figures_dir", "methods", "text_column",
+    "id_column", "epochs", "max_prompts", "part", "estimator_init", "quick", "threads", "screen",
+)  # fmt: skip
+ROUTE_FLAGS = (
+    "train", "test", "holdout_fraction", "small", "large", "out", "figures_dir", "text_column", "id_column",
+    "cost_small", "cost_large", "epochs", "save_estimators", "seed", "threads", "quick",
+)  # fmt: skip
+"""Settings that have their own flag (`--field-name`); every other one is `--set name=value`
+(replay's selector and estimator options: `--set options.depo.threshold=0.6`, `--set estimator.lr=1e-3`)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add estimator, replay, route and train to the `depo bench` subparsers."""
+    _add(subparsers, "estimator", estimator.EstimatorBenchConfig, ESTIMATOR_FLAGS, estimator.run_bench,
+         help="train pass-rate predictors offline on real success rates and compare them on held-out rows",
+         description="Train the DEPO estimator (full fine-tuning and frozen encoder + trunk) and baselines "
+         "(constant mean, per-level mean, TF-IDF + ridge) on one split; report Spearman, Pearson, MAE, ECE, "
+         "zero-variance AUC at group size G, and effective rates of kept prompts. Needs train and target.")
+    _add(subparsers, "replay", replay.ReplayConfig, REPLAY_FLAGS, replay.run_replay,
+         help="replay selectors epoch by epoch on a real GRPO run's recorded group outcomes",
+         description="Each method decides per epoch which prompts to roll out, seeing only prompt texts and its "
+         "own earlier outcomes; reports effective rate, recall of informative groups and rollout cost "
+         "against dynamic sampling, for " + ", ".join(replay.METHODS) + " in one run. Needs trajectories and "
+         "prompts; selector options: --set options.METHOD.KEY=VALUE, estimator options: --set estimator.KEY=VALUE.")
+    p = _add(subparsers, "route", route.RouteBenchConfig, ROUTE_FLAGS, route.run_bench,
+             help="route queries between a small and a large model: accuracy vs share sent to small",
+             description="Train pass-rate predictors for two models, sweep the routing rules, report curves and "
+             "tables. Needs train, small and large.")
+    p.add_argument("--no-estimator", dest="flag:estimator", action="store_const", const="false",
+                   help="TF-IDF ridge only: skip the DEPO estimators, trunk and bayes (`estimator: false`)")
+    p.add_argument("--no-trunk", dest="flag:trunk", action="store_const", const="false",
+                   help="skip the paper's trunk estimators, keep TF-IDF and bayes (`trunk: false`)")
+    _add_train(subparsers)
+
+
+def _add(subparsers: argparse._SubParsersAction, name: str, model: type[Config], flags: Sequence[str],
+         work: Callable[[Config], object], *, help: str, description: str) -> argparse.ArgumentParser:
+    """A command whose settings are `model`: it validates them, then calls `work` with them."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    add_arguments(p, model, flags)
+
+    def run(args: argparse.Namespace) -> int:
+        work(from_arguments(model, args, what=f"bench {name}"))
+        return 0
+
+    p.set_defaults(func=run)
+    return p
+
+
+# ------------------------------------------------------------------------------------ train
 QUICK = {"steps": 4, "seeds": 1, "warmup": 1, "paired": 32}
 QUICK_BASE = {"batch_size": 8, "heldout_size": 32, "eval_steps": 2, "train_size": 2000, "sampling_chunk_size": 512,
               "estimator_precompute": False}  # encoding all 2,000 prompts would outlast the 4 steps
@@ -24,11 +88,12 @@ QUICK_SFT_STEPS = 60
 """--quick checks the pipeline, not the method: its policy gets a few SFT steps, built in seconds."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="GRPO vs DAPO vs DEPO trained side by side on the tiny policy",
-        description=__doc__,
+        description="Train GRPO, DAPO and the DEPO selectors on the tiny policy, the same seeds and steps "
+        "each, and compare rollouts, effective rate and held-out accuracy (paired with grpo).",
     )
     p.add_argument("--preset", default="mixed", help="task preset: mixed, easy or hard")
     p.add_argument("--seeds", type=int, default=3, help="seeds per method (0..seeds-1)")
@@ -50,10 +115,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--decompose", action="store_true",
                    help="probe a random sample of every scanned pool on the current policy (bench-only answers, "
                         "not counted as rollouts) and say where each selector's gain is lost; use a fresh --output-dir")
-    p.set_defaults(func=run)
+    p.set_defaults(func=_run_train)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run_train(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in (args.methods or ",".join(DEFAULT_METHODS)).split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
