@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 from pydantic import Field
@@ -84,3 +85,22 @@ def test_merge_and_replace():
     assert cfg.inner == Inner(rate=0.1, name="n")
     with pytest.raises(DepoError):
         cfg.replace(steps=-3)
+
+
+class Script(Config):
+    source: Path
+    """Where to read from."""
+    steps: int = Field(10, ge=1)
+
+
+def test_a_python_m_command_gets_a_flag_per_field_a_positional_and_a_file(tmp_path):
+    from depo.config import parse_command
+
+    cfg = parse_command(Script, ["data", "--steps", "3"], prog="python -m x", description="", positional=["source"])
+    assert (cfg.source, cfg.steps) == (Path("data"), 3)
+    (tmp_path / "s.yaml").write_text("source: from-file\nsteps: 4\n")
+    cfg = parse_command(Script, ["--config", str(tmp_path / "s.yaml"), "--set", "steps=5"], prog="python -m x",
+                        description="", positional=["source"])
+    assert (cfg.source, cfg.steps) == (Path("from-file"), 5)
+    with pytest.raises(DepoError, match="x source: Field required"):
+        parse_command(Script, [], prog="python -m x", description="", positional=["source"])

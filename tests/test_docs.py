@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -59,3 +61,27 @@ def test_every_documented_command_parses_and_its_settings_validate(monkeypatch, 
             continue  # a fragment: everything it names is valid, the inputs are left out
         failed.append(f"{command}\n    {error}")
     assert not failed, "documented commands that do not run as written:\n" + "\n".join(failed)
+
+
+def test_every_documented_python_m_command_parses_and_its_settings_validate(monkeypatch):
+    """`python -m depo.bench.*` commands in the docs parse as written (their settings are read,
+    then a stub stops the work)."""
+    import importlib
+    import shlex
+
+    from depo import config
+    from tests.cli_stubs import Reached
+
+    def parse_then_stop(*args, **kwargs):
+        raise Reached(config.parse_command(*args, **kwargs))
+
+    found = set()
+    for path in [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        found.update(re.findall(r"`python -m (depo\.bench\.\w+)( [^`]*)?`", path.read_text(encoding="utf-8")))
+    commands = sorted((m, a) for m, a in found if not re.search(r"\bP\b|\.\.\.|<|\[", a))
+    assert len({m for m, _ in commands}) >= 4
+    for module_name, rest in commands:
+        module = importlib.import_module(module_name)
+        monkeypatch.setattr(module, "parse_command", parse_then_stop)
+        with pytest.raises(Reached):
+            module.main(shlex.split(rest))

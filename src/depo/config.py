@@ -215,6 +215,19 @@ def from_arguments(model: type[C], args: argparse.Namespace, *, default_config: 
     return load(model, path, overrides_from(args), defaults=defaults, locked=locked, what=what)
 
 
+def parse_command(model: type[C], argv: Sequence[str] | None, *, prog: str, description: str,
+                  flags: Sequence[str] | None = None, aliases: Mapping[str, str] | None = None,
+                  positional: Sequence[str] = ()) -> C:
+    """The settings of a `python -m` command: `--config`, one flag per field (all fields unless
+    `flags` names some), `--set`; the fields in `positional` are taken as positional arguments."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for name in positional:
+        parser.add_argument(f"flag:{name}", nargs="?", metavar=name.upper(), help=_field(model, name).description)
+    names = [n for n in (flags if flags is not None else model.model_fields) if n not in positional]
+    add_arguments(parser, model, names, aliases)
+    return from_arguments(model, parser.parse_args(argv), what=prog.removeprefix("python -m "))
+
+
 def overrides_from(args: argparse.Namespace) -> list[str]:
     """The `key=value` overrides a command line gave: its field flags first, then its `--set`s."""
     flags = [f"{k.removeprefix('flag:')}={v}" for k, v in vars(args).items() if k.startswith("flag:") and v is not None]

@@ -9,14 +9,18 @@ on 500 train prompts with G = 8 at temperature 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import Field
 
+from depo.config import Config, parse_command
+from depo.errors import run_command
 from depo.policy import build_tiny_policy, load_policy
 from depo.policy.sampling import sample
 from depo.tasks.base import Task
@@ -63,21 +67,31 @@ def write_pass_rates(path: str, tasks: Sequence[Task], pass_rates: Sequence[floa
             fh.write(json.dumps({"prompt_id": task.prompt_id, "text": task.text, "pass_rate": rate}) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m depo.bench.measure", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="mixed")
-    parser.add_argument("--split", default="train", choices=["train", "heldout"])
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--policy", default=None, help="HF model dir (default: the preset's tiny policy)")
-    parser.add_argument("--policy-preset", default=None, help="build the tiny policy of this preset instead")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dump", default=None, help="also write per-prompt pass rates to this JSONL file")
-    args = parser.parse_args(argv)
+class MeasureConfig(Config):
+    """Settings of `python -m depo.bench.measure` (each a flag of the same name, or `--set name=value`)."""
 
+    preset: str = "mixed"
+    """Task preset whose prompts are measured (mixed, easy, hard)."""
+    split: Literal["train", "heldout"] = "train"
+    n: int = Field(500, ge=1)
+    """Prompts measured."""
+    group_size: int = Field(8, ge=1)
+    """Samples per prompt (G)."""
+    temperature: float = Field(1.0, gt=0.0)
+    max_new_tokens: int = Field(16, ge=1)
+    seed: int = 0
+    policy: Path | None = None
+    """Hugging Face model directory (default: the preset's tiny policy)."""
+    policy_preset: str | None = None
+    """Build the tiny policy of this preset instead."""
+    threads: int = Field(1, ge=1)
+    """torch CPU threads."""
+    dump: Path | None = None
+    """Also write per-prompt pass rates to this JSONL file (a `depo bench estimator` training table)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_command(MeasureConfig, argv, prog="python -m depo.bench.measure", description=__doc__.splitlines()[0])
     torch.set_num_threads(args.threads)
     t0 = time.time()
     path = args.policy or build_tiny_policy(args.policy_preset or args.preset)
@@ -90,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     t2 = time.time()
     if args.dump:
-        write_pass_rates(args.dump, tasks, stats["pass_rates"])
+        write_pass_rates(str(args.dump), tasks, stats["pass_rates"])
     g = args.group_size
     print(f"policy {path} (ready in {t1 - t0:.1f}s)")
     print(f"preset {args.preset} split {args.split} n={stats['n']} G={g} T={args.temperature}")
@@ -105,4 +119,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main, "python -m depo.bench.measure"))

@@ -10,13 +10,15 @@ lose?" (BENCHMARKS.md section 9).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field
 from transformers.utils import logging as hf_logging
 
+from depo.config import CommaList, Config, parse_command
+from depo.errors import DepoError, run_command
 from depo.policy import load_policy
 from depo.rl.config import load_config
 from depo.rl.evaluation import evaluate
@@ -24,15 +26,28 @@ from depo.rl.trainer import resolve_model_path
 from depo.tasks.gym import preset_tasks
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bench_dir", type=Path, help="the --out directory of depo bench train")
-    p.add_argument("--preset", required=True)
-    p.add_argument("--methods", default="grpo,dapo,depo-paper,depo,depo+dapo,dapo+depo")
-    p.add_argument("--n", type=int, default=400, help="held-out prompts")
-    p.add_argument("--k", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0, help="evaluation sampling seed (the same for every policy)")
-    args = p.parse_args()
+class PerTaskConfig(Config):
+    """Settings of `python -m depo.bench.per_task` (each a flag of the same name, or `--set name=value`)."""
+
+    bench_dir: Path
+    """The output directory of a `depo bench train` run."""
+    preset: str
+    """The preset that run trained on (its held-out prompts are evaluated)."""
+    methods: CommaList = ("grpo", "dapo", "depo-paper", "depo", "depo+dapo", "dapo+depo")
+    """Methods whose final policies are evaluated (those the run has)."""
+    n: int = Field(400, ge=1)
+    """Held-out prompts."""
+    k: int = Field(8, ge=1)
+    """Samples per prompt (Avg@k)."""
+    seed: int = 0
+    """Evaluation sampling seed (the same for every policy)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_command(PerTaskConfig, argv, prog="python -m depo.bench.per_task", description=__doc__.splitlines()[0],
+                         positional=["bench_dir"])
+    if not (args.bench_dir / "runs").is_dir():
+        raise DepoError(f"{args.bench_dir} is not the output directory of a `depo bench train` run (no runs/ in it)")
     torch.set_num_threads(1)
     hf_logging.disable_progress_bar()
     tasks = preset_tasks(args.preset, "heldout", args.n, seed=0)
@@ -44,7 +59,7 @@ def main() -> None:
                 if key.startswith(f"eval/avg@{args.k}")}
 
     columns: dict[str, dict[str, float]] = {}
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+    for method in args.methods:
         runs = sorted((args.bench_dir / "runs" / method).glob("seed*"))
         finals = [max((r / "checkpoints").glob("step_*")) / "policy" for r in runs if (r / "checkpoints").is_dir()]
         if not finals:
@@ -53,12 +68,16 @@ def main() -> None:
             columns["start"] = score(resolve_model_path(load_config(runs[0] / "config.yaml")))
         per_seed = [score(f) for f in finals]
         columns[f"{method} ({len(finals)} seeds)"] = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
+    if not columns:
+        raise DepoError(f"{args.bench_dir} holds no trained policy of {', '.join(args.methods)} "
+                        "(runs/METHOD/seed*/checkpoints/step_*)")
     names = list(columns)
     print(f"| task ({args.n} held-out prompts, Avg@{args.k}) | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for task in columns[names[0]]:
         print(f"| {task} | " + " | ".join(f"{columns[n][task]:.3f}" for n in names) + " |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main, "python -m depo.bench.per_task"))

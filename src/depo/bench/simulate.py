@@ -10,16 +10,18 @@ Run: python -m depo.bench.simulate --selectors uniform,depo-paper,depo,history,o
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 
+from depo.config import CommaList, Config, parse_command
+from depo.errors import run_command
 from depo.rl.state import seed_everything
-from depo.selection import make_selector
+from depo.selection import SELECTORS, make_selector
 from depo.selection.order import DataOrder
 from depo.selection.stream import RefillStream
 from depo.types import Candidate, GroupOutcome
@@ -125,22 +127,38 @@ def summarize(records: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+class SimulateConfig(Config):
+    """Settings of `python -m depo.bench.simulate` (each a flag of the same name, or `--set name=value`)."""
+
+    selectors: CommaList = ("uniform", "depo-paper", "depo", "history", "oracle")
+    """Selectors to simulate, one after the other (a comma list of registry names)."""
+    steps: int = Field(200, ge=1)
+    prompts: int = Field(2000, ge=1)
+    """Synthetic prompts in the pool."""
+    batch_size: int = Field(32, ge=1)
+    """Prompts rolled out per step."""
+    group_size: int = Field(8, ge=2)
+    seed: int = 0
+    freeze_encoder: bool = False
+    """DEPO's estimator: frozen encoder + pooled-vector cache."""
+
+    @field_validator("selectors")
+    @classmethod
+    def _known(cls, selectors: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in selectors if name not in SELECTORS]
+        if unknown or not selectors:
+            raise ValueError(f"unknown selector(s) {', '.join(unknown)}; choose from {', '.join(SELECTORS)}")
+        return selectors
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--selectors", default="uniform,depo-paper,depo,history,oracle")
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--prompts", type=int, default=2000)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--group-size", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--freeze-encoder", action="store_true", help="estimator: frozen encoder + embedding cache")
-    args = ap.parse_args(argv)
+    args = parse_command(SimulateConfig, argv, prog="python -m depo.bench.simulate", description=__doc__.splitlines()[0])
     torch.set_num_threads(2)
     print("| selector | eff. rate, first 10% | eff. rate, last 50% | survival, last 50% | forced | false-skip, last 50% | calib MAE first -> last 10% | AUC(zero-var), last 10% | select s/step | observe s/step | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.selectors.split(","):
+    for name in args.selectors:
         t0 = time.perf_counter()
-        estimator = {"freeze_encoder": bool(args.freeze_encoder), "seed": args.seed} if name.startswith("depo") else None
+        estimator = {"freeze_encoder": args.freeze_encoder, "seed": args.seed} if name.startswith("depo") else None
         s = summarize(simulate(name, n_prompts=args.prompts, steps=args.steps, batch_size=args.batch_size,
                                group_size=args.group_size, seed=args.seed, estimator=estimator))
         print(
@@ -153,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main, "python -m depo.bench.simulate"))

@@ -12,7 +12,6 @@ prompts were always predicted first, so the update runs warm. Run under
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -22,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, field_validator
 
-from depo.errors import DepoError
+from depo.config import CommaList, Config, parse_command
+from depo.errors import DepoError, run_command
 from depo.estimator.online import EstimatorConfig, OnlineEstimator
 from depo.paths import shared_data_dir
 from depo.tasks.gym import preset_tasks
@@ -106,25 +107,40 @@ def measure(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", default="math", help="math (shared MATH problems), gym (mixed preset) or a file")
-    parser.add_argument("--n", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args(argv)
+class SpeedConfig(Config):
+    """Settings of `python -m depo.bench.speed` (each a flag of the same name, or `--set name=value`)."""
 
-    torch.set_num_threads(args.threads)
-    texts = load_texts(args.texts, args.n)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    texts: str = "math"
+    """math (the shared MATH problems, realistic length), gym (the mixed preset) or a text file."""
+    n: int = Field(128, ge=1)
+    """Prompts per predict and outcomes per update."""
+    repeats: int = Field(5, ge=1)
+    """Timed repeats per cost (the median is reported)."""
+    threads: int = Field(2, ge=1)
+    """torch CPU threads."""
+    max_length: int = Field(512, ge=2)
+    """Encoder tokens per prompt."""
+    variants: CommaList = tuple(VARIANTS)
+    """Variants to time (a comma list of frozen+cache, top2, top2-nocache, full)."""
+    output: Path | None = None
+    """Also write the results here as JSON (flag --output or --json)."""
+
+    @field_validator("variants")
+    @classmethod
+    def _known(cls, variants: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+        return variants
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_command(SpeedConfig, argv, prog="python -m depo.bench.speed", description=__doc__.splitlines()[0],
+                        aliases={"output": "--json"})
+    torch.set_num_threads(cfg.threads)
+    texts = load_texts(cfg.texts, cfg.n)
     print(
-        f"estimator speed: {args.n} prompts ({args.texts}), torch threads={args.threads}, medians of {args.repeats}"
+        f"estimator speed: {cfg.n} prompts ({cfg.texts}), torch threads={cfg.threads}, medians of {cfg.repeats}"
         " (wall s / process CPU s)",
         flush=True,
     )
@@ -137,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         line = f"{name:<14} {pair('predict'):>15} {pair('predict_cold'):>15} {pair('update'):>15}"
         print(f"{line} {int(row['trainable_params']):>12,}", flush=True)
 
-    results = measure(texts, repeats=args.repeats, max_length=args.max_length, variants=variants, on_result=show)
-    if args.json:
-        args.json.write_text(json.dumps({"n": args.n, "texts": args.texts, "threads": args.threads, "results": results}, indent=2))
+    results = measure(texts, repeats=cfg.repeats, max_length=cfg.max_length, variants=list(cfg.variants), on_result=show)
+    if cfg.output:
+        cfg.output.write_text(json.dumps({"n": cfg.n, "texts": cfg.texts, "threads": cfg.threads, "results": results}, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(main, "python -m depo.bench.speed"))

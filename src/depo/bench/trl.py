@@ -15,7 +15,6 @@ and after training (`depo.rl.evaluation.evaluate`, the engine's metric), and wal
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -27,8 +26,8 @@ import torch
 from pydantic import Field, field_validator
 from trl import GRPOConfig, GRPOTrainer
 
-from depo.config import CommaList, Config, add_arguments, from_arguments
-from depo.errors import DepoError
+from depo.config import CommaList, Config, parse_command
+from depo.errors import run_command
 from depo.integrations.trl import DEPOGRPOTrainer
 from depo.integrations.trl.tasks import task_reward, tasks_dataset
 from depo.policy import build_tiny_policy, load_policy
@@ -219,9 +218,8 @@ ALIASES = {"max_steps": "--steps", "learning_rate": "--lr", "heldout_size": "--h
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TRLBenchConfig:
-    p = argparse.ArgumentParser(prog="python -m depo.bench.trl", description=__doc__.split("\n\n")[0])
-    add_arguments(p, TRLBenchConfig, FLAGS, aliases=ALIASES)
-    return from_arguments(TRLBenchConfig, p.parse_args(argv), what="bench trl")
+    return parse_command(TRLBenchConfig, argv, prog="python -m depo.bench.trl", description=__doc__.split("\n\n")[0],
+                         flags=FLAGS, aliases=ALIASES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,10 +240,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
-    try:
-        sys.exit(main())
-    except DepoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    raise SystemExit(run_command(main, "python -m depo.bench.trl"))

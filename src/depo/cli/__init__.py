@@ -13,7 +13,7 @@ import sys
 
 from depo.bench import commands as bench_commands
 from depo.cli import train
-from depo.errors import DepoError
+from depo.errors import run_command
 from depo.routing import serve_cmd
 
 
@@ -31,15 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = args.func(args)
-    except DepoError as exc:
-        print(f"depo: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("depo: interrupted", file=sys.stderr)
-        return 130
-    return int(result or 0)
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":
