@@ -17,8 +17,6 @@ from depo.bench.replay import (
     _estimator,
     load_replay_data,
     make_method,
-    pr_curve,
-    precision_at_recall,
     quick_config,
     replay_method,
     replay_speed,
@@ -66,15 +64,6 @@ def test_speed_screens_are_drawn_from_the_recorded_answers():
     # one correct answer of 8: the 4-answer screen holds it with probability 1 - C(7,4)/C(8,4) = 0.5
     assert completed[1] == pytest.approx(0.5, abs=0.03)
     assert completed[2] == pytest.approx(1 - 2 / 70, abs=0.01)  # 4 of 8: unanimous screens are rare
-
-
-def test_pr_curve_sweeps_thresholds_with_ties():
-    rec = _log([True] * 4, [True, False, True, False], score=[0.9, 0.8, 0.8, 0.1])
-    recall, precision, thresholds = pr_curve(rec)
-    assert list(thresholds) == [0.9, 0.8, 0.1]
-    assert np.allclose(recall, [0.5, 1.0, 1.0])
-    assert np.allclose(precision, [1.0, 2 / 3, 0.5])
-    assert precision_at_recall(rec, 0.8) == pytest.approx(2 / 3)
 
 
 def _write_data(tmp_path, n=40, epochs=5, seed=0):

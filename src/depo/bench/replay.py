@@ -43,7 +43,7 @@ from depo.config import CommaList, Config
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
 from depo.estimator import EstimatorConfig, OnlineEstimator
-from depo.metrics import share_of_gain
+from depo.metrics import precision_at_recall, precision_recall, share_of_gain
 from depo.rl.state import seed_everything
 from depo.selection import make_selector
 from depo.selection.base import checked_select
@@ -358,29 +358,6 @@ def p_oracle_reference(rec: MethodLog, data: ReplayData, rates: list[np.ndarray]
     return {"p_oracle_eff": oracle, "random_eff_same_survival": random, "share_of_p_oracle_gain": share_of_gain(method, random, oracle)}
 
 
-def pr_curve(rec: MethodLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(recall, precision = effective rate, threshold) of 'keep iff score >= t' over the run's own scores.
-
-    The scores are what the method computed at decision time in this run; a rerun at another
-    threshold would see other labels, so this sweep approximates the true trade-off curve.
-    """
-    a = rec.arrays()
-    score, informative = a["score"], a["informative"].astype(bool)
-    order = np.argsort(-score, kind="stable")
-    sorted_scores = score[order]
-    hits = np.cumsum(informative[order])
-    last = np.r_[np.flatnonzero(np.diff(sorted_scores) != 0), len(score) - 1]  # ties share a threshold
-    recall = hits[last] / max(1, informative.sum())
-    precision = hits[last] / (last + 1)
-    return recall, precision, sorted_scores[last]
-
-
-def precision_at_recall(rec: MethodLog, min_recall: float = 0.8) -> float:
-    recall, precision, _ = pr_curve(rec)
-    ok = recall >= min_recall
-    return float(precision[ok].max()) if ok.any() else float("nan")
-
-
 def per_epoch(rec: MethodLog, name: str, num_epochs: int, g: int, screen: int = 0) -> dict[str, list[float]]:
     a = rec.arrays()
     kept, informative = a["kept"].astype(bool), a["informative"].astype(bool)
@@ -440,7 +417,7 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
             results[name].update(p_oracle_reference(rec, data, p_rates, cfg.group_size))
         results[name]["wall_s"] = time.perf_counter() - start
         if name in LEARNED:
-            results[name]["precision_at_recall80"] = precision_at_recall(rec, 0.8)
+            results[name]["precision_at_recall80"] = precision_at_recall(rec.score, rec.informative, 0.8)
         curves[name] = per_epoch(rec, name, data.num_epochs, cfg.group_size, cfg.screen)
         log(f"  {name}: effective rate {results[name]['effective_rate']:.3f}, recall {results[name]['recall']:.3f} "
             f"({results[name]['wall_s']:.0f} s)")
@@ -484,7 +461,7 @@ def _figures(cfg: ReplayConfig, records: dict[str, MethodLog], curves: dict[str,
     fig, (ax,) = new_figure(1, width=4.6, height=3.8)
     for name in LEARNED:
         if name in records:
-            recall, precision, _ = pr_curve(records[name])
+            recall, precision = precision_recall(records[name].score, records[name].informative)
             ax.plot(recall, precision, label=f"{name} (sweep)", lw=1.2)
     for name in records:
         s = summarize(name, records[name], cfg.group_size, cfg.screen)
