@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 
 from depo.config import CommaList, Config, parse_command
 from depo.errors import run_command
+from depo.rl.metrics_log import metric_mean
 from depo.rl.state import seed_everything
 from depo.selection import SELECTORS, make_selector
 from depo.selection.order import DataOrder
@@ -107,23 +108,19 @@ def summarize(records: list[dict[str, float]]) -> dict[str, float]:
     """Compare on equal footing: the policy improves with the step, so effective rates are
     given over the same windows for every selector (first tenth, last half of the run)."""
 
-    def mean(key: str, rows: list[dict[str, float]]) -> float:
-        vals = [r[key] for r in rows if key in r and np.isfinite(r[key])]
-        return float(np.mean(vals)) if vals else float("nan")
-
     n = len(records)
     head, last_half, tail = records[: max(1, n // 10)], records[n // 2 :], records[-max(1, n // 10) :]
     return {
-        "eff_head": mean("select/effective_rate", head),
-        "eff_last_half": mean("select/effective_rate", last_half),
-        "survival_last_half": mean("select/survival_rate", last_half),
+        "eff_head": metric_mean(head, "select/effective_rate"),
+        "eff_last_half": metric_mean(last_half, "select/effective_rate"),
+        "survival_last_half": metric_mean(last_half, "select/survival_rate"),
         "forced_total": float(sum(r["select/forced"] for r in records)),
-        "false_skip": mean("estimator/false_skip_rate", last_half),
-        "calib_mae_head": mean("estimator/calib_mae", head),
-        "calib_mae_tail": mean("estimator/calib_mae", tail),
-        "auc_tail": mean("estimator/auc_zero_var", tail),
-        "select_s_per_step": mean("time/select_total_s", records),
-        "observe_s_per_step": mean("time/observe_s", records),
+        "false_skip": metric_mean(last_half, "estimator/false_skip_rate"),
+        "calib_mae_head": metric_mean(head, "estimator/calib_mae"),
+        "calib_mae_tail": metric_mean(tail, "estimator/calib_mae"),
+        "auc_tail": metric_mean(tail, "estimator/auc_zero_var"),
+        "select_s_per_step": metric_mean(records, "time/select_total_s"),
+        "observe_s_per_step": metric_mean(records, "time/observe_s"),
     }
 
 

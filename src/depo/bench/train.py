@@ -41,7 +41,7 @@ from depo.metrics import share_of_gain
 from depo.policy import load_policy
 from depo.rl.config import TrainConfig, load_config
 from depo.rl.evaluation import sample_rewards
-from depo.rl.metrics_log import read_metrics
+from depo.rl.metrics_log import metric_mean, read_metrics
 from depo.rl.trainer import Trainer
 from depo.tasks.gym import preset_tasks
 
@@ -97,28 +97,24 @@ def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> d
     evals = [r for r in records if f"eval/avg@{eval_k}" in r]
     after = [r for r in steps if r["step"] > warmup] or steps
 
-    def mean(rows: list[dict[str, Any]], key: str) -> float:
-        vals = [r[key] for r in rows if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
-        return float(np.mean(vals)) if vals else float("nan")
-
     last = steps[-1] if steps else {}
     out = {
         "steps": float(len(steps)),
         "rollouts": float(last.get("rollout/total_responses", 0.0)),
         "tokens": float(last.get("rollout/total_tokens", 0.0)),
-        "rollouts_per_step": mean(steps, "rollout/responses"),
-        "effective_rate": mean(steps, "select/effective_rate"),
-        "effective_rate_after_warmup": mean(after, "select/effective_rate"),
-        "survival_rate_after_warmup": mean(after, "select/survival_rate"),
+        "rollouts_per_step": metric_mean(steps, "rollout/responses"),
+        "effective_rate": metric_mean(steps, "select/effective_rate"),
+        "effective_rate_after_warmup": metric_mean(after, "select/effective_rate"),
+        "survival_rate_after_warmup": metric_mean(after, "select/survival_rate"),
         "avg_at_k_start": float(evals[0][f"eval/avg@{eval_k}"]) if evals else float("nan"),
         "avg_at_k": float(evals[-1][f"eval/avg@{eval_k}"]) if evals else float("nan"),
         "pass_at_k": float(evals[-1].get(f"eval/pass@{eval_k}", float("nan"))) if evals else float("nan"),
     }
     out["avg_gain"] = out["avg_at_k"] - out["avg_at_k_start"]
     out["gain_per_1k_rollouts"] = 1000 * out["avg_gain"] / out["rollouts"] if out["rollouts"] else float("nan")
-    probe = mean(steps, "time/probe_s")  # --decompose's measuring, inside the select phase
+    probe = metric_mean(steps, "time/probe_s")  # --decompose's measuring, inside the select phase
     for phase in TIME_PHASES:
-        out[f"time_{phase}_s"] = mean(steps, f"time/{phase}_s")
+        out[f"time_{phase}_s"] = metric_mean(steps, f"time/{phase}_s")
         if phase in ("select", "estimator", "total") and math.isfinite(probe):
             out[f"time_{phase}_s"] -= probe
     total = out["time_total_s"]
@@ -132,10 +128,10 @@ def run_summary(records: list[dict[str, Any]], *, warmup: int, eval_k: int) -> d
     run_total = sum(float(r.get("time/total_s", 0.0)) for r in steps) + out["precompute_s"] - probe_total
     run_estimator = sum(float(r.get("time/estimator_s", 0.0)) for r in steps) + out["precompute_s"] - probe_total
     out["estimator_share_with_precompute"] = run_estimator / run_total if run_total else float("nan")
-    out["calib_mae_first"] = mean(steps[:5], "estimator/calib_mae")
-    out["calib_mae_last"] = mean(steps[-5:], "estimator/calib_mae")
+    out["calib_mae_first"] = metric_mean(steps[:5], "estimator/calib_mae")
+    out["calib_mae_last"] = metric_mean(steps[-5:], "estimator/calib_mae")
     for col in DECOMPOSITION:  # --decompose: each step's pooled-window figure, averaged after warm-up
-        out[col.key] = mean(after, f"probe/{col.key}")
+        out[col.key] = metric_mean(after, f"probe/{col.key}")
     return out
 
 

@@ -8,8 +8,13 @@ log of a resumed run reads as if it had never stopped.
 from __future__ import annotations
 
 import json
+import math
+import numbers
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -23,6 +28,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+def metric_mean(records: Sequence[dict[str, Any]], key: str) -> float:
+    """The mean of `key` over the records that hold a finite number for it (NaN when none do)."""
+    values = [r[key] for r in records if isinstance(r.get(key), numbers.Real) and math.isfinite(r[key])]
+    return float(np.mean(values)) if values else float("nan")
 
 
 class MetricsLog:

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from depo.metrics import share_of_gain
 from depo.rl.config import TrainConfig
+from depo.rl.metrics_log import metric_mean
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -20,10 +21,6 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[
             steps.append(r["step"])
             values.append(float(v))
     return steps, values
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
 
 
 def write_plots(run_dir: Path, records: list[dict[str, Any]], cfg: TrainConfig) -> None:
@@ -79,15 +76,15 @@ def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[st
         last = steps[-1]
         rows.append(("rollouts (responses)", f"{int(last['rollout/total_responses'])}"))
         rows.append(("rollout tokens", f"{int(last['rollout/total_tokens'])}"))
-        at, eff = _series(steps, "select/effective_rate")
-        rows.append(("effective rate (mean)", f"{_mean(eff):.3f}"))
+        eff = "select/effective_rate"
+        rows.append(("effective rate (mean)", f"{metric_mean(steps, eff):.3f}"))
         warmup = extra.get("warmup_steps")
         if warmup and cfg.selector != "uniform":
-            before = [v for step, v in zip(at, eff) if step <= warmup]
-            after = [v for step, v in zip(at, eff) if step > warmup]
-            ratio = _mean(after) / _mean(before) if before and after and _mean(before) > 0 else math.nan
-            rows.append((f"effective rate: warm-up (steps <= {warmup})", f"{_mean(before):.3f}"))
-            rows.append(("effective rate: after warm-up", f"{_mean(after):.3f} ({ratio:.2f}x)"))
+            before = metric_mean([r for r in steps if r["step"] <= warmup], eff)
+            after = metric_mean([r for r in steps if r["step"] > warmup], eff)
+            ratio = after / before if before > 0 else math.nan  # NaN when either window is empty
+            rows.append((f"effective rate: warm-up (steps <= {warmup})", f"{before:.3f}"))
+            rows.append(("effective rate: after warm-up", f"{after:.3f} ({ratio:.2f}x)"))
         if "select/total_skipped" in last:
             skipped = int(last["select/total_skipped"])
             rows.append(("prompts skipped before rollout", f"{skipped} ({skipped * cfg.num_generations} rollouts saved)"))
@@ -101,7 +98,7 @@ def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[st
         probed = [r for r in steps if warmup is None or r["step"] > warmup]
         if any("probe/eff_p_oracle" in r for r in probed):
             def avg(key: str) -> float:
-                return _mean(_series(probed, key)[1])
+                return metric_mean(probed, key)
 
             po, rand, kept = avg("probe/eff_p_oracle"), avg("probe/eff_random"), avg("probe/eff_kept")
             rows.append(("share of the p-oracle's gain (probed pool)",
