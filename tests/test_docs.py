@@ -85,3 +85,29 @@ def test_every_documented_python_m_command_parses_and_its_settings_validate(monk
         monkeypatch.setattr(module, "parse_command", parse_then_stop)
         with pytest.raises(Reached):
             module.main(shlex.split(rest))
+
+
+def test_every_code_name_in_reliability_md_exists():
+    """RELIABILITY.md says where each guarantee is kept (`depo.module.name`): those names resolve."""
+    import importlib
+
+    text = (ROOT / "RELIABILITY.md").read_text(encoding="utf-8")
+    names = sorted(set(re.findall(r"`(depo(?:\.\w+)+)`", text)))
+    assert len(names) > 8
+    missing = []
+    for dotted in names:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                missing.append(dotted)
+            break
+        else:
+            missing.append(dotted)
+    assert not missing, f"RELIABILITY.md names code that does not exist: {missing}"
