@@ -1,7 +1,7 @@
 """depo's reasoning-gym tasks as a TRL prompt dataset and reward function.
 
 TRL's GRPOTrainer reads a `datasets.Dataset` with a `prompt` column and calls reward functions
-as `f(prompts=..., completions=..., **columns)`. These helpers turn `depo.tasks.Task`s into that
+as `f(prompts=..., completions=..., **columns)`. These helpers turn `depo.tasks.base.Task`s into that
 shape, so the embedded default (tiny policy + gym preset) and a real chat model share one path.
 """
 
