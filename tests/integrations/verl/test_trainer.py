@@ -284,3 +284,18 @@ def test_disabled_is_plain_verl(tmp_path, no_actor_update):
     assert type(trainer.train_dataloader).__name__ == "StatefulDataLoader"  # verl's own loader, untouched
     out = trainer._update_actor(DataProto.from_single_dict(data={"x": torch.zeros(2, 1)}))
     assert out.meta_info["metrics"] == {"actor/pg_loss": 0.5}
+
+
+def test_the_driver_estimator_learns_the_same_way_in_every_run(tmp_path, no_actor_update):
+    """verl never seeds the driver's torch generator, from which the trunk's dropout draws in the
+    online update; RayDEPOTrainer seeds it with the data seed, so a rerun repeats the estimator."""
+    probe = [f"What is {i} + {i}?" for i in range(6)]
+    predictions = []
+    for run in range(2):
+        torch.rand(5 + run)  # whatever the process drew before
+        (tmp_path / f"run{run}").mkdir()
+        trainer = make_trainer(make_config(tmp_path / f"run{run}", *TINY_ESTIMATOR))
+        batch = fake_step(next(iter(trainer.train_dataloader)), GROUP, lambda pid, j: float(j % 2), lambda pid, j: -0.5)
+        trainer._update_actor(batch)
+        predictions.append(trainer.depo_selector.estimator.predict(probe))
+    np.testing.assert_array_equal(predictions[0], predictions[1])

@@ -34,6 +34,7 @@ class _EstimatorActor:
     """Runs inside the Ray actor: owns the estimator (either kind)."""
 
     def __init__(self, config: Any) -> None:
+        torch.manual_seed(config.seed)  # the actor's own process: the trunk's dropout draws from it
         self.estimator = build_estimator(config)
 
     def state_dict(self) -> dict:

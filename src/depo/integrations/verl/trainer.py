@@ -20,6 +20,7 @@ import os
 import time
 from typing import Any
 
+import torch
 from omegaconf import OmegaConf, open_dict
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, find_latest_ckpt_path
 
@@ -73,6 +74,9 @@ class RayDEPOTrainer(RayPPOTrainer):
         check_config(self.config)
         data = self.config.data
         seed = self.depo_settings.data_seed(data)
+        # verl never seeds the driver's torch generator, from which an in-process estimator's
+        # dropout draws (its online update): seeded here, a run repeats its selections
+        torch.manual_seed(seed)
         self.depo_selector = self._depo_selector_override or build_selector(
             self.depo_settings, group_size=int(self.config.actor_rollout_ref.rollout.n), seed=seed
         )
