@@ -125,6 +125,7 @@ def test_random_argv(argv: list[str]) -> None:
         ["eval", "--model", str(TMP / "garbage.parquet")],
         ["eval", "--preset", "nonsense", "--model", str(TMP / "dir")],
         ["bench", "train", "--methods", "nope"],
+        ["bench", "train", "--paired-heldout", "-5"],
         ["route", "serve", "--config", str(TMP / "missing.yaml")],
     ],
 )

@@ -123,8 +123,8 @@ def _run_train(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise DepoError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    if args.seeds < 1 or args.steps < 1 or args.warmup < 0:
-        raise DepoError("--seeds and --max-steps must be >= 1 and --warmup-steps >= 0")
+    if args.seeds < 1 or args.steps < 1 or args.warmup < 0 or args.paired_heldout < 0:
+        raise DepoError("--seeds and --max-steps must be >= 1, --warmup-steps and --paired-heldout >= 0")
     base = read_yaml(find_config(args.config, "demo.yaml"))  # the demo's schedule and estimator options
     for key in CONTROLLED:
         base.pop(key, None)
