@@ -104,3 +104,20 @@ def test_a_python_m_command_gets_a_flag_per_field_a_positional_and_a_file(tmp_pa
     assert (cfg.source, cfg.steps) == (Path("from-file"), 5)
     with pytest.raises(DepoError, match="x source: Field required"):
         parse_command(Script, [], prog="python -m x", description="", positional=["source"])
+
+
+def test_names_from_a_set_are_a_comma_list_and_the_error_names_both_sides():
+    from depo.config import names_from
+
+    registry = {"a": 1, "b": 2}
+
+    class Pick(Config):
+        names: names_from(registry, "thing(s)") = ("a",)
+
+    assert Pick.build({"names": "a, b"}).names == ("a", "b") and Pick.build({"names": ["b"]}).names == ("b",)
+    with pytest.raises(DepoError, match="unknown thing\\(s\\) c; choose from a, b"):
+        Pick.build({"names": "a,c"})
+    with pytest.raises(DepoError, match="unknown thing"):
+        Pick.build({"names": ""})
+    registry["c"] = 3  # a registry that grows after the model was defined
+    assert Pick.build({"names": "c"}).names == ("c",)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from depo.errors import DepoError
 
@@ -41,6 +41,19 @@ def _comma_split(value: Any) -> Any:
 
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_split)]
 """A tuple of names, written as a YAML list or as one comma-separated string (`--methods a,b`)."""
+
+
+def names_from(choices: Collection[str], what: str) -> Any:
+    """A CommaList of at least one name, each one of `choices` (read when a value is checked, so a
+    registry that grows stays current); the error names the unknown ones and the valid ones."""
+
+    def check(names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(choices)}")
+        return names
+
+    return Annotated[CommaList, AfterValidator(check)]
 
 
 class Config(BaseModel):
