@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.bench.table import set_threads
 from depo.config import Config, names_from
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
@@ -383,7 +383,7 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
     """Replay every method over the same epochs and data order; write results, table and figures."""
     if cfg.quick:
         cfg = quick_config(cfg)
-    torch.set_num_threads(cfg.threads or (1 if cfg.quick else min(2, torch.get_num_threads())))
+    set_threads(cfg.threads, cfg.quick)
     wall = time.perf_counter()
     data = load_replay_data(cfg)
     n_groups = sum(len(o) for o in data.outcomes)

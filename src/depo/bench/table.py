@@ -60,7 +60,13 @@ class TableBenchConfig(Config):
         return self
 
     def set_threads(self) -> None:
-        torch.set_num_threads(self.threads or (1 if self.quick else min(2, torch.get_num_threads())))
+        set_threads(self.threads, self.quick)
+
+
+def set_threads(threads: int | None, quick: bool) -> None:
+    """torch's CPU threads for a benchmark: `threads`, else 1 in quick mode, else at most 2
+    (more OpenMP threads than free cores spin and crawl on a shared machine)."""
+    torch.set_num_threads(threads or (1 if quick else min(2, torch.get_num_threads())))
 
 
 @dataclass
