@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depo.bench.route_curves import accuracy_at_share, curve, random_curve, threshold_point
+from depo.bench.route_curves import accuracy_at_share, random_curve, threshold_point
 from depo.errors import DepoError
 from depo.routing.router import ModelSpec, Router, gain_choice, threshold_choice
 
@@ -129,7 +129,7 @@ def test_curves_hand_worked():
     ps = np.array([1.0, 0.0, 0.5, 0.2])
     pl = np.array([1.0, 1.0, 0.5, 0.6])
     score = np.array([0.9, 0.8, 0.1, 0.1])  # ties at 0.1 broken by row order
-    points = curve(score, ps, pl, [0.0, 0.25, 0.5, 0.75, 1.0])
+    points = [accuracy_at_share(score, ps, pl, s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
     assert [p.share for p in points] == [0.0, 0.25, 0.5, 0.75, 1.0]
     # large only 0.775; send row 0 (no loss); then row 1 (loses 1.0); then row 2 (no loss); then row 3 (0.4)
     assert [p.accuracy for p in points] == pytest.approx([0.775, 0.775, 0.525, 0.525, 0.425])

@@ -55,11 +55,6 @@ def accuracy_at_share(score: np.ndarray, ps: np.ndarray, pl: np.ndarray, share: 
     return CurvePoint(share=k / n, accuracy=routed_accuracy(mask, ps, pl), knob=knob)
 
 
-def curve(score: np.ndarray, ps: np.ndarray, pl: np.ndarray, shares: Sequence[float]) -> list[CurvePoint]:
-    """The rule's curve at the given shares (the knob swept over the score's values)."""
-    return [accuracy_at_share(score, ps, pl, s) for s in shares]
-
-
 def random_curve(ps: np.ndarray, pl: np.ndarray, shares: Sequence[float]) -> list[CurvePoint]:
     """Random routing: a uniformly random share s of queries goes small. Its expected accuracy is
     exactly s * mean(p_small) + (1 - s) * mean(p_large), reported without sampling noise."""
