@@ -116,7 +116,6 @@ class ReplayConfig(Config):
     """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
 
 
-
 @dataclass
 class ReplayData:
     ids: list[str]

@@ -143,7 +143,6 @@ class SimulateConfig(Config):
     """DEPO's estimator: frozen encoder + pooled-vector cache."""
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_command(SimulateConfig, argv, prog="python -m depo.bench.simulate", description=__doc__.splitlines()[0])
     torch.set_num_threads(2)

@@ -129,7 +129,6 @@ class SpeedConfig(Config):
     """Also write the results here as JSON (flag --output or --json)."""
 
 
-
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_command(SpeedConfig, argv, prog="python -m depo.bench.speed", description=__doc__.splitlines()[0],
                         aliases={"output": "--json"})

@@ -80,7 +80,6 @@ class TRLBenchConfig(Config):
     output_dir: str = "runs/trl_bench"
 
 
-
 def grpo_config(out: Path, opts: TRLBenchConfig):
     """TRL settings mirroring configs/grpo.yaml of the built-in engine."""
     return GRPOConfig(
