@@ -59,7 +59,7 @@ def measure(
     }
 
 
-def write_pass_rates(path: str, tasks: Sequence[Task], pass_rates: Sequence[float]) -> None:
+def write_pass_rates(path: str | Path, tasks: Sequence[Task], pass_rates: Sequence[float]) -> None:
     """JSONL of prompt_id, text (what the estimator reads) and pass_rate: a training file for
     `depo bench estimator --save DIR`, whose DIR then warm-starts DEPO (`estimator_init`)."""
     with open(path, "w", encoding="utf-8") as fh:
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     t2 = time.time()
     if args.dump:
-        write_pass_rates(str(args.dump), tasks, stats["pass_rates"])
+        write_pass_rates(args.dump, tasks, stats["pass_rates"])
     g = args.group_size
     print(f"policy {path} (ready in {t1 - t0:.1f}s)")
     print(f"preset {args.preset} split {args.split} n={stats['n']} G={g} T={args.temperature}")
