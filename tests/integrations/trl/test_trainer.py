@@ -199,6 +199,13 @@ def test_user_errors_are_depo_errors(model_dir, tmp_path) -> None:
         DEPOGRPOTrainer(
             model=model_dir, reward_funcs=parity_reward, args=grpo_args(tmp_path), train_dataset=toy_dataset(), logprobs="sometimes"
         )
+    from datasets import Dataset
+
+    with pytest.raises(DepoError, match="cannot read a prompt text.*'prompt' column; pass text_column="):
+        DEPOGRPOTrainer(
+            model=model_dir, reward_funcs=parity_reward, args=grpo_args(tmp_path),
+            train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": ""}]] * 4}),
+        )
 
 
 def test_reused_generations_draw_one_chunk_per_generation(model_dir, tmp_path) -> None:

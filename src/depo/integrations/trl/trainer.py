@@ -242,7 +242,10 @@ def _candidate_columns(dataset: Dataset, text_column: str | None, id_column: str
     if text_column is not None:
         texts = [str(t) for t in dataset[text_column]]
     elif "prompt" in dataset.column_names:
-        texts = [chat_text(p) for p in dataset["prompt"]]
+        try:
+            texts = [chat_text(p) for p in dataset["prompt"]]
+        except DepoError as exc:
+            raise DepoError(f"{exc} in the training set's 'prompt' column; pass text_column=") from None
     else:
         raise DepoError("the training set has no 'prompt' column; pass text_column=")
     ids = [str(x) for x in dataset[id_column]] if id_column is not None else [str(i) for i in range(len(dataset))]
