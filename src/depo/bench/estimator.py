@@ -36,7 +36,7 @@ from sklearn.linear_model import RidgeCV
 
 from depo.bench.metrics import KEEP_SHARES, p_zero_variance, prediction_metrics, reference_rows
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
-from depo.bench.table import Rows, TableBenchConfig, load_rows
+from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.config import names_from
 from depo.data.io import holdout_mask
 from depo.estimator import EstimatorConfig, OnlineEstimator, build_estimator
@@ -278,7 +278,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
     """Run every baseline and estimator variant on one split; write results, table and figures."""
     if cfg.quick:
         cfg = quick_config(cfg)
-    cfg.set_threads()
+    set_threads(cfg.threads, cfg.quick)
     wall = time.perf_counter()
     train, test = load_splits(cfg)
     log(f"train {len(train.y)} rows, test {len(test.y)} rows, target {cfg.target} (test mean {test.y.mean():.3f})")

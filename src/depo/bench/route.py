@@ -34,7 +34,7 @@ from scipy.stats import spearmanr
 from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_frozen
 from depo.bench.report import new_figure, save_figure, timed, write_results
 from depo.bench.route_curves import CurvePoint, accuracy_at_share, random_curve, routed_accuracy
-from depo.bench.table import Rows, TableBenchConfig, load_rows
+from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.data.io import holdout_mask
 from depo.errors import DepoError
 from depo.estimator import build_estimator
@@ -312,7 +312,7 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
     """Fit the predictors, evaluate every rule on the test rows, write results.json, table and plot."""
     if cfg.quick:
         cfg = quick_config(cfg)
-    cfg.set_threads()
+    set_threads(cfg.threads, cfg.quick)
     start = time.perf_counter()
     train, test = load_model_rows(cfg)
     log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")

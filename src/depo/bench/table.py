@@ -59,9 +59,6 @@ class TableBenchConfig(Config):
             raise ValueError("give test or holdout_fraction, not both")
         return self
 
-    def set_threads(self) -> None:
-        set_threads(self.threads, self.quick)
-
 
 def set_threads(threads: int | None, quick: bool) -> None:
     """torch's CPU threads for a benchmark: `threads`, else 1 in quick mode, else at most 2
