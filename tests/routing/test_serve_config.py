@@ -75,6 +75,43 @@ def test_a_backend_takes_one_predictor_and_an_http_url(tmp_path):
         load_config(_write(tmp_path, "models:\n  - {name: a, url: 'http://x/v1', cost: 1}\n"))
 
 
+def test_each_backend_loads_its_own_predictor_and_a_bad_one_is_one_line(tmp_path, monkeypatch):
+    from depo.estimator import build_estimator
+
+    texts = [f"what is {i} plus {i}" for i in range(12)] + [f"prove the theorem {i}" for i in range(12)]
+    estimator = build_estimator({"kind": "bayes", "max_length": 16, "hash_bits": 10})  # one head: a backend's own
+    estimator.fit(texts, [0.9] * 12 + [0.2] * 12, samples=50)
+    estimator.save(tmp_path / "small_est")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # routing_stubs, as a user's own module
+    config = load_config(_write(tmp_path, """
+models:
+  - {name: small, url: "http://127.0.0.1:9001/v1", cost: 1, estimator: small_est}
+  - {name: large, url: "http://127.0.0.1:9002/v1", cost: 5, predictor: "routing_stubs:small_predictor"}
+"""))  # fmt: skip
+    rates = build_router(config).predict_rates(texts[:2])
+    np.testing.assert_allclose(rates[:, 0], estimator.predict(texts[:2]))
+    from routing_stubs import HashRate
+
+    np.testing.assert_allclose(rates[:, 1], HashRate().predict(texts[:2]))
+    for spec, fragment in [
+        ("estimator: nowhere", "estimator directory not found: "),
+        ("predictor: routing_stubs", "must be 'module:callable'"),
+        ("predictor: 'no_such_module:f'", "cannot import predictor"),
+        ("predictor: 'routing_stubs:HashRate.predict'", "cannot import predictor"),
+        ("predictor: 'routing_stubs:socket'", "is not callable"),
+        ("predictor: 'routing_stubs:StubBackend'", "raised TypeError: "),
+        ("predictor: 'routing_stubs:HashRate'", None),
+        ("predictor: 'routing_stubs:FastAPI'", "returned an object without predict()"),
+    ]:
+        bad = TWO_MODELS.replace("rate: 0.6", spec)
+        if fragment is None:  # a class with predict() is its own factory
+            build_router(load_config(_write(tmp_path, bad)))
+            continue
+        with pytest.raises(DepoError, match=fragment) as err:
+            build_router(load_config(_write(tmp_path, bad)))
+        assert "backend 'small'" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_the_command_takes_field_flags_and_sets(tmp_path, capsys):
     path = _write(tmp_path, TWO_MODELS)
     assert main(["route", "serve", "--config", str(path), "--port", "8123", "--set", "rule=gain", "--check"]) == 0

@@ -174,12 +174,12 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
     if spec.rate is not None:
         return ConstantRate(spec.rate)
     if spec.estimator is not None:
-        from depo.estimator import OnlineEstimator  # torch and an encoder only for a backend that names one
+        from depo.estimator import load_estimator  # torch and an encoder only for a backend that names one
 
         if not Path(spec.estimator).is_dir():
             raise DepoError(f"backend {spec.name!r}: estimator directory not found: {spec.estimator}")
         # a service sees mostly new queries: keep the frozen-encoder vector cache small
-        return OnlineEstimator.load(spec.estimator, cache_max_mb=64.0)
+        return load_estimator(spec.estimator, cache_max_mb=64.0)
     if spec.predictor is not None:
         module_name, _, attr = spec.predictor.partition(":")
         if not module_name or not attr:
@@ -188,7 +188,12 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise DepoError(f"backend {spec.name!r}: cannot import predictor {spec.predictor!r}: {exc}") from None
-        predictor = factory()
+        if not callable(factory):
+            raise DepoError(f"backend {spec.name!r}: {spec.predictor!r} is not callable")
+        try:
+            predictor = factory()
+        except Exception as exc:  # the user's factory: its failure is a start-up error, in one line
+            raise DepoError(f"backend {spec.name!r}: {spec.predictor!r} raised {type(exc).__name__}: {exc}") from None
         if not hasattr(predictor, "predict"):
             raise DepoError(f"backend {spec.name!r}: {spec.predictor!r} returned an object without predict()")
         return predictor
