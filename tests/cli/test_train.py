@@ -1,4 +1,4 @@
-"""`depo train` / `depo eval` through the CLI dispatcher: exit codes, one-line errors, resume."""
+"""`depo train` / `depo eval` / `depo demo` through the CLI dispatcher: exit codes, one-line errors, resume."""
 
 from __future__ import annotations
 
@@ -33,3 +33,22 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("depo: error: ") and "\n" not in err, (argv, err)
+
+
+def test_demo_skips_predicted_zero_variance_prompts_after_warm_up_and_reports_it(random_policy_dir, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """The demo's own config (keep by rank, frozen MiniLM vectors precomputed) at a few steps."""
+    monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "demo"
+    small = [f"model={random_policy_dir}", "train_size=24", "heldout_size=4", "batch_size=4", "num_generations=2",
+             "max_steps=3", "max_completion_length=2", "eval_steps=3", "eval_k=2", "save_steps=0",
+             "selector_options.warmup_steps=1"]
+    assert main(["demo", "--output-dir", str(run)] + [a for kv in small for a in ("--set", kv)]) == 0
+    out = capsys.readouterr().out
+    steps = [r for r in read_metrics(run / "metrics.jsonl") if r.get("step", 0) >= 1]
+    assert [r["select/survival_rate"] == 1.0 for r in steps] == [True, False, False]  # warm-up keeps everything
+    assert all(r["select/scanned"] > r["rollout/prompts"] for r in steps[1:])  # then skips before the rollout
+    skipped = int(steps[-1]["select/total_skipped"])
+    assert "prompts skipped before rollout" in out and f" {skipped} ({2 * skipped} rollouts saved)" in out
+    assert "share of the p-oracle" in out and "demo wall time" in out
+    assert (run / "summary.md").is_file() and (run / "plots" / "heldout_accuracy.png").is_file()
