@@ -17,9 +17,11 @@ import torch
 from pydantic import Field
 from transformers.utils import logging as hf_logging
 
+from depo.bench.train import DEFAULT_METHODS
 from depo.config import CommaList, Config, parse_command
 from depo.errors import DepoError, run_command
 from depo.policy import load_policy
+from depo.rl.checkpoint import POLICY_DIR, list_checkpoints
 from depo.rl.config import load_config
 from depo.rl.evaluation import evaluate
 from depo.rl.trainer import resolve_model_path
@@ -33,7 +35,7 @@ class PerTaskConfig(Config):
     """The output directory of a `depo bench train` run."""
     preset: str
     """The preset that run trained on (its held-out prompts are evaluated)."""
-    methods: CommaList = ("grpo", "dapo", "depo-paper", "depo", "depo+dapo", "dapo+depo")
+    methods: CommaList = DEFAULT_METHODS
     """Methods whose final policies are evaluated (those the run has)."""
     n: int = Field(400, ge=1)
     """Held-out prompts."""
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     columns: dict[str, dict[str, float]] = {}
     for method in args.methods:
         runs = sorted((args.bench_dir / "runs" / method).glob("seed*"))
-        finals = [max((r / "checkpoints").glob("step_*")) / "policy" for r in runs if (r / "checkpoints").is_dir()]
+        finals = [found[-1][1] / POLICY_DIR for r in runs if (found := list_checkpoints(r / "checkpoints"))]
         if not finals:
             continue
         if "start" not in columns:
