@@ -1,4 +1,5 @@
-"""Fixtures shared by the engine, CLI and task tests: a tiny *random* Qwen2 policy and toy tasks (no warm start).
+"""Fixtures shared by the tests: a tiny *random* Qwen2 policy and toy tasks (no warm start), a tiny
+random BERT encoder (any local encoder).
 
 The toy verifier rewards a response whose first character has an even code point, so a random
 policy gets about half its responses right and most groups are informative.
@@ -7,6 +8,7 @@ policy gets about half its responses right and most groups are informative.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,3 +75,26 @@ def tiny_overrides(random_policy_dir, tmp_path) -> Callable[..., list[str]]:
         return [f"{k}={v}" for k, v in values.items()]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A random 2-layer BertModel (hidden 32) saved with the MiniLM tokenizer: 'any local encoder'."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from depo.estimator.encoder import default_encoder_path
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    tok = AutoTokenizer.from_pretrained(default_encoder_path())
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,31 +10,10 @@ import torch
 
 from depo.errors import DepoError
 from depo.estimator import EstimatorConfig, OnlineEstimator
-from depo.estimator.encoder import TextEncoder, default_encoder_path, encoder_layers
+from depo.estimator.encoder import TextEncoder, encoder_layers
 from depo.types import GroupOutcome
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A random 2-layer BertModel (hidden 32) saved with the MiniLM tokenizer: 'any local encoder'."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("tiny_bert")
-    tok = AutoTokenizer.from_pretrained(default_encoder_path())
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=48,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def test_any_local_encoder_dir_predicts_updates_and_reloads(tiny_bert_dir, tmp_path):
@@ -101,17 +79,3 @@ def test_bad_encoder_inputs_are_user_errors(tmp_path, tiny_bert_dir):
         TextEncoder(tmp_path)
     with pytest.raises(DepoError, match="pooling"):
         TextEncoder(tiny_bert_dir, pooling="max")
-
-
-def test_speed_measure_runs_every_variant_on_any_encoder(tiny_bert_dir):
-    from depo.bench.speed import VARIANTS, measure
-
-    texts = ["gcd 14, 7", "what is 3 + 4?", "count the vowels in banana", "reverse 'abc'"]
-    results = measure(texts, repeats=1, max_length=16, encoder_path=str(tiny_bert_dir))
-    assert set(results) == set(VARIANTS)
-    for name, row in results.items():
-        assert row["predict_s"] > 0 and row["update_s"] > 0, name
-        assert ("predict_cold_s" in row) == (name in ("frozen+cache", "top2")), name
-    # frozen: head only; top2 of this 2-layer encoder: every layer trains but the embeddings do not
-    assert results["frozen+cache"]["trainable_params"] < results["top2"]["trainable_params"]
-    assert results["top2"]["trainable_params"] < results["full"]["trainable_params"]

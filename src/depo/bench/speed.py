@@ -1,6 +1,6 @@
 """Time the estimator's two per-step costs for each training variant.
 
-    python -m depo.bench.speed [--texts math|gym|FILE] [--n 128] [--repeats 5] [--threads 2]
+    python -m depo.bench.speed [--texts math|gym|FILE] [--n 128] [--repeats 5] [--threads 2] [--encoder-path DIR]
 
 For each variant (full fine-tuning; frozen encoder + pooled-vector cache; top-2 layers with the
 lower layers' states cached; top-2 without that cache) it reports the median wall time of `predict`
@@ -123,6 +123,8 @@ class SpeedConfig(Config):
     """torch CPU threads."""
     max_length: int = Field(512, ge=2)
     """Encoder tokens per prompt."""
+    encoder_path: str | None = None
+    """A local Hugging Face encoder directory (default: all-MiniLM-L6-v2)."""
     variants: VariantNames = tuple(VARIANTS)
     """Variants to time (a comma list of frozen+cache, top2, top2-nocache, full)."""
     output: Path | None = None
@@ -148,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         line = f"{name:<14} {pair('predict'):>15} {pair('predict_cold'):>15} {pair('update'):>15}"
         print(f"{line} {int(row['trainable_params']):>12,}", flush=True)
 
-    results = measure(texts, repeats=cfg.repeats, max_length=cfg.max_length, variants=list(cfg.variants), on_result=show)
+    results = measure(texts, repeats=cfg.repeats, max_length=cfg.max_length, variants=list(cfg.variants), on_result=show,
+                      encoder_path=cfg.encoder_path)
     if cfg.output:
         cfg.output.write_text(json.dumps({"n": cfg.n, "texts": cfg.texts, "threads": cfg.threads, "results": results}, indent=2))
     return 0
