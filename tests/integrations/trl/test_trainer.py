@@ -206,6 +206,16 @@ def test_user_errors_are_depo_errors(model_dir, tmp_path) -> None:
             model=model_dir, reward_funcs=parity_reward, args=grpo_args(tmp_path),
             train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": ""}]] * 4}),
         )
+    with pytest.raises(DepoError, match="no 'prompt' column; pass text_column="):
+        DEPOGRPOTrainer(
+            model=model_dir, reward_funcs=parity_reward, args=grpo_args(tmp_path),
+            train_dataset=Dataset.from_dict({"question": ["a", "b"]}),
+        )
+    with pytest.raises(DepoError, match="id_column='uid' has duplicate ids"):
+        DEPOGRPOTrainer(
+            model=model_dir, reward_funcs=parity_reward, args=grpo_args(tmp_path),
+            train_dataset=Dataset.from_dict({"prompt": ["a", "b", "c"], "uid": ["1", "2", "1"]}), id_column="uid",
+        )
 
 
 def test_reused_generations_draw_one_chunk_per_generation(model_dir, tmp_path) -> None:
