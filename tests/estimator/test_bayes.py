@@ -107,11 +107,17 @@ def test_several_targets_share_one_factorisation_and_equal_one_head_each() -> No
         np.testing.assert_allclose(joint[:, j], alone.predict(probe), rtol=1e-9)
 
 
-def test_with_the_encoder_features() -> None:
-    est = build_estimator({"kind": "bayes", "max_length": 16, "hash_bits": 10, "encoder_layers": [1, 6]})
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_with_the_encoder_features(kernel) -> None:
+    est = build_estimator({"kind": "bayes", "max_length": 16, "hash_bits": 10, "encoder_layers": [1, 6],
+                           "encoder_kernel": kernel, "lexical": False})
     est.update(outcomes(prompts(16), np.random.default_rng(3)))
-    d = est.predict_distribution(prompts(4, 40))
-    assert d["mean"].shape == (4, 1) and np.all(d["var"] > 0)
+    unseen = prompts(6, 40)
+    d = est.predict_distribution(prompts(2) + unseen)
+    assert d["mean"].shape == (8, 1) and np.all(d["var"] > 0)
+    assert d["var"][:2].max() < d["var"][2:].min()  # seen prompts are known better than new ones
+    easy = np.array([t.startswith("add") for t in unseen])
+    assert d["mean"][2:][easy].mean() > d["mean"][2:][~easy].mean()  # from the encoder's vectors alone
     with pytest.raises(DepoError, match="encoder_layers: layer 9"):
         build_estimator({"kind": "bayes", "encoder_layers": [9]})
 
@@ -122,6 +128,22 @@ def test_fit_tau_recovers_the_spread_the_text_cannot_tell() -> None:
     z = m + rng.normal(0, 1.2, m.size)
     k = rng.binomial(16, 1 / (1 + np.exp(-z)))
     assert fit_tau(m, np.zeros_like(m), k, np.full(m.size, 16.0)) == pytest.approx(1.2, rel=0.15)
+
+
+def test_calibration_on_held_out_rows_widens_tau_where_the_text_tells_less() -> None:
+    train = prompts(40)
+    rng = np.random.default_rng(5)
+    val = prompts(400, 1000)
+    spread = [float(np.clip(rate(t) + rng.normal(0, 0.25), 0, 1)) for t in val]  # rates the words do not tell
+    tight, loose = bayes(tau=None), bayes(tau=None)
+    for est in (tight, loose):
+        est.fit(train, [rate(t) for t in train], samples=16)
+    tau_tight = tight.calibrate(val, [rate(t) for t in val], samples=16)[0]
+    tau_loose = loose.calibrate(val, spread, samples=16)[0]
+    assert tau_loose > tau_tight + 0.5
+    in_one = bayes(tau=None)
+    in_one.fit(train, [rate(t) for t in train], samples=16, val=(val, spread))  # fit, then calibrate
+    assert in_one.tau[0] == tau_loose
 
 
 def test_bad_input_is_a_clear_error() -> None:
