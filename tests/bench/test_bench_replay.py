@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -125,10 +126,37 @@ def test_bad_inputs_are_depo_errors(tmp_path):
     assert main([*args, "--trajectories", str(tmp_path / "traj.json"), "--group-size", "3"]) == 2
     assert main([*args, "--trajectories", str(tmp_path / "nope.json")]) == 2
     with pytest.raises(DepoError, match="unknown replay method"):
-        from depo.bench.replay import ReplayConfig
-
         ReplayConfig.build({"trajectories": tmp_path / "traj.json", "prompts": tmp_path / "prompts.parquet", "methods": "uniform,magic"})
     assert main([*args, "--trajectories", str(tmp_path / "traj.json"), "--part", "middle"]) == 2
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b"\xff\xfe", "not valid UTF-8"),
+    (b'{"0": [0.5]', "not valid JSON (line 1)"),
+    (b"[]", "must be a non-empty JSON object"),
+    (b'{"0": []}', "prompt '0' must be a non-empty list"),
+    (b'{"0": [0.5, 1.5]}', "prompt '0' has values outside [0, 1]"),
+    (b'{"0": [0.3]}', "not a multiple of 1/8"),
+])
+def test_a_bad_trajectories_file_is_one_line_naming_what_is_wrong(tmp_path, content, fragment):
+    _write_data(tmp_path)
+    (tmp_path / "bad.json").write_bytes(content)
+    cfg = ReplayConfig(trajectories=tmp_path / "bad.json", prompts=tmp_path / "prompts.parquet")
+    with pytest.raises(DepoError, match=re.escape(fragment)):
+        load_replay_data(cfg)
+
+
+def test_the_tune_and_eval_parts_split_the_prompts_in_two(tmp_path):
+    _write_data(tmp_path, n=200)
+    halves = {part: load_replay_data(ReplayConfig(trajectories=tmp_path / "traj.json", prompts=tmp_path / "prompts.parquet",
+                                                  part=part)) for part in ("tune", "eval")}
+    tune, evaluate = set(halves["tune"].ids), set(halves["eval"].ids)
+    assert not tune & evaluate and len(tune | evaluate) == 200 and 70 < len(tune) < 130
+    again = load_replay_data(ReplayConfig(trajectories=tmp_path / "traj.json", prompts=tmp_path / "prompts.parquet",
+                                          part="tune"))
+    assert again.ids == halves["tune"].ids  # the same half in every run
+    text = dict(zip(halves["eval"].ids, halves["eval"].texts))
+    assert all(text[i].startswith(f"Problem {i}:") for i in evaluate)  # texts follow their ids
 
 
 SHARED = shared_data_dir()

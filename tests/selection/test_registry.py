@@ -1,4 +1,4 @@
-"""make_selector for every name, the oracle selector, and option validation."""
+"""make_selector for every name, resumption of every selector, the oracle selector, and option validation."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from depo.selection import SELECTORS, Selector, make_selector
 from depo.selection.depo import DEPO
 from depo.selection.history import History
 from depo.selection.oracle import Oracle
+from depo.state_io import load_state, save_state
 from depo.types import Candidate, GroupOutcome
 from tests.selection.selection_fakes import FakeEstimator
 
@@ -31,6 +32,26 @@ def test_every_name_builds_a_selector() -> None:
     assert depo.config.threshold == 0.3 and depo.config.explore == 0.1 and depo.config.group_size == 16
     hist = make_selector("history", group_size=8, seed=0, options={"p_easy": 0.7})
     assert isinstance(hist, History) and hist.p_easy == 0.7
+
+
+@pytest.mark.parametrize("name", sorted(set(SELECTORS) - {"p-oracle"}))
+def test_every_selector_resumed_from_its_saved_state_decides_as_the_original(name: str, tmp_path) -> None:
+    """The engine, TRL and verl checkpoint a selector as state_dict() in depo's state files."""
+    texts = [f"q{i}" for i in range(40)]
+    batch = [Candidate(t, t) for t in texts]
+    opts = {"pass_rates": {t: (i % 9) / 8 for i, t in enumerate(texts)}} if name == "oracle" else None
+    a = make_selector(name, group_size=8, seed=3, options=opts, estimator=FakeEstimator())
+    for step in range(3):  # streaks, posteriors, warm-up counts and random draws move on
+        kept = [c for c, keep in zip(batch, a.select(batch).keep) if keep]
+        a.observe([GroupOutcome(c.prompt_id, c.text, (1.0,) * ((i + step) % 9) + (0.0,) * (8 - (i + step) % 9))
+                   for i, c in enumerate(kept)])
+    save_state(a.state_dict(), tmp_path)
+    b = make_selector(name, group_size=8, seed=99, options=opts, estimator=FakeEstimator())
+    b.load_state_dict(load_state(tmp_path))
+    for _ in range(3):
+        da, db = a.select(batch), b.select(batch)
+        assert da.keep == db.keep and da.explored == db.explored, name
+        np.testing.assert_array_equal(da.priority, db.priority)
 
 
 def test_estimator_is_built_from_options_only_for_estimator_selectors(monkeypatch: pytest.MonkeyPatch) -> None:
