@@ -1,4 +1,5 @@
-"""`depo bench route` end to end: a synthetic table (always) and a quick run on the real MATH rates."""
+"""`depo bench route` end to end: a synthetic table (always), its saved estimators served by `depo route
+serve`, and a quick run on the real MATH rates."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pandas as pd
 import pytest
 
 from depo.cli import main
+from depo.estimator import load_estimator
 from depo.paths import shared_data_dir
+from depo.routing.serve_config import build_router, load_config
 
 SMALL, LARGE = "sr_qwen2.5-1.5b-instruct_k50_t1.0", "sr_qwen2.5-7b-instruct_k50_t1.0"
 
@@ -69,6 +72,29 @@ def test_synthetic_table_tfidf_routes_better_than_random(tmp_path: Path):
     assert point["share"] != rules["tfidf_gain"]["share_at_27"] or point["loss_points"] == rules["tfidf_gain"]["loss_at_27_points"]
     assert (out / "results.md").read_text().count("| tfidf_gain |") == 2
     assert (out / "bench_route_synth.png").stat().st_size > 1000
+
+
+def test_saved_estimators_are_what_the_route_service_loads(tmp_path: Path):
+    """`--save-estimators DIR`, then a service config naming DIR's estimators (docs/routing.md)."""
+    data = _synthetic(tmp_path / "synth.parquet")
+    args = ["bench", "route", "--train", str(data), "--small", "s", "--large", "l", "--quick", "--out",
+            str(tmp_path / "out"), "--figures-dir", "", "--save-estimators", str(tmp_path / "route")]
+    assert main(args) == 0
+    backends = """models:
+  - {name: small, url: "http://127.0.0.1:9001/v1", cost: 1%s}
+  - {name: large, url: "http://127.0.0.1:9002/v1", cost: 5%s}
+"""
+    (tmp_path / "two.yaml").write_text(backends % (", estimator: route/estimator_small", ", estimator: route/estimator_large"))
+    (tmp_path / "one.yaml").write_text("estimator: route/estimator_bayes\nrule: gain\nlambda: 0.05\n" + backends % ("", ""))
+    queries = ["a trivial question number 3 about 7", "a tricky question number 9 about 1",
+               "a impossible question number 4 about 50"]
+    two = build_router(load_config(tmp_path / "two.yaml")).predict_rates(queries)
+    for j, which in enumerate(("small", "large")):
+        np.testing.assert_array_equal(two[:, j], load_estimator(tmp_path / "route" / f"estimator_{which}").predict(queries))
+    one = build_router(load_config(tmp_path / "one.yaml"))
+    gain = np.diff(one.predict_rates(queries), axis=1).ravel()  # large - small, per query
+    assert gain[1] > 0.3 > max(gain[0], gain[2])  # the tricky query is the one the large model answers
+    assert [d.model for d in one.route(queries)] == ["small", "large", "small"]  # a gain above 4 x lambda
 
 
 def test_knobs_for_share_send_that_share_to_the_small_model_under_the_routers_rules():
