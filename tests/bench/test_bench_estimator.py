@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from depo.bench.estimator import normalize_latex
 from depo.bench.metrics import (
     keep_top_effective_rate,
     p_zero_variance,
@@ -33,6 +34,11 @@ def test_zero_variance_probability_and_calibration_by_hand():
     assert keep_top_effective_rate(np.array([3.0, 2.0, 0.0, 1.0]), rates, 0.5, 2) == 0.5
     # a constant score keeps every prompt equally: the random rate, whatever the row order
     assert keep_top_effective_rate(np.zeros(4), rates, 0.5, 2) == pytest.approx(0.25)
+
+
+def test_normalize_latex_reads_commands_as_words():
+    text = r"Find $\frac{a}{b}$ when $\left( x^2 \right)$ is $\sqrt{2}$."
+    assert normalize_latex(text) == "Find frac a b when ( x^2 ) is sqrt 2 ."
 
 
 def test_a_perfect_predictor_beats_a_constant_one():
