@@ -107,6 +107,20 @@ def test_partial_checkpoint_is_ignored_and_cleaned(tiny_overrides, toy_tasks):
     assert not (root / ".tmp-step_000003-999").exists()
 
 
+def test_a_run_killed_before_its_first_checkpoint_restarts_from_step_zero(tiny_overrides, toy_tasks, caplog):
+    tasks = (toy_tasks(8), [])
+    whole = Trainer(load_config(None, tiny_overrides("whole", max_steps=2)), tasks=tasks)
+    whole.train()
+    run = Trainer(load_config(None, tiny_overrides("killed", max_steps=2, save_steps=0)), tasks=tasks).train()
+    for child in (run / "checkpoints").iterdir():  # as if killed at step 2, before any checkpoint was written
+        child.rename(run / "checkpoints" / f".tmp-{child.name}-1")
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + '{"step": 3, "trunca')  # a torn line
+    resumed = Trainer.resume(run, tasks=tasks)
+    assert resumed.step == 0 and "starting the run from step 0" in caplog.text
+    resumed.train()
+    assert _comparable(read_metrics(run / "metrics.jsonl")) == _comparable(whole.read_metrics())
+
+
 class _RunsCode:
     """A pickle payload that would create a file when unpickled."""
 
