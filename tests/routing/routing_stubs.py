@@ -35,13 +35,15 @@ class StubBackend:
     """An OpenAI-compatible chat backend that answers '<name>: <last user text>'.
 
     Counts requests and the most requests it ever held at once; `fail_status` makes it answer
-    that HTTP status to every request (a broken backend); `delay_s` holds each request.
+    that HTTP status to every request (a broken backend); `delay_s` holds each request;
+    `break_stream_after` drops a stream's connection after that many chunks (a backend dying mid-answer).
     """
 
     def __init__(self, name: str, delay_s: float = 0.0):
         self.name = name
         self.delay_s = delay_s
         self.fail_status: int | None = None
+        self.break_stream_after: int | None = None
         self.count = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -92,6 +94,8 @@ class StubBackend:
                 "model": model,
                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
             }
+            if i == self.break_stream_after:
+                raise ConnectionResetError("the stub backend died mid-stream")
             yield f"data: {json.dumps(chunk)}\n\n"
             await asyncio.sleep(0)
         end = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model,

@@ -243,6 +243,43 @@ def test_failover_on_5xx_and_502_when_every_backend_fails():
             assert "x-depo-failover" not in r.headers
 
 
+def test_a_backend_dying_mid_stream_ends_the_stream_with_an_error_event_and_frees_its_slot():
+    small, large = StubBackend("small"), StubBackend("large")
+    small.break_stream_after = large.break_stream_after = 2
+    with ThreadServer(small.app) as s, ThreadServer(large.app) as lg:
+        cfg = make_config(s.url, lg.url, bearer_token=None, max_concurrency=1, queue_timeout_s=0.0)
+        with ThreadServer(create_app(cfg, make_router())) as srv:
+            text = TEXTS[0]
+            body = {"messages": [{"role": "user", "content": text}], "stream": True}
+            r = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=30)
+            events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+            served = r.headers["x-depo-model"]
+            assert "".join(e["choices"][0]["delta"]["content"] for e in events[:-1]) == " ".join(f"{served}: {text}".split()[:2])
+            assert events[-1] == {"error": {"message": "backend stream broke", "type": "backend_error"}}
+            samples = _metric_samples(srv.url)
+            assert samples[("depo_route_requests_total", (("model", served), ("status", "stream_error")))] == 1
+            small.break_stream_after = large.break_stream_after = None
+            r = httpx.post(srv.url + "/v1/chat/completions", json={"messages": body["messages"]}, timeout=30)
+            assert r.status_code == 200  # the one slot was given back
+
+
+def test_a_predictor_that_fails_is_a_500_naming_the_routing_error():
+    class Broken:
+        def predict(self, texts):
+            raise RuntimeError("estimator exploded")
+
+    small, large = StubBackend("small"), StubBackend("large")
+    router = Router([ModelSpec("small", 1.0), ModelSpec("large", 5.0)], {"small": Broken()}, rule="threshold", tau=0.5)
+    with (ThreadServer(small.app) as s, ThreadServer(large.app) as lg,
+          ThreadServer(create_app(make_config(s.url, lg.url, bearer_token=None), router)) as srv):
+        r = httpx.post(srv.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "routing_error"
+        assert r.json()["error"]["message"] == "routing failed: RuntimeError"
+        pinned = httpx.post(srv.url + "/v1/chat/completions",
+                            json={"model": "large", "messages": [{"role": "user", "content": "hi"}]})
+        assert pinned.status_code == 200 and small.count + large.count == 1  # a pinned model needs no prediction
+
+
 def test_concurrency_limit_rejects_when_the_queue_wait_runs_out():
     small, large = StubBackend("small", delay_s=0.5), StubBackend("large", delay_s=0.5)
     with ThreadServer(small.app) as s, ThreadServer(large.app) as lg:
