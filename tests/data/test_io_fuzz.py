@@ -131,7 +131,8 @@ def test_random_parquet_tables(columns: dict[str, str], n: int, dup: bool) -> No
         ("empty_obj.json", b"{}", "has no rows"),
         ("empty.parquet", b"", "cannot read parquet"),
         ("latin1.jsonl", '{"problem": "café"}'.encode("latin-1"), "not valid UTF-8"),
-        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "not valid JSON for a table: nested too deeply"),
+        ("deep.jsonl", b'{"a": 1}\n' + b"[" * 100_000 + b"]" * 100_000, "line 2 is not valid JSON for a table: nested too deeply"),
         ("scalar.json", b"3", "JSON array of objects"),
         ("strings.jsonl", b'"a"\n"b"\n', "line 1 is not a JSON object"),
         ("nul.jsonl", b'{"a": 1}\n\x00\n', "line 2 is not valid JSON"),
@@ -142,6 +143,12 @@ def test_explicit_bad_files(tmp_path: Path, name: str, content: bytes, message: 
     path.write_bytes(content)
     with pytest.raises(DepoError, match=message):
         io.read_table(path)
+
+
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").mkdir()
+    with pytest.raises(DepoError, match="data path is not a file: "):
+        io.read_table(tmp_path / "rows.jsonl")
 
 
 def test_valid_jsonl_with_unicode_line_separators_and_bom(tmp_path: Path) -> None:
