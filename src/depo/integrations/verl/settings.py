@@ -1,16 +1,17 @@
-"""The `depo:` block of the verl config (config/depo_trainer.yaml), validated, and what it builds.
+"""The `depo:` block of the verl config (config/depo_trainer.yaml) as a typed Config, and what it builds.
 
-The knobs (all under `depo.`) are listed in docs/verl.md, "Knobs"; besides them, `selection`:
-refill (keep what the selector keeps, draw until the batch is full) | rank (the batch's best of
-`oversample` x as many scanned candidates; survival = 1 / oversample).
+Every knob is a field below, documented by its docstring and listed in docs/verl.md, "Knobs";
+an unknown key is refused with the nearest valid name, a bad value in one line naming it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from depo.errors import DepoError
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from pydantic import BeforeValidator, Field
+
+from depo.config import Config
 from depo.estimator import build_estimator as build
 from depo.estimator import estimator_config
 from depo.integrations.verl.remote import RemoteEstimator
@@ -19,67 +20,50 @@ from depo.selection.base import Selector
 from depo.selection.stream import make_stream
 
 SELECTORS_WITH_ESTIMATOR = ("depo", "depo-paper")
-PLACEMENTS = ("driver", "ray")
+
+Options = Annotated[dict[str, Any], BeforeValidator(lambda value: {} if value is None else value)]
+"""A mapping of options; `null` (a Hydra `key=null`) is no options."""
 
 
-def _plain(value: Any) -> Any:
-    """An OmegaConf node (or anything) as plain Python containers."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
+class EstimatorPlacement(Config):
+    """`depo.estimator`: where the online estimator runs, and its settings."""
 
-        if isinstance(value, DictConfig | ListConfig):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with verl
-        pass
-    return value
-
-
-@dataclass
-class EstimatorPlacement:
-    device: str = "driver"
+    device: Literal["driver", "ray"] = "driver"
+    """driver: in the trainer process; ray: a Ray actor with `num_gpus` / `num_cpus`."""
     torch_device: str = "auto"
-    num_gpus: float = 1.0
-    num_cpus: float = 1.0
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.device not in PLACEMENTS:
-            raise DepoError(f"depo.estimator.device must be one of {', '.join(PLACEMENTS)}, got {self.device!r}")
-        if self.num_gpus < 0 or self.num_cpus < 0:
-            raise DepoError("depo.estimator.num_gpus and num_cpus must be >= 0")
+    """The torch device inside that process: cpu, cuda or auto."""
+    num_gpus: float = Field(1.0, ge=0)
+    num_cpus: float = Field(1.0, ge=0)
+    config: Options = {}
+    """The estimator's settings (EstimatorConfig fields, or `kind: bayes` and BayesEstimatorConfig's)."""
 
 
-@dataclass
-class DepoSettings:
+class DepoSettings(Config):
+    """The `depo:` block of the verl config."""
+
     enable: bool = True
+    """false: plain verl behaviour (GRPO on every prompt)."""
     selector: str = "depo"
-    options: dict[str, Any] = field(default_factory=dict)
+    """A registered selector: uniform, depo, depo-paper, history, mopps."""
+    options: Options = {}
+    """The selector's options (e.g. DEPOConfig fields)."""
     seed: int | None = None
-    max_scan_factor: float = 8.0
-    max_chunk: int | None = None
-    selection: str = "refill"
-    oversample: float = 2.0
+    """Data order and exploration seed (None: data.seed, else 0)."""
+    max_scan_factor: float = Field(8.0, ge=1)
+    """Candidates scanned per step at most, in batches; then the batch is force-filled."""
+    max_chunk: int | None = Field(None, ge=1)
+    """Candidates per estimator call at most (None: the scan bound)."""
+    selection: Literal["refill", "rank"] = "refill"
+    oversample: float = Field(2.0, ge=1)
+    """rank: scan oversample x the batch and keep its best (survival = 1 / oversample)."""
     reward_key: str = "auto"
-    estimator: EstimatorPlacement = field(default_factory=EstimatorPlacement)
-
-    def __post_init__(self) -> None:
-        if self.max_scan_factor < 1:
-            raise DepoError(f"depo.max_scan_factor must be >= 1, got {self.max_scan_factor}")
-        if self.max_chunk is not None and self.max_chunk < 1:
-            raise DepoError(f"depo.max_chunk must be >= 1 or null, got {self.max_chunk}")
-        if self.selection not in ("refill", "rank"):
-            raise DepoError(f"depo.selection must be refill or rank, got {self.selection!r}")
-        if not self.oversample >= 1:
-            raise DepoError(f"depo.oversample must be >= 1, got {self.oversample}")
+    """What the estimator learns: auto (reward extra info `acc` if present, else the score), score, or a key."""
+    estimator: Annotated[EstimatorPlacement, BeforeValidator(lambda value: {} if value is None else value)] = EstimatorPlacement()
 
     @classmethod
     def from_config(cls, node: Any) -> DepoSettings:
-        """From the `depo` config node (None or missing: defaults); unknown keys are a DepoError."""
-        data = _checked(as_mapping(node), cls, "depo")
-        est = _checked(data.pop("estimator", None) or {}, EstimatorPlacement, "depo.estimator")
-        est["config"] = dict(est.get("config") or {})
-        data["options"] = dict(data.get("options") or {})
-        return cls(estimator=EstimatorPlacement(**est), **data)
+        """From the `depo` config node (None or missing: defaults); a bad key or value is one DepoError line."""
+        return cls.build(as_mapping(node), what="depo")
 
     def data_seed(self, data: Any) -> int:
         """`seed`, else the data config's `seed`, else 0."""
@@ -115,13 +99,7 @@ def build_selector(settings: DepoSettings, *, group_size: int, seed: int, estima
 
 
 def as_mapping(value: Any) -> dict[str, Any]:
-    return dict(_plain(value) or {})
-
-
-def _checked(value: Any, cls: type, what: str) -> dict[str, Any]:
-    """`dict(value)`, whose keys must be fields of the dataclass `cls` (else one DepoError line)."""
-    data, known = dict(value), sorted(f.name for f in fields(cls))
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise DepoError(f"unknown {what} option(s): {', '.join(unknown)}; allowed: {', '.join(known)}")
-    return data
+    """An OmegaConf node (or a mapping, or None) as a plain dict."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    return dict(value or {})
