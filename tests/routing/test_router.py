@@ -1,4 +1,4 @@
-"""Router rules, explanations and curves, on hand-worked examples."""
+"""Router rules and explanations, on hand-worked examples."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depo.bench.route_curves import accuracy_at_share, random_curve, threshold_point
 from depo.errors import DepoError
 from depo.routing.router import ModelSpec, Router, gain_choice, threshold_choice
 
@@ -123,19 +122,3 @@ def test_fallback_order_prefers_the_nearest_then_the_more_capable_model():
     assert router.fallback_order("s") == ["s", "m", "l"]
     assert router.fallback_order("m") == ["m", "l", "s"]
     assert router.fallback_order("l") == ["l", "m", "s"]
-
-
-def test_curves_hand_worked():
-    ps = np.array([1.0, 0.0, 0.5, 0.2])
-    pl = np.array([1.0, 1.0, 0.5, 0.6])
-    score = np.array([0.9, 0.8, 0.1, 0.1])  # ties at 0.1 broken by row order
-    points = [accuracy_at_share(score, ps, pl, s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    assert [p.share for p in points] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    # large only 0.775; send row 0 (no loss); then row 1 (loses 1.0); then row 2 (no loss); then row 3 (0.4)
-    assert [p.accuracy for p in points] == pytest.approx([0.775, 0.775, 0.525, 0.525, 0.425])
-    assert accuracy_at_share(score, ps, pl, 0.5).knob == 0.8
-    assert threshold_point(score, ps, pl, 0.85).share == 0.25
-    rnd = random_curve(ps, pl, [0.0, 0.5, 1.0])
-    assert [p.accuracy for p in rnd] == pytest.approx([0.775, 0.6, 0.425])
-    with pytest.raises(DepoError):
-        accuracy_at_share(score, ps, pl[:2], 0.5)

@@ -1,4 +1,4 @@
-"""make_selector for every name, resumption of every selector, the oracle selector, and option validation."""
+"""make_selector for every name, resumption of every selector, and option validation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from depo.estimator import BayesEstimator, OnlineEstimator
 from depo.selection import SELECTORS, Selector, make_selector
 from depo.selection.depo import DEPO
 from depo.selection.history import History
-from depo.selection.oracle import Oracle
 from depo.state_io import load_state, save_state
 from depo.types import Candidate, GroupOutcome
 from tests.selection.selection_fakes import FakeEstimator
@@ -97,17 +96,3 @@ def test_estimator_is_built_from_options_only_for_estimator_selectors(monkeypatc
 def test_bad_options_are_clear_errors(name: str, options: dict, match: str) -> None:
     with pytest.raises(DepoError, match=match):
         make_selector(name, group_size=8, seed=0, options=options, estimator=FakeEstimator())
-
-
-def test_oracle_keeps_iff_true_zero_variance_probability_is_low() -> None:
-    rates = {"easy": 0.97, "hard": 0.02, "mid": 0.5, "edge": 0.1}
-    sel = Oracle(rates, group_size=8)
-    # p^8 + (1-p)^8: easy 0.78, hard 0.85, mid 0.008, edge 0.43
-    assert sel.select([Candidate(k, "") for k in rates]).keep == [False, False, True, True]
-    assert Oracle(rates, group_size=8, threshold=0.4).select([Candidate("edge", "")]).keep == [False]
-    assert Oracle(lambda pid: 0.5, group_size=8).select([Candidate("any", "")]).keep == [True]
-    np.testing.assert_allclose(sel.select([Candidate("mid", ""), Candidate("hard", "")]).priority, [-(2 * 0.5**8), -(0.02**8 + 0.98**8)])
-    with pytest.raises(DepoError, match="no true pass rate"):
-        sel.select([Candidate("unknown", "")])
-    m = sel.observe([GroupOutcome("mid", "", (1.0, 0.0)), GroupOutcome("easy", "", (1.0, 1.0))])
-    assert m == {"select/effective_rate": 0.5}
