@@ -124,6 +124,7 @@ def test_random_argv(argv: list[str]) -> None:
         ["eval", "--model", str(TMP / "dir"), "--n", "2"],
         ["eval", "--model", str(TMP / "garbage.parquet")],
         ["eval", "--preset", "nonsense", "--model", str(TMP / "dir")],
+        ["eval", "--k", "many"],
         ["bench", "train", "--methods", "nope"],
         ["bench", "train", "--paired-heldout", "-5"],
         ["route", "serve", "--config", str(TMP / "missing.yaml")],
@@ -136,7 +137,7 @@ def test_explicit_bad_argv(argv: list[str]) -> None:
 def test_argparse_errors_and_help_exit() -> None:
     assert _check([]) == "exit2"
     assert _check(["train", "--nope"]) == "exit2"
-    assert _check(["eval", "--k", "many"]) == "exit2"
+    assert _check(["eval", "--nope"]) == "exit2"
     assert _check(["bench", "--help"]) == "exit0"
 
 

@@ -6,11 +6,14 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import Field
 from transformers.utils import logging as hf_logging
 
 from depo.bench.decomposition import attach_probe
+from depo.config import Config, add_arguments, from_arguments
 from depo.errors import DepoError
 from depo.paths import find_config
 from depo.policy import build_tiny_policy, load_policy
@@ -35,13 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=run_train)
 
     ev = subparsers.add_parser("eval", help="held-out Avg@k and pass@k of a policy")
-    ev.add_argument("--model", default="tiny", help="'tiny' (embedded policy for --preset) or a HF model directory")
-    ev.add_argument("--preset", default="mixed", help="task preset: mixed, easy, hard")
-    ev.add_argument("--k", type=int, default=8, help="samples per prompt (default 8)")
-    ev.add_argument("--n", type=int, default=200, help="held-out prompts (default 200)")
-    ev.add_argument("--max-completion-length", type=int, default=16)
-    ev.add_argument("--temperature", type=float, default=1.0)
-    ev.add_argument("--seed", type=int, default=0)
+    add_arguments(ev, EvalConfig, tuple(EvalConfig.model_fields))
     ev.set_defaults(func=run_eval)
 
     demo = subparsers.add_parser("demo", help="the embedded default: train the tiny policy on 'mixed', print a summary")
@@ -78,11 +75,27 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    if args.k < 1 or args.n < 1:
-        raise DepoError("--k and --n must be >= 1")
-    if args.max_completion_length < 1:
-        raise DepoError("--max-completion-length must be >= 1")
+class EvalConfig(Config):
+    """Settings of `depo eval` (each a flag of the same name, or `--set name=value`)."""
+
+    model: str = "tiny"
+    """'tiny' (the embedded policy of the preset) or a local Hugging Face model directory."""
+    preset: Literal["mixed", "easy", "hard"] = "mixed"
+    """Task preset whose held-out prompts are evaluated."""
+    k: int = Field(8, ge=1)
+    """Samples per prompt."""
+    n: int = Field(200, ge=1)
+    """Held-out prompts."""
+    max_completion_length: int = Field(16, ge=1)
+    """Most tokens per sampled answer."""
+    temperature: float = Field(1.0, ge=0.0)
+    """Sampling temperature (0 = greedy)."""
+    seed: int = 0
+    """Sampling seed (the same seed gives the same answers)."""
+
+
+def run_eval(namespace: argparse.Namespace) -> int:
+    args = from_arguments(EvalConfig, namespace, what="eval")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     hf_logging.disable_progress_bar()
     path = build_tiny_policy(args.preset) if args.model == "tiny" else Path(args.model)
