@@ -200,6 +200,9 @@ def test_dapo_reward_uses_acc_not_signed_score(tmp_path, no_actor_update):
     trainer.depo_settings.reward_key = "score"
     with pytest.raises(DepoError, match="reward_key"):
         trainer._update_actor(batch)
+    trainer.depo_settings.reward_key = "correct"  # a key the reward function does not return
+    with pytest.raises(DepoError, match=r"depo.reward_key='correct' is not in the batch's reward extra info \(have: .*acc"):
+        trainer._update_actor(batch)
 
 
 def test_prompt_hash_ids_without_extra_info_index(tmp_path, no_actor_update):
@@ -265,6 +268,18 @@ def test_a_pickled_selector_state_is_refused_and_runs_nothing(tmp_path, no_actor
     with pytest.raises(DepoError, match=r"state\.pt is a pickle, which depo does not load"):
         trainer.depo_load(str(folder))
     assert not marker.exists()
+
+
+
+def test_a_missing_selector_state_starts_fresh_and_a_foreign_one_is_refused(tmp_path, no_actor_update):
+    from depo.state_io import save_state
+
+    trainer = make_trainer(make_config(tmp_path, *TINY_ESTIMATOR))
+    assert trainer.depo_load(str(tmp_path / "ckpt" / "global_step_1" / "depo")) is False  # e.g. saved by plain verl
+    folder = tmp_path / "other"
+    save_state({"format": "someone-else/3", "selector": {}}, folder, "state")
+    with pytest.raises(DepoError, match=r"is not a DEPO verl state \('someone-else/3', expected"):
+        trainer.depo_load(str(folder))
 
 
 def test_main_task_runner_wraps_verl_runner():
