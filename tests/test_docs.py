@@ -25,10 +25,15 @@ def test_every_test_named_in_reliability_md_exists():
 
 
 def _documented_commands() -> list[str]:
-    """Every `depo ...` command quoted in the README, BENCHMARKS.md and docs/ (placeholders skipped)."""
+    """Every `depo ...` command quoted in the README, BENCHMARKS.md and docs/, inline or on a line
+    of a code block (its trailing `# comment` dropped); placeholders skipped."""
     found = []
     for path in [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for command in re.findall(r"`(depo (?:train|demo|bench|route)[^`]*)`", path.read_text(encoding="utf-8")):
+        text = path.read_text(encoding="utf-8")
+        inline = re.findall(r"`(depo (?:train|demo|bench|route|eval)[^`]*)`", text)
+        blocks = [line.split(" #")[0].strip() for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S)
+                  for line in block.splitlines() if re.match(r"\s*depo (?:train|demo|bench|route|eval)\b", line)]
+        for command in inline + blocks:
             if not re.search(r"\.\.\.|<|\bFILE\b|\bDIR\b|\bPATH\b|\bN\b|KEY=VALUE|\$\(| \| ", command):
                 found.append(command)
     return sorted(set(found))
