@@ -46,8 +46,11 @@ else
     overlong_enable=False
 fi
 depo_overrides=()
-if [[ "$SELECTOR" == depo* ]]; then  # the release's rule: warm-up 100 steps, keep p_hat in [0.15, 0.85]
-    depo_overrides+=(+depo.options.warmup_steps=100 +depo.options.lo=0.15 +depo.options.hi=0.85)
+if [[ "$SELECTOR" == depo* ]]; then  # the release's warm-up: 100 steps
+    depo_overrides+=(+depo.options.warmup_steps=100)
+fi
+if [[ "$SELECTOR" == depo-paper ]]; then  # the release's window: keep p_hat in [0.15, 0.85]
+    depo_overrides+=(+depo.options.lo=0.15 +depo.options.hi=0.85)
 fi
 if [[ -n "$ENCODER_PATH" ]]; then
     depo_overrides+=("+depo.estimator.config.encoder_path=${ENCODER_PATH}")

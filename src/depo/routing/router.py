@@ -204,7 +204,7 @@ class Router:
         ]
 
     def fallback_order(self, chosen: str) -> list[str]:
-        """Models to try when `chosen` is down: the chosen one, then the others by rising cost
-        distance, preferring the more capable (more expensive) model on ties."""
+        """Models to try when `chosen` is down: the chosen one, then the others by distance in the
+        cost order, preferring the more capable (more expensive) model on ties."""
         j = self.names.index(chosen)
         return [self.names[k] for k in sorted(range(len(self.models)), key=lambda k: (abs(k - j), -k))]

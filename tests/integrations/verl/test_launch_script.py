@@ -40,6 +40,11 @@ def test_launch_script_mirrors_reference_settings(tmp_path):
     assert depo["estimator"]["config"]["encoder_path"] == "/models/distilbert"
 
 
+def test_launch_script_with_our_selector_keeps_the_warm_up_and_drops_the_window(tmp_path):
+    depo = compose(tmp_path, SELECTOR="depo")["depo"]
+    assert depo["selector"] == "depo" and depo["options"] == {"warmup_steps": 100}
+
+
 def test_launch_script_grpo_variant(tmp_path):
     cfg = compose(tmp_path, USE_DAPO="false", SELECTOR="uniform")
     assert cfg["actor_rollout_ref"]["actor"]["clip_ratio_high"] == 0.2
