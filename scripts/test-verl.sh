@@ -28,7 +28,7 @@ if [[ ! -f "$STAMP" || "$SELF" -nt "$STAMP" ]]; then
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" 'verl==0.9.1' 'transformers>=5.5.3,!=5.6.0,<5.11' pytest
     # depo itself without its deps (its transformers<6 would fight verl's pin), then the light ones.
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" --no-deps -e "$ROOT"
-    "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pyyaml scipy scikit-learn tqdm safetensors
+    "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pyyaml pydantic scipy scikit-learn tqdm safetensors
     # verl 0.9.1 imports these at module level (its "verl-core" extra) but does not declare them.
     "$VENV/bin/pip" install -q -c "$CONSTRAINTS" cachetools fastapi uvicorn pyzmq msgspec
     # the embedded tiny policy's tasks (the fit() loop test trains it on them)
