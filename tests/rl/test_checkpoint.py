@@ -39,6 +39,31 @@ def test_an_old_copy_never_replaces_a_complete_checkpoint(tmp_path):
     assert (root / "step_000005" / ckpt.STATE_FILE).read_text() == "step_000005"
 
 
+def test_every_file_is_on_disk_before_the_rename_makes_the_checkpoint_count(random_policy_dir, tmp_path, monkeypatch):
+    """The rename is atomic, but only written-back files survive a power cut: save_pretrained
+    does not fsync, so save_checkpoint does, for every file, before the rename."""
+    from depo.policy import load_policy
+
+    model, tokenizer = load_policy(random_policy_dir)
+    synced: set[int] = set()  # inodes: a file keeps its inode when renamed
+    synced_before_rename: dict[str, set[int]] = {}
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    def rename(src, dst) -> None:
+        synced_before_rename[str(dst)] = set(synced)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    final = ckpt.save_checkpoint(tmp_path / "checkpoints", 3, model, tokenizer, state={"step": 3})
+    files = {p.stat().st_ino for p in final.rglob("*") if p.is_file()}
+    assert len(files) > 3 and files <= synced_before_rename[str(final)]
+
+
 def test_checkpoint_policy_reloads_with_the_char_tokenizer(tiny_overrides, toy_tasks):
     """A checkpoint's policy directory has no tiny-policy marker file; `depo eval --model` and
     resume must still read prompts with the char tokenizer the run trained with (a Qwen2 BPE

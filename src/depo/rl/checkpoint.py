@@ -88,7 +88,8 @@ def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[st
     tmp.mkdir()
     model.save_pretrained(tmp / POLICY_DIR)
     tokenizer.save_pretrained(tmp / POLICY_DIR)
-    save_state(state, tmp, STATE_NAME)
+    _fsync_tree(tmp / POLICY_DIR)  # save_pretrained does not: after a power cut the rename could outlive the weights
+    save_state(state, tmp, STATE_NAME)  # written and fsynced by depo.state_io
     if final.exists():  # the same step saved again (e.g. interrupted right after a save)
         old = ckpt_root / f".old-{final.name}-{os.getpid()}"
         os.rename(final, old)
@@ -106,6 +107,15 @@ def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[st
 def load_state(path: Path) -> dict[str, Any]:
     """The trainer state of checkpoint directory `path` (data only: nothing in it is executed)."""
     return read_state(path, STATE_NAME)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file below `root` to disk, then `root` itself."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(root)
 
 
 def _fsync_dir(path: Path) -> None:
