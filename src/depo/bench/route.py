@@ -41,7 +41,7 @@ from depo.estimator import build_estimator
 from depo.routing.router import gain_choice, threshold_choice
 
 TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
-PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (docs/method.md section 3)
+PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (docs/method.md section 2.4)
 TARGET_SHARE = 0.27
 VALIDATION_FRACTION = 0.2
 RATE_SAMPLES = 50  # samples behind each measured pass rate (the shared table's k50 columns)

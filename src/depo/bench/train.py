@@ -261,8 +261,9 @@ def add_paired_differences(results: dict[str, dict[str, float]], scores: dict[st
 
 def add_p_oracle_share(results: dict[str, dict[str, float]]) -> None:
     """With `grpo` and `p-oracle` in the run: each method's share of the p-oracle's gain in
-    effective rate over GRPO's (docs/method.md section 7). The p-oracle keeps by DEPO's rule, so
-    its survival is its own, not the method's: read the survival column beside it."""
+    effective rate over GRPO's (docs/method.md section 7). The p-oracle keeps by rank at the base
+    config's survival, as `depo` and `depo+dapo` do; the refill methods (`depo-paper`, `history`)
+    keep their own survival: read the survival column beside the share."""
     if "grpo" not in results or "p-oracle" not in results:
         return
     base = results["grpo"]["effective_rate_after_warmup"]

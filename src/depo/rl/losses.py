@@ -1,8 +1,8 @@
 """GRPO / DAPO math as small pure functions: advantages, reward shaping, the clipped loss.
 
 Each function is the formula of its paper, written once, with the paper named beside it, so
-the trainer reads like docs/method.md section 2 and each piece is checked against a hand-worked
-example in tests/rl/test_rl_losses.py.
+the trainer reads like docs/method.md sections 1 and 2.1 and each piece is checked against a
+hand-worked example in tests/rl/test_losses.py.
 
 Shapes: rewards are (N, G) — N prompts, G responses each. Per-token tensors are (B, T) with a
 0/1 `mask` marking the response tokens that exist (B = N * G rows, right-padded).

@@ -1,7 +1,8 @@
 """reasoning-gym presets: the embedded default tasks (`mixed`, `easy`, `hard`).
 
-Each preset is a weighted mixture of reasoning-gym procedural datasets (docs/method.md section 1
-describes why the embedded default needs prompts of every difficulty). reasoning-gym supplies
+Each preset is a weighted mixture of reasoning-gym procedural datasets, with easy and hard tasks
+for the tiny policy, so that groups of every kind occur (docs/method.md section 1: the
+zero-variance groups selection is for). reasoning-gym supplies
 the items, the natural question (`Task.text`, what the difficulty estimator and real chat models
 read) and the gold answer; this module adds
 

@@ -7,7 +7,7 @@ of one prompt share a `uid` (GRPO groups by it). Per response we read:
   `token_level_scores.sum(-1)` (the task reward before any KL penalty);
 - the mean token log-probability of the response under the policy (`old_log_probs` over the
   `response_mask`): the estimator's distill target is exp(mean over the group) (docs/method.md
-  section 2.3).
+  section 2.1, step 4).
 The estimator needs pass rates in [0, 1]; a score outside that range (e.g. DAPO's +-1 rewards)
 is a DepoError that names `depo.reward_key`.
 """
