@@ -31,7 +31,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny", help="'tiny' (the embedded policy) or a local HF model directory")
     p.add_argument("--preset", default="mixed", help="reasoning-gym task preset: mixed, easy, hard")
-    p.add_argument("--selector", default="depo", help="depo, depo-paper, history or uniform")
+    p.add_argument("--selector", default="depo", help="depo, depo-paper, history, mopps or uniform")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-prompts", type=int, default=16, help="distinct prompts per step")
     p.add_argument("--num-generations", type=int, default=8)
@@ -74,10 +74,8 @@ def main() -> None:
     )
     # The difficulty estimator trains online on the rewards; on CPU its fast mode caches the
     # frozen encoder's vectors and trains the trunk and heads only.
-    options = {}
-    if opts.selector.startswith("depo") and not gpu:
-        options["estimator_config"] = {"freeze_encoder": True, "seed": opts.seed}
-    selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed, options=options)
+    estimator = {"freeze_encoder": not gpu, "seed": opts.seed}  # EstimatorConfig fields (depo, depo-paper)
+    selector = make_selector(opts.selector, group_size=opts.num_generations, seed=opts.seed, estimator=estimator)
     trainer = DEPOGRPOTrainer(
         model=policy,
         processing_class=tokenizer,
@@ -87,7 +85,7 @@ def main() -> None:
         selector=selector,
         text_column="text",
         id_column="prompt_id",
-        logprobs="always",  # the estimator's distill target (docs/method.md section 2.3); one extra forward per batch
+        logprobs="always",  # the estimator's distill target (docs/method.md section 2.1, step 4); one extra forward per batch
     )
     trainer.train()  # resume: trainer.train(resume_from_checkpoint=True) restores the selector too
     last = [h for h in trainer.state.log_history if "frac_reward_zero_std" in h][-1]
