@@ -148,3 +148,23 @@ def test_dynamic_sampling_behind_depo_fills_batches_with_informative_groups_and_
     assert len(rollout.calls) == sum(d["select/ds_rounds"] for d in steps.values())
     # the estimator observed every rolled-out group, not only the trained ones
     assert len(trainer.depo_selector.memory) == len({p for call in rollout.calls for p in call["prompt_ids"]})
+
+
+def test_a_run_with_dynamic_sampling_killed_after_step_2_resumes_with_the_same_rounds(tmp_path, policy, tracked):
+    """The dataloader of DEPO + dynamic sampling checkpoints its own position and the stream's."""
+    rounds = ("algorithm.filter_groups.enable=true", "algorithm.filter_groups.max_num_gen_batches=3")
+    whole = make_trainer(make_config(tmp_path, policy, tmp_path / "whole", *rounds), policy)
+    whole.fit()
+    killed = make_trainer(make_config(tmp_path, policy, tmp_path / "killed", *rounds), policy)
+    killed.async_rollout_manager.kill_at_step = 3
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    resumed = make_trainer(make_config(tmp_path, policy, tmp_path / "killed", *rounds), policy)
+    resumed.fit()
+
+    def rounds_of(trainer) -> list[tuple[int, list[str]]]:
+        return [(call["step"], sorted(call["prompt_ids"])) for call in trainer.async_rollout_manager.calls]
+
+    assert {step for step, _ in rounds_of(resumed)} == {3, 4}
+    assert rounds_of(killed) + rounds_of(resumed) == rounds_of(whole)
+    assert len(rounds_of(whole)) > STEPS  # some steps needed more than one round
