@@ -1,9 +1,20 @@
-"""`depo train` / `depo eval` / `depo demo` through the CLI dispatcher: exit codes, one-line errors, resume."""
+"""`depo train` / `depo eval` / `depo demo` through the CLI dispatcher: exit codes, one-line errors, resume,
+the demo itself and the warm-start recipe of configs/demo_warmstart.yaml."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
+from depo.bench.measure import main as measure
 from depo.cli import main
+from depo.estimator import OnlineEstimator
+from depo.rl.config import load_config
 from depo.rl.metrics_log import read_metrics
+from depo.rl.trainer import Trainer
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_train_then_resume_then_eval(random_policy_dir, tmp_path, capsys):
@@ -52,3 +63,24 @@ def test_demo_skips_predicted_zero_variance_prompts_after_warm_up_and_reports_it
     assert "prompts skipped before rollout" in out and f" {skipped} ({2 * skipped} rollouts saved)" in out
     assert "share of the p-oracle" in out and "demo wall time" in out
     assert (run / "summary.md").is_file() and (run / "plots" / "heldout_accuracy.png").is_file()
+
+
+def test_the_warm_start_recipe_of_configs_demo_warmstart_runs_as_written(random_policy_dir, tmp_path, monkeypatch):
+    """Its three commands, small: pass rates measured and dumped, an estimator trained offline on
+    them and saved, then a run that starts from that estimator and filters from step 1."""
+    monkeypatch.setenv("DEPO_CACHE", str(tmp_path / "cache"))
+    rates, saved = tmp_path / "rates.jsonl", tmp_path / "estimator"
+    assert measure(["--policy", random_policy_dir, "--n", "60", "--group-size", "2", "--max-new-tokens", "2",
+                    "--seed", "7", "--dump", str(rates)]) == 0
+    assert main(["bench", "estimator", "--train", str(rates), "--target", "pass_rate", "--text-column", "text",
+                 "--variants", "frozen", "--quick", "--out", str(tmp_path / "bench"), "--save", str(saved),
+                 "--figures-dir", ""]) == 0
+    small = [f"estimator_init={saved}", f"model={random_policy_dir}", "train_size=24", "heldout_size=0", "batch_size=4",
+             "num_generations=2", "max_steps=2", "max_completion_length=2", "save_steps=0", "progress=false",
+             f"output_dir={tmp_path / 'run'}"]
+    trainer = Trainer(load_config(CONFIGS / "demo_warmstart.yaml", small))
+    texts = [t.text for t in trainer.train_tasks[:5]]
+    np.testing.assert_array_equal(trainer.selector.estimator.predict(texts), OnlineEstimator.load(saved).predict(texts))
+    trainer.train()
+    first = next(r for r in trainer.read_metrics() if r.get("step") == 1)
+    assert first["select/skipped"] > 0  # no warm-up: the warm-started estimator filters from step 1
