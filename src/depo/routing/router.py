@@ -10,7 +10,6 @@ function of the text in tests.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,15 +59,9 @@ class Decision:
     scores: dict[str, float] = field(default_factory=dict)  # gain rule: p_m - lambda * cost_m
 
     def explain(self) -> str:
-        """One human-readable line, e.g. for logs and the x-depo-explain header."""
+        """One human-readable line, e.g. for a log."""
         rates = ", ".join(f"p({k})={v:.3f}" for k, v in self.rates.items())
         return f"{self.rule}: {rates} -> {self.model}"
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "rule": self.rule, "rates": self.rates, "scores": self.scores}
-
-    def rates_json(self) -> str:
-        return json.dumps({k: round(v, 4) for k, v in self.rates.items()}, separators=(",", ":"))
 
 
 def threshold_choice(rates: np.ndarray, tau: float) -> np.ndarray:
