@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depo.bench.route_curves import accuracy_at_share, random_curve, threshold_point
+from depo.bench.route_curves import accuracy_at_share, random_curve
 from depo.errors import DepoError
 
 
@@ -18,7 +18,6 @@ def test_curves_hand_worked():
     # large only 0.775; send row 0 (no loss); then row 1 (loses 1.0); then row 2 (no loss); then row 3 (0.4)
     assert [p.accuracy for p in points] == pytest.approx([0.775, 0.775, 0.525, 0.525, 0.425])
     assert accuracy_at_share(score, ps, pl, 0.5).knob == 0.8
-    assert threshold_point(score, ps, pl, 0.85).share == 0.25
     rnd = random_curve(ps, pl, [0.0, 0.5, 1.0])
     assert [p.accuracy for p in rnd] == pytest.approx([0.775, 0.6, 0.425])
     with pytest.raises(DepoError):

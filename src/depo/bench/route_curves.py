@@ -62,9 +62,3 @@ def random_curve(ps: np.ndarray, pl: np.ndarray, shares: Sequence[float]) -> lis
     _check(ps, pl)
     a, b = float(ps.mean()), float(pl.mean())
     return [CurvePoint(share=float(s), accuracy=s * a + (1 - s) * b, knob=float("nan")) for s in shares]
-
-
-def threshold_point(p_small_hat: np.ndarray, ps: np.ndarray, pl: np.ndarray, tau: float) -> CurvePoint:
-    """The paper's rule at one tau: small iff predicted p_small >= tau."""
-    mask = np.asarray(p_small_hat) >= tau
-    return CurvePoint(share=float(mask.mean()), accuracy=routed_accuracy(mask, ps, pl), knob=float(tau))
