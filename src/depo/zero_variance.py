@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import betaln, expit, gammaln, log_expit
+from scipy.special import betaln, expit, gammaln, log_expit, logsumexp
 
 ZERO_VARIANCE_STD = 1e-6
 """A group is zero-variance when the std of its rewards is at most this (graded rewards too)."""
@@ -81,14 +81,9 @@ def logit_normal_log_likelihood(mean: np.ndarray, var: np.ndarray, k: np.ndarray
     k, n = np.asarray(k, float).reshape(-1, 1), np.asarray(n, float).reshape(-1, 1)
     z = _Z_GRID[None, :]
     log_prior = -0.5 * (z - mean) ** 2 / np.maximum(var, 1e-8)
-    log_prior = log_prior - _logsumexp(log_prior)
+    log_prior = log_prior - logsumexp(log_prior, axis=1, keepdims=True)
     log_binom = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + k * log_expit(z) + (n - k) * log_expit(-z)
-    return _logsumexp(log_prior + log_binom).ravel()
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    top = x.max(axis=1, keepdims=True)
-    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+    return logsumexp(log_prior + log_binom, axis=1)
 
 
 def logit_normal_mean(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
