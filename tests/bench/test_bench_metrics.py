@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depo.bench.metrics import keep_top_effective_rate, p_zero_variance, prediction_metrics
+from depo.bench.metrics import keep_top_effective_rate, prediction_metrics
 from depo.metrics import expected_calibration_error
 
 
 def test_zero_variance_probability_and_calibration_by_hand():
-    assert np.allclose(p_zero_variance(np.array([0.0, 1.0, 0.5]), 2), [1.0, 1.0, 0.5])
     pred = np.array([0.1, 0.1, 0.9, 0.9])
     true = np.array([0.0, 0.2, 1.0, 0.6])
     # bin 1: |0.1 - 0.1| = 0; bin 9: |0.9 - 0.8| = 0.1 with half the rows -> 0.05

@@ -34,14 +34,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import RidgeCV
 
-from depo.bench.metrics import KEEP_SHARES, p_zero_variance, prediction_metrics, reference_rows
+from depo.bench.metrics import KEEP_SHARES, prediction_metrics, reference_rows
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
 from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.config import names_from
 from depo.data.io import holdout_mask
 from depo.estimator import EstimatorConfig, OnlineEstimator, build_estimator
 from depo.metrics import reliability_bins
-from depo.zero_variance import logit_normal_extremes
+from depo.zero_variance import logit_normal_extremes, zero_var_probability
 
 VARIANTS = ("frozen", "top", "full", "bayes", "calibrated")
 VariantNames = names_from(VARIANTS, "estimator variant(s)")
@@ -252,7 +252,7 @@ def train_calibrated(cfg: EstimatorBenchConfig, train: Rows) -> tuple[Any, Any]:
     part = train.subset(val)
     stated = predictive_zero_var(est, part.texts, cfg.group_size)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-    return est, iso.fit(stated, p_zero_variance(part.y, cfg.group_size))
+    return est, iso.fit(stated, zero_var_probability(part.y, cfg.group_size))
 
 
 def predictive_zero_var(est: Any, texts: Sequence[str], group_size: int) -> np.ndarray | None:
@@ -326,7 +326,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         "train_rows": len(train.y),
         "test_rows": len(test.y),
         "test_mean": float(test.y.mean()),
-        "test_zero_var_share": float(np.mean(p_zero_variance(test.y, cfg.group_size))),
+        "test_zero_var_share": float(np.mean(zero_var_probability(test.y, cfg.group_size))),
         "wall_s": wall_s,
     }
     if cfg.out is not None:

@@ -19,11 +19,6 @@ PAPER_WINDOW = (0.15, 0.85)
 """DEPO's keep window on the predicted pass rate (docs/method.md section 2.1)."""
 
 
-def p_zero_variance(p: np.ndarray, group_size: int) -> np.ndarray:
-    """P_zv of pass rates clipped to [0, 1]."""
-    return zero_var_probability(np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0), group_size)
-
-
 def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
     value = auc(scores, labels.astype(bool), weights)
     return float("nan") if value is None else value
@@ -41,7 +36,7 @@ def keep_top_effective_rate(score: np.ndarray, true: np.ndarray, share: float, g
     Prompts tied at the cut are kept fractionally (equally), so a constant score gets the random
     rate instead of whatever the row order happens to favour.
     """
-    return top_share_mean(score, 1.0 - p_zero_variance(true, group_size), share)
+    return top_share_mean(score, 1.0 - zero_var_probability(true, group_size), share)
 
 
 def top_share_mean(score: np.ndarray, values: np.ndarray, share: float) -> float:
@@ -64,8 +59,8 @@ def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, s
     """
     pred = np.clip(np.asarray(pred, dtype=np.float64), 0.0, 1.0)
     true = np.asarray(true, dtype=np.float64)
-    zv_score = p_zero_variance(pred, group_size) if zero_var is None else np.asarray(zero_var, float)
-    zv_true = p_zero_variance(true, group_size)
+    zv_score = zero_var_probability(pred, group_size) if zero_var is None else np.asarray(zero_var, float)
+    zv_true = zero_var_probability(true, group_size)
     sampled = sampled_zero_variance(true, group_size, seed)
     # in expectation: each prompt is a zero-variance example with weight P_zv(p) and informative with 1 - P_zv(p)
     labels = np.concatenate([np.ones_like(true), np.zeros_like(true)])
@@ -92,7 +87,7 @@ def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, s
 
 def reference_rows(true: np.ndarray, *, group_size: int) -> dict[str, dict[str, float]]:
     """Random keeping (effective rate of everything) and the oracle that ranks by the true rate."""
-    zv_true = p_zero_variance(true, group_size)
+    zv_true = zero_var_probability(true, group_size)
     random_eff = float(np.mean(1.0 - zv_true))
     oracle = {f"eff_top{int(s * 100)}": keep_top_effective_rate(1.0 - zv_true, true, s, group_size) for s in KEEP_SHARES}
     random = {f"eff_top{int(s * 100)}": random_eff for s in KEEP_SHARES}
