@@ -1,9 +1,8 @@
 """reasoning-gym presets: the embedded default tasks (`mixed`, `easy`, `hard`).
 
-Each preset is a weighted mixture of reasoning-gym procedural datasets, with easy and hard tasks
-for the tiny policy, so that groups of every kind occur (docs/method.md section 1: the
-zero-variance groups selection is for). reasoning-gym supplies
-the items, the natural question (`Task.text`, what the difficulty estimator and real chat models
+Each preset is a weighted mixture of reasoning-gym procedural datasets, easy and hard ones for
+the tiny policy, so that all-right, all-wrong and mixed groups all occur (docs/method.md
+section 1 says why they matter). reasoning-gym supplies the items, the natural question (`Task.text`, what the difficulty estimator and real chat models
 read) and the gold answer; this module adds
 
 - a compact rendering (`Task.prompt`, e.g. ``gcd 86, 98``): a task tag plus the payload,

@@ -21,8 +21,9 @@ from depo.selection.stream import make_stream
 
 SELECTORS_WITH_ESTIMATOR = ("depo", "depo-paper")
 
-Options = Annotated[dict[str, Any], BeforeValidator(lambda value: {} if value is None else value)]
-"""A mapping of options; `null` (a Hydra `key=null`) is no options."""
+NULL_IS_EMPTY = BeforeValidator(lambda value: {} if value is None else value)
+"""A mapping key set to `null` (e.g. a Hydra `depo.options=null`) means an empty mapping."""
+Options = Annotated[dict[str, Any], NULL_IS_EMPTY]
 
 
 class EstimatorPlacement(Config):
@@ -58,7 +59,7 @@ class DepoSettings(Config):
     """rank: scan oversample x the batch and keep its best (survival = 1 / oversample)."""
     reward_key: str = "auto"
     """What the estimator learns: auto (reward extra info `acc` if present, else the score), score, or a key."""
-    estimator: Annotated[EstimatorPlacement, BeforeValidator(lambda value: {} if value is None else value)] = EstimatorPlacement()
+    estimator: Annotated[EstimatorPlacement, NULL_IS_EMPTY] = EstimatorPlacement()
 
     @classmethod
     def from_config(cls, node: Any) -> DepoSettings:
