@@ -2,8 +2,9 @@
 
 Each preset is a weighted mixture of reasoning-gym procedural datasets, easy and hard ones for
 the tiny policy, so that all-right, all-wrong and mixed groups all occur (docs/method.md
-section 1 says why they matter). reasoning-gym supplies the items, the natural question (`Task.text`, what the difficulty estimator and real chat models
-read) and the gold answer; this module adds
+section 1 says why they matter). reasoning-gym supplies the items, the natural question
+(`Task.text`, what the difficulty estimator and real chat models read) and the gold answer;
+this module adds
 
 - a compact rendering (`Task.prompt`, e.g. ``gcd 86, 98``): a task tag plus the payload,
   ~10 characters, because a tiny policy learns these in minutes while the 25-token natural
