@@ -20,6 +20,7 @@ from pydantic import Field
 
 from depo.config import Config, names_from, parse_command
 from depo.errors import run_command
+from depo.metrics import effective_rate
 from depo.rl.metrics_log import metric_mean
 from depo.rl.state import seed_everything
 from depo.selection import SELECTORS, make_selector
@@ -99,7 +100,7 @@ def simulate(
         m = sel.observe(outcomes)
         observe_s = time.perf_counter() - t0
         rec = {"step": float(step), **stats, **m, "time/select_total_s": select_s, "time/observe_s": observe_s}
-        rec["select/effective_rate"] = float(np.mean([not o.is_zero_variance for o in outcomes]))
+        rec["select/effective_rate"] = effective_rate(outcomes)
         records.append(rec)
     return records
 

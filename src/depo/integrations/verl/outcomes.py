@@ -21,6 +21,7 @@ import numpy as np
 
 from depo.errors import DepoError
 from depo.integrations.verl.prompts import ID_KEY
+from depo.metrics import effective_rate
 from depo.types import GroupOutcome
 from depo.zero_variance import is_zero_variance
 
@@ -123,7 +124,7 @@ def group_outcomes(
     n = len(outcomes)
     metrics = {
         "select/groups": float(n),
-        "select/effective_rate": sum(not o.is_zero_variance for o in outcomes) / n if n else float("nan"),
+        "select/effective_rate": effective_rate(outcomes) if n else float("nan"),
         "select/effective_rate_score": informative_score / n if n else float("nan"),
     }
     return outcomes, metrics
