@@ -292,7 +292,7 @@ def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> 
             color, ls = colors.get(name.rsplit("_", 1)[0], "tab:red"), ("-" if name.endswith("_gain") else "--")
         ax.plot(100 * pts[:, 0], 100 * pts[:, 1], color=color, ls=ls, lw=1.3, label=name)
     b = results["baselines"]
-    ax.axhline(100 * b["large_only"] - TARGET_MAX_LOSS, color="tab:red", lw=0.8, alpha=0.6, label="large only - 3 pts")
+    ax.axhline(100 * b["large_only"] - TARGET_MAX_LOSS, color="tab:red", lw=0.8, alpha=0.6, label=f"large only - {TARGET_MAX_LOSS:g} pts")
     ax.axvline(100 * TARGET_SHARE, color="tab:red", lw=0.8, alpha=0.4)
     ax.set(xlabel="queries sent to the small model (%)", ylabel="expected accuracy (%)")
     ax.set_title("Routing: accuracy vs share to small (test rows)", fontsize=9)
