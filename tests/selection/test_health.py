@@ -12,6 +12,7 @@ from depo.errors import DepoError
 from depo.selection import DataOrder, RefillStream
 from depo.selection.depo import DEPO, DEPOConfig
 from depo.selection.health import EstimatorHealth
+from depo.selection.stream import RankStream
 from depo.types import Candidate, GroupOutcome
 
 G = 10
@@ -151,6 +152,19 @@ def test_stream_fills_without_forcing_in_fallback() -> None:
     sel.observe([outcome(TEXTS[i]) for i in idx])
     idx, s = stream.next_batch()
     assert len(idx) == 4 and s["select/forced"] == 0 and s["select/kept"] >= 4
+
+
+def test_rank_stream_keeps_a_plain_batch_in_fallback() -> None:
+    """Keep by rank would otherwise still rank a pool by the unhealthy estimator's priority."""
+    sel, est = make(health_patience=1)
+    est.mode = "collapsed"
+    stream = RankStream(DataOrder(len(TEXTS), seed=0), sel, lambda i: Candidate(TEXTS[i], TEXTS[i]), batch_size=4, oversample=2.0)
+    idx, s = stream.next_batch()
+    assert not sel.keeps_all and s["select/scanned"] == 8 and len(idx) == 4  # healthy so far: rank 8, keep 4
+    sel.observe([outcome(TEXTS[i]) for i in idx])
+    assert sel.in_fallback and sel.keeps_all
+    idx, s = stream.next_batch()
+    assert s["select/scanned"] == 4 and s["select/kept"] == 4 and len(idx) == 4  # GRPO's batch, no ranking
 
 
 def test_fallback_groups_measure_false_skips() -> None:

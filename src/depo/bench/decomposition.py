@@ -67,7 +67,7 @@ class PoolProbe:
         self._probed: list[Candidate] = []
         self.probe_s = 0.0  # this step's measuring, inside the trainer's selection time
 
-    def __getattr__(self, name: str) -> Any:  # in_warmup, estimator, config ... of the probed selector
+    def __getattr__(self, name: str) -> Any:  # keeps_all, estimator, config ... of the probed selector
         if "selector" not in self.__dict__:
             raise AttributeError(name)
         return getattr(self.__dict__["selector"], name)
@@ -98,7 +98,7 @@ class PoolProbe:
             return d
         idx = np.sort(self.rng.choice(n, size=min(self.probes, n), replace=False))
         score = np.asarray(d.mean_priority if d.mean_priority is not None else d.priority, dtype=float)
-        if self.rank_keep is not None and not getattr(self.selector, "in_warmup", False):
+        if self.rank_keep is not None and not getattr(self.selector, "keeps_all", False):
             kept = top_mask(d.priority, self.rank_keep)  # what the rank stream will keep of this pool
         else:
             kept = np.asarray(d.keep, dtype=bool)

@@ -139,6 +139,12 @@ class DEPO:
         return self.health is not None and self.health.fallback and not self.in_warmup
 
     @property
+    def keeps_all(self) -> bool:
+        """Warm-up or health fallback: every scanned prompt is kept (GRPO's behaviour), so a
+        keep-by-rank stream scans only a batch instead of ranking a pool (docs/method.md 4.7)."""
+        return self.in_warmup or self.in_fallback
+
+    @property
     def bayesian(self) -> bool:
         """The estimator gives a predictive distribution (depo.estimator.BayesEstimator): the default
         mode then scores with it, and explores by Thompson sampling."""

@@ -134,7 +134,7 @@ class RankStream(_Stream):
         """(dataset index, priority, kept) of every candidate of the last step (for probes)."""
 
     def next_batch(self) -> tuple[list[int], dict[str, float]]:
-        warm = bool(getattr(self.selector, "in_warmup", False))
+        warm = bool(getattr(self.selector, "keeps_all", False))
         n = self.batch_size if warm else max(self.batch_size, math.ceil(self.oversample * self.batch_size))
         indices, epochs, d, select_s = self._select(n)
         prio = np.asarray(d.priority, dtype=float)

@@ -62,8 +62,8 @@ class SyncedSelector:
                          mean_priority=None if mean is None else np.asarray(mean, dtype=float))
 
     @property
-    def in_warmup(self) -> bool:  # the rank stream scans only a batch during the selector's warm-up
-        return bool(getattr(self.inner, "in_warmup", False))
+    def keeps_all(self) -> bool:  # the rank stream scans only a batch while the selector keeps everything
+        return bool(getattr(self.inner, "keeps_all", False))
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         return self.inner.observe(outcomes)
