@@ -81,6 +81,9 @@ def test_the_warm_start_recipe_of_configs_demo_warmstart_runs_as_written(random_
     trainer = Trainer(load_config(CONFIGS / "demo_warmstart.yaml", small))
     texts = [t.text for t in trainer.train_tasks[:5]]
     np.testing.assert_array_equal(trainer.selector.estimator.predict(texts), OnlineEstimator.load(saved).predict(texts))
+    est = trainer.selector.estimator  # the config's estimator_options replace the saved settings
+    assert (est.config.lr, est.config.replay_size, est.config.updates_per_step) == (1e-3, 1024, 4)
+    assert est.optimizer.param_groups[0]["lr"] == 1e-3
     trainer.train()
     first = next(r for r in trainer.read_metrics() if r.get("step") == 1)
     assert first["select/skipped"] > 0  # no warm-up: the warm-started estimator filters from step 1

@@ -93,6 +93,18 @@ def test_save_load_restores_predictions_and_optimizer(tmp_path):
     assert list(again.replay) == list(est.replay)
 
 
+def test_load_overrides_reach_the_optimizer(tmp_path):
+    """lr and weight decay given to `load` replace the saved optimizer's (its moments are kept)."""
+    est = make(train_top_layers=1, lr=2e-4, weight_decay=0.01)
+    est.update(outcomes())
+    est.save(tmp_path / "est")
+    again = OnlineEstimator.load(tmp_path / "est", lr=1e-3, weight_decay=0.5, replay_size=3)
+    assert [(g["lr"], g["weight_decay"]) for g in again.optimizer.param_groups] == [(1e-3, 0.5), (1e-3 * 0.2, 0.5)]
+    assert again.config.replay_size == 3 and again.optimizer.state_dict()["state"].keys() == est.optimizer.state_dict()["state"].keys()
+    with pytest.raises(DepoError, match="cannot override"):
+        OnlineEstimator.load(tmp_path / "est", width=8)
+
+
 def test_state_dict_resume_gives_the_same_next_update():
     est = make(freeze_encoder=True)
     est.update(outcomes())

@@ -65,13 +65,16 @@ class OnlineEstimator:
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters()) + self.encoder_parameters()
 
-    def _make_optimizer(self) -> torch.optim.AdamW:
-        """AdamW; trunk and heads at lr, the encoder's trainable weights at lr * encoder_lr_scale."""
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """Trunk and heads at lr, the encoder's trainable weights at lr * encoder_lr_scale."""
         cfg = self.config
         groups: list[dict[str, Any]] = [{"params": list(self.head.parameters()), "lr": cfg.lr}]
         if enc := self.encoder_parameters():
             groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale})
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return [{**group, "weight_decay": cfg.weight_decay} for group in groups]
+
+    def _make_optimizer(self) -> torch.optim.AdamW:
+        return torch.optim.AdamW(self._param_groups())
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached) so steps pay only for the trunk; needs a frozen encoder."""
@@ -212,6 +215,9 @@ class OnlineEstimator:
             self.features.cache.clear()
         # deep copy: torch would otherwise alias the caller's tensors and mutate them on the next step
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        for group, configured in zip(self.optimizer.param_groups, self._param_groups()):
+            # this config's lr and weight decay (a `load` override), not the saved optimizer's
+            group.update(lr=configured["lr"], weight_decay=configured["weight_decay"])
         self.steps = int(state.get("steps", 0))
         self.replay.clear()
         for item in state.get("replay", []):

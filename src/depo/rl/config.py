@@ -81,7 +81,8 @@ class TrainConfig(Config):
     defaults to this run's seed."""
     estimator_init: str = ""
     """Directory of an estimator trained beforehand (OnlineEstimator.save, e.g. by
-    `depo bench estimator --save DIR`) to start DEPO from instead of an untrained one."""
+    `depo bench estimator --save DIR`) to start DEPO from instead of an untrained one; its saved
+    settings hold except those `estimator_options` set (not the architecture's, which are refused)."""
     estimator_precompute: bool = False
     """Encode the whole training pool with the frozen encoder once, before step 1 (loaded from /
     saved to the on-disk vector cache, so a second run on the same data encodes nothing), so

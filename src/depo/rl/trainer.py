@@ -32,6 +32,7 @@ from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
 from depo.errors import DepoError
+from depo.estimator import build_estimator
 from depo.policy import build_tiny_policy, load_policy, sample
 from depo.rl import checkpoint as ckpt
 from depo.rl.config import RESUME_OVERRIDABLE, TrainConfig, dump_config, load_config
@@ -130,7 +131,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
-        estimator = cfg.estimator_init or {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
+        if cfg.estimator_init:  # a warm start: the saved estimator, estimator_options replacing its settings
+            estimator = build_estimator(cfg.estimator_init, device=cfg.device, **cfg.estimator_options)
+        else:
+            estimator = {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
         self.selector = make_selector(cfg.selector, group_size=cfg.num_generations, seed=cfg.seed,
                                       options=cfg.selector_options, estimator=estimator)
         max_scan = max(cfg.max_scan or 8 * cfg.batch_size, cfg.batch_size)  # max_scan 0 = 8 * batch_size
