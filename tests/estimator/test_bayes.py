@@ -93,6 +93,26 @@ def test_save_load_gives_identical_predictions_and_draws(tmp_path) -> None:
     assert again.tau[0] == est.tau[0] and est.tau[0] != 1.0 and not list((tmp_path / "est").glob("*.pt"))
 
 
+def test_load_overrides_apply_and_feature_settings_are_refused(tmp_path) -> None:
+    est = bayes()
+    est.update(outcomes(prompts(8), np.random.default_rng(0)))
+    path = est.save(tmp_path / "est")
+    assert load_estimator(path, tau=0.3).tau[0] == 0.3  # a fixed tau given at load replaces the saved 0.5
+    for name, value in (("hash_bits", 6), ("num_targets", 2)):
+        with pytest.raises(DepoError, match=f"cannot override {name}"):
+            load_estimator(path, **{name: value})
+
+
+def test_a_bad_reward_is_refused_before_anything_changes() -> None:
+    est = bayes()
+    est.update(outcomes(prompts(8), np.random.default_rng(0)))
+    before = est.predict(prompts(4, 100))
+    for rewards in ((1.0, float("nan")), (), (2.0, 2.0)):
+        with pytest.raises(DepoError, match="pass rates in"):
+            est.update([GroupOutcome(prompt_id="x", text="x", rewards=rewards)])
+    assert len(est) == 8 and np.array_equal(est.predict(prompts(4, 100)), before)
+
+
 def test_several_targets_share_one_factorisation_and_equal_one_head_each() -> None:
     texts = prompts(30)
     y = np.stack([[rate(t) for t in texts], [1 - 0.5 * rate(t) for t in texts]], axis=1)

@@ -94,6 +94,10 @@ def smoothed_logit(rate: np.ndarray, samples: np.ndarray | float) -> np.ndarray:
     return np.log(q / (1.0 - q))
 
 
+FEATURE_FIELDS = ("lexical", "hash_bits", "encoder_layers", "num_targets")
+"""Settings that fix the shapes of the stored observations (features and targets): a saved estimator keeps them."""
+
+
 class BayesEstimator:
     """Estimator protocol (predict / update / fit / state_dict / save / load) on a closed-form posterior."""
 
@@ -254,6 +258,7 @@ class BayesEstimator:
         if self.config.num_targets != 1:
             raise DepoError("online updates train one target: use num_targets: 1 for selection")
         start = time.perf_counter()
+        check_labels(np.array([o.mean_reward if o.rewards else np.nan for o in outcomes]), "labels (mean group rewards)")
         texts = [o.text for o in outcomes]
         rewards = [np.clip(np.asarray(o.rewards, float), 0.0, 1.0) for o in outcomes]
         k = np.array([r.sum() for r in rewards])
@@ -332,9 +337,15 @@ class BayesEstimator:
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> BayesEstimator:
+        """The estimator `save` wrote; `overrides` replace its settings except the FEATURE_FIELDS
+        its stored observations were computed with (a fixed `tau` given here replaces the saved one)."""
+        if fixed := sorted(set(overrides) & set(FEATURE_FIELDS)):
+            raise DepoError(f"cannot override {', '.join(fixed)} when loading a saved estimator (its observations depend on it)")
         state = load_state(Path(path), "bayes_estimator")
         estimator = cls(BayesEstimatorConfig.build({**state["config"], **overrides}, what=f"estimator config in {path}"))
         estimator.load_state_dict(state)
+        if overrides.get("tau") is not None:
+            estimator.tau[:] = overrides["tau"]
         return estimator
 
 
