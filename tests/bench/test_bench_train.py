@@ -58,6 +58,11 @@ def test_bench_train_quick_runs_every_method(tmp_path, monkeypatch, capsys):
         else:  # one batch of `batch` prompts x G responses per step, every rollout counted
             assert r["rollouts"] == steps * batch * group
     assert "paired_se" not in results["grpo"]  # the reference itself
+    warmup = results["meta"]["warmup"]
+    for method in ("grpo", "depo"):  # every method read over the same steps, after the DEPO rows' warm-up
+        recs = [json.loads(line) for line in (out / "runs" / method / "seed0" / "metrics.jsonl").read_text().splitlines()]
+        after = [r["select/effective_rate"] for r in recs if r.get("step", 0) > warmup and "rollout/responses" in r]
+        assert results[method]["effective_rate_after_warmup"] == pytest.approx(np.mean(after))
     # The paired difference and its SE from the per-prompt Avg@8 each final policy scored on the
     # same 32 held-out prompts (quick mode: one seed).
     def per_prompt(method):

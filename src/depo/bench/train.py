@@ -397,7 +397,8 @@ def run_bench(
             trainer.train()
             recs = trainer.read_metrics()
         records[method].append(recs)
-        summaries[method].append(run_summary(recs, warmup=warmup if method in DEPO_METHODS else 0, eval_k=cfg.eval_k))
+        # every method read over the same steps, those after the DEPO rows' warm-up
+        summaries[method].append(run_summary(recs, warmup=warmup, eval_k=cfg.eval_k))
     results = {m: aggregate(s) for m, s in summaries.items()}
     add_p_oracle_share(results)
     if paired:
