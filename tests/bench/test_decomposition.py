@@ -63,3 +63,6 @@ def test_probing_changes_no_decision(tmp_path, monkeypatch):
     assert steps["plain"] == steps["probed"]  # same selections, same groups: the probe only measures
     probed = [r for r in runs["probed"] if "probe/measured" in r]
     assert probed and probed[-1]["probe/measured"] > 0 and not any("probe/measured" in r for r in runs["plain"])
+    warmup = json.loads((tmp_path / "probed" / "results.json").read_text())["meta"]["warmup"]
+    measured = {r["step"]: r["probe/measured"] for r in probed}  # nothing probed while the warm-up keeps all
+    assert all(measured[s] == 0 for s in measured if s <= warmup) and max(measured.values()) > 0

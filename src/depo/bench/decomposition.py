@@ -1,7 +1,8 @@
 """Where a selector's gain is lost, step by step (`depo bench train --decompose`; bench only).
 
 Instead of the selection-biased rolled-out groups, a random sample of every scanned pool is
-measured (docs/method.md section 7): `probes` scanned candidates per selection call get `samples`
+measured (docs/method.md section 7): `probes` scanned candidates per selection call (none while
+the selector keeps everything: warm-up, health fallback) get `samples`
 fresh answers of the current policy (the p-oracle's meter; never trained on, never counted as
 rollouts); the last G form an independent group (`informative`: 0 < K < G), the others measure
 the pass rate p the p-oracle ranks by. Over the last `window` steps' probes, with s = the share
@@ -94,11 +95,11 @@ class PoolProbe:
     def select(self, batch: Sequence[Candidate]) -> Decisions:
         d = self.selector.select(batch)
         n = len(batch)
-        if n == 0:
-            return d
+        if n == 0 or getattr(self.selector, "keeps_all", False):
+            return d  # warm-up or health fallback: no selection to decompose, so no probe in the window
         idx = np.sort(self.rng.choice(n, size=min(self.probes, n), replace=False))
         score = np.asarray(d.mean_priority if d.mean_priority is not None else d.priority, dtype=float)
-        if self.rank_keep is not None and not getattr(self.selector, "keeps_all", False):
+        if self.rank_keep is not None:
             kept = top_mask(d.priority, self.rank_keep)  # what the rank stream will keep of this pool
         else:
             kept = np.asarray(d.keep, dtype=bool)
