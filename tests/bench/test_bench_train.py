@@ -11,6 +11,7 @@ import pytest
 from depo.bench.train import DEFAULT_METHODS, METHODS, estimator_flops_projection, method_config, run_summary
 from depo.cli import main
 from depo.config import read_yaml
+from depo.errors import DepoError
 from depo.paths import find_config
 
 
@@ -130,6 +131,20 @@ def test_the_p_oracle_measures_every_scanned_candidate_without_charging_rollouts
     scanned = sum(r["select/scanned"] for r in trained)
     # every candidate it decided on was measured: those scanned, and those decided ahead for the next step
     assert trained[-1]["select/p_oracle_measured"] == SAMPLES * (scanned + trained[-1]["select/pending"])
+
+
+def test_the_table_names_the_evaluation_k_and_the_paired_evaluation_takes_the_last_checkpoint(tmp_path):
+    from depo.bench.train import final_policy, results_table
+
+    table = results_table({"grpo": {"avg_at_k": 0.5, "avg_at_k_start": 0.4, "pass_at_k": 0.7}}, k=4)
+    assert "Avg@4 start" in table and "pass@4 final" in table and "@8" not in table
+    for step in (9, 10):  # step_10 sorts before step_9 as text
+        ckpt = tmp_path / "checkpoints" / f"step_{step}"
+        (ckpt / "policy").mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text("{}")
+    assert final_policy(tmp_path) == tmp_path / "checkpoints" / "step_10" / "policy"
+    with pytest.raises(DepoError, match="no complete checkpoint"):
+        final_policy(tmp_path / "nothing")
 
 
 def test_share_of_the_p_oracle_gain_is_measured_from_grpo():

@@ -39,6 +39,7 @@ from depo.bench.report import Col, markdown_table, new_figure, save_figure, writ
 from depo.errors import DepoError
 from depo.metrics import share_of_gain
 from depo.policy import load_policy
+from depo.rl.checkpoint import POLICY_DIR, list_checkpoints
 from depo.rl.config import TrainConfig, load_config
 from depo.rl.evaluation import sample_rewards
 from depo.rl.metrics_log import metric_mean, read_metrics
@@ -191,9 +192,9 @@ TABLE = [
     Col("effective_rate_after_warmup", "eff. rate (after warm-up)"),
     Col("survival_rate_after_warmup", "survival"),
     Col("share_of_p_oracle_gain", "share of p-oracle gain"),
-    Col("avg_at_k_start", "Avg@8 start"),
-    Col("avg_at_k", "Avg@8 final"),
-    Col("pass_at_k", "pass@8 final"),
+    Col("avg_at_k_start", "Avg@{k} start"),
+    Col("avg_at_k", "Avg@{k} final"),
+    Col("pass_at_k", "pass@{k} final"),
     Col("gain_per_1k_rollouts", "gain / 1k rollouts", ".4f"),
     Col("time_rollout_s", "rollout s/step", ".2f"),
     Col("time_estimator_s", "estimator s/step", ".2f"),
@@ -223,11 +224,11 @@ PAIRED_SEED = 4242
 
 
 def final_policy(run_dir: Path) -> Path:
-    """The policy of a finished run's last checkpoint."""
-    steps = sorted((run_dir / "checkpoints").glob("step_*"))
-    if not steps or not (steps[-1] / "policy").is_dir():
-        raise DepoError(f"{run_dir} has no checkpointed policy (save_steps must be > 0 for the paired evaluation)")
-    return steps[-1] / "policy"
+    """The policy of a finished run's last complete checkpoint (a run always saves its last step)."""
+    found = list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        raise DepoError(f"{run_dir} has no complete checkpoint to evaluate")
+    return found[-1][1] / POLICY_DIR
 
 
 def paired_scores(run_dir: Path, tasks: list, *, k: int, max_new_tokens: int) -> np.ndarray:
@@ -281,10 +282,10 @@ def _pm(agg: dict[str, float], key: str, fmt: str) -> str:
     return f"{mean:{fmt}} ± {std:{fmt}}" if math.isfinite(std) and std > 0 else f"{mean:{fmt}}"
 
 
-def results_table(results: dict[str, dict[str, float]], columns: list[Col] = TABLE) -> str:
-    """Markdown table, mean ± std over seeds."""
+def results_table(results: dict[str, dict[str, float]], columns: list[Col] = TABLE, *, k: int = 8) -> str:
+    """Markdown table, mean ± std over seeds (`k`: the evaluation's samples per prompt, for the headers)."""
     rows = [{"method": m, **{c.key: _pm(agg, c.key, c.fmt) for c in columns}} for m, agg in results.items()]
-    return markdown_table(rows, [Col(c.key, c.header, "") for c in columns])
+    return markdown_table(rows, [Col(c.key, c.header.format(k=k), "") for c in columns])
 
 
 def _mean_curve(runs: list[list[dict[str, Any]]], x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -401,14 +402,14 @@ def run_bench(
         summaries[method].append(run_summary(recs, warmup=warmup, eval_k=cfg.eval_k))
     results = {m: aggregate(s) for m, s in summaries.items()}
     add_p_oracle_share(results)
+    k = int(base.get("eval_k", 8))
     if paired:
-        k = int(base.get("eval_k", 8))
         tasks = preset_tasks(preset, "heldout", paired, seed=0)
         scores = {m: [paired_scores(out / "runs" / m / f"seed{seed}", tasks, k=k,
                                     max_new_tokens=int(base.get("max_completion_length", 16)))
                       for seed in range(seeds)] for m in tqdm(methods, desc="paired evaluation", unit="method")}
         add_paired_differences(results, scores)
-    table = results_table(results)
+    table = results_table(results, k=k)
     if paired and "grpo" in results:
         rows = [{"method": m, "avg": f"{100 * r['paired_avg']:.1f}",
                  "diff": f"{100 * r['paired_diff_vs_grpo']:+.2f} ± {100 * r['paired_se']:.2f}" if "paired_se" in r else "–"}
