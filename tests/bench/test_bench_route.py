@@ -130,6 +130,7 @@ def test_quick_run_on_real_math_rates_with_the_estimator(tmp_path: Path):
     assert {"estimator_threshold", "estimator_gain", "ensemble_threshold", "ensemble_gain", "bayes_gain"} <= set(res["rules"])
     assert res["spearman"]["bayes"]["small"] > 0.0  # one two-head Bayesian estimator
     assert res["target"]["rule"] == "bayes_gain" and set(res["operating_points"]) >= {"bayes_gain", "bayes_threshold"}
-    assert res["target"]["met"] == (res["target"]["loss_points"] <= 4.0)
+    target = res["target"]  # met: the loss, at a share of the test rows not below the 27% target (1 point slack)
+    assert target["met"] == (target["loss_points"] <= 4.0 and target["test_share"] >= 0.26)
     assert res["baselines"]["large_only"] > res["baselines"]["small_only"]
     assert res["meta"]["quick"] is True and res["n_test"] == 60

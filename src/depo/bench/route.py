@@ -46,6 +46,7 @@ TARGET_SHARE = 0.27
 VALIDATION_FRACTION = 0.2
 RATE_SAMPLES = 50  # samples behind each measured pass rate (the shared table's k50 columns)
 TARGET_MAX_LOSS = 4.0  # accuracy points below large-only the bench reports as met
+SHARE_SLACK = 0.01  # the test share may fall this far below TARGET_SHARE (sending fewer queries small loses less)
 PRIMARY_RULE = "bayes_gain"
 DENSE_SHARES = tuple(np.round(np.linspace(0.0, 1.0, 101), 4).tolist())
 
@@ -275,7 +276,8 @@ def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
     lines += [
         "",
         f"Target ({t['rule']} at its validation-chosen operating point, share {100 * t['test_share']:.1f}% on the test "
-        f"rows, loss <= {TARGET_MAX_LOSS} points): {'MET' if t['met'] else 'MISSED'}, measured loss {t['loss_points']:.2f} points.",
+        f"rows, loss <= {TARGET_MAX_LOSS} points at a share >= {100 * (TARGET_SHARE - SHARE_SLACK):.0f}%): "
+        f"{'MET' if t['met'] else 'MISSED'}, measured loss {t['loss_points']:.2f} points.",
     ]
     return "\n".join(lines)
 
@@ -352,7 +354,7 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
             "knob_chosen_on": f"{VALIDATION_FRACTION:.0%} of the training rows (validation)",
             "max_loss_points": TARGET_MAX_LOSS,
             "loss_points": loss,
-            "met": bool(loss <= TARGET_MAX_LOSS),
+            "met": bool(loss <= TARGET_MAX_LOSS and operating[primary]["share"] >= TARGET_SHARE - SHARE_SLACK),
         },
     }
     table = render_tables(results, list(preds))
