@@ -27,6 +27,7 @@ prompt each step would not fit a 2-core CPU budget. The trunk and heads still tr
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.bench.table import set_threads
@@ -52,6 +53,8 @@ from depo.zero_variance import zero_var_probability
 
 METHODS = ("uniform", "dynamic-sampling", "history", "mopps", "speed", "depo-paper", "depo", "oracle")
 LEARNED = ("depo-paper", "depo", "history", "mopps")
+WITH_OPTIONS = ("oracle", *LEARNED)
+"""The methods whose selector takes `options.<method>.*`."""
 FIGURE_PREFIX = "bench_replay_"
 
 COLUMNS = [
@@ -114,6 +117,16 @@ class ReplayConfig(Config):
     """A <= 1 minute smoke run on a few prompts and epochs (CI)."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads (default 1 in quick mode, else 2): oversubscribed OpenMP threads spin and crawl."""
+
+    @field_validator("options")
+    @classmethod
+    def _methods_with_options(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in options:
+            if name not in WITH_OPTIONS:
+                close = difflib.get_close_matches(name, WITH_OPTIONS, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(f"options.{name}: not a replay method with options{hint}; those are {', '.join(WITH_OPTIONS)}")
+        return options
 
 
 @dataclass
@@ -194,7 +207,7 @@ def make_method(name: str, cfg: ReplayConfig, oracle_rates: dict[str, float], ba
     `oracle_rates`: the current epoch's recorded pass rates (the oracle knows them in advance)."""
     if name in ("uniform", "dynamic-sampling"):
         return make_selector("uniform", group_size=cfg.group_size, seed=cfg.seed)
-    if name not in ("oracle", *LEARNED):
+    if name not in WITH_OPTIONS:
         raise DepoError(f"unknown replay method {name!r}; choose from {', '.join(METHODS)}")
     options = dict(cfg.options.get(name, {}))
     if name == "oracle":
