@@ -12,13 +12,13 @@ from depo.rl.config import TrainConfig
 from depo.rl.run_dir import RunDirectory
 
 
-def _bench_dir(tmp_path, policy_dir, seeds_by_method):
+def _bench_dir(tmp_path, policy_dir, seeds_by_method, **config):
     """A bench-train layout: runs/METHOD/seedN/ with the run's config.yaml and checkpoints."""
     model, tokenizer = load_policy(policy_dir)
     for method, seeds in seeds_by_method.items():
         for seed, steps in seeds.items():
             run = RunDirectory(tmp_path / "runs" / method / f"seed{seed}")
-            run.claim(TrainConfig.build({"model": policy_dir, "preset": "mixed"}))
+            run.claim(TrainConfig.build({"model": policy_dir, "preset": "mixed", **config}))
             for step in steps:
                 save_checkpoint(run.checkpoints, step, model, tokenizer, state={"step": step})
     return tmp_path
@@ -44,3 +44,14 @@ def test_a_directory_without_trained_policies_is_one_line(tmp_path, random_polic
     bench = _bench_dir(tmp_path, random_policy_dir, {"grpo": {0: []}})
     with pytest.raises(DepoError, match="holds no trained policy of grpo"):
         main([str(bench), "--preset", "mixed", "--methods", "grpo"])
+
+
+def test_answers_are_as_long_as_the_runs_generated(tmp_path, random_policy_dir, monkeypatch):
+    import depo.bench.per_task as per_task
+
+    lengths = []
+    real = per_task.evaluate
+    monkeypatch.setattr(per_task, "evaluate", lambda *a, **kw: lengths.append(kw["max_new_tokens"]) or real(*a, **kw))
+    bench = _bench_dir(tmp_path, random_policy_dir, {"grpo": {0: [1]}}, max_completion_length=5)
+    assert main([str(bench), "--preset", "mixed", "--methods", "grpo", "--n", "4", "--k", "1"]) == 0
+    assert lengths == [5, 5]  # the start and the final policy, with the run's max_completion_length

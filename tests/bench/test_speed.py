@@ -8,6 +8,7 @@ import pytest
 
 from depo.bench.speed import VARIANTS, load_texts, main, measure
 from depo.errors import DepoError
+from depo.paths import shared_data_dir
 
 
 def test_every_variant_is_timed_on_any_encoder(tiny_bert_dir):
@@ -45,3 +46,6 @@ def test_a_text_source_that_cannot_give_n_prompts_is_one_line(tmp_path):
     with pytest.raises(DepoError, match="neither 'math', 'gym' nor a file"):
         load_texts(str(tmp_path / "none.txt"), 3)
     assert len(load_texts("gym", 5)) == 5
+    if shared_data_dir() is not None:
+        with pytest.raises(DepoError, match="problems, need 1000000"):
+            load_texts("math", 10**6)

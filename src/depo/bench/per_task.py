@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     tasks = preset_tasks(args.preset, "heldout", args.n, seed=0)
 
-    def score(path: Path) -> dict[str, float]:
+    def score(path: Path, max_new_tokens: int) -> dict[str, float]:
         model, tokenizer = load_policy(path)
-        out = evaluate(model, tokenizer, tasks, k=args.k, max_new_tokens=16, seed=args.seed, per_task=True)
+        out = evaluate(model, tokenizer, tasks, k=args.k, max_new_tokens=max_new_tokens, seed=args.seed, per_task=True)
         return {key.removeprefix(f"eval/avg@{args.k}").lstrip("/") or "all": v for key, v in out.items()
                 if key.startswith(f"eval/avg@{args.k}")}
 
@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         finals = [found[-1][1] / POLICY_DIR for r in runs if (found := list_checkpoints(r / "checkpoints"))]
         if not finals:
             continue
+        run_cfg = load_config(runs[0] / "config.yaml")  # answers as long as the runs generated
         if "start" not in columns:
-            columns["start"] = score(resolve_model_path(load_config(runs[0] / "config.yaml")))
-        per_seed = [score(f) for f in finals]
+            columns["start"] = score(resolve_model_path(run_cfg), run_cfg.max_completion_length)
+        per_seed = [score(f, run_cfg.max_completion_length) for f in finals]
         columns[f"{method} ({len(finals)} seeds)"] = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
     if not columns:
         raise DepoError(f"{args.bench_dir} holds no trained policy of {', '.join(args.methods)} "

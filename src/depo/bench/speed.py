@@ -45,6 +45,8 @@ def load_texts(source: str, n: int, seed: int = 0) -> list[str]:
         if data is None or not (data / "math_train_passrates.parquet").is_file():
             raise DepoError("--texts math needs ../shared/data/math_train_passrates.parquet; use --texts gym")
         problems = pd.read_parquet(data / "math_train_passrates.parquet", columns=["problem"])["problem"]
+        if len(problems) < n:
+            raise DepoError(f"--texts math: {len(problems)} problems, need {n}")
         return problems.sample(n=n, random_state=seed).tolist()
     if source == "gym":
         return [t.text for t in preset_tasks("mixed", "train", n, seed=seed)]
