@@ -196,6 +196,81 @@ def test_metrics_count_decisions_requests_and_shares(stack):
     assert share == pytest.approx(total_small / (total_small + total_large))
 
 
+async def _post_chunks(app, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, dict, int]:
+    """POST `chunks` as one request body straight to the ASGI app: (status, JSON body, chunks read)."""
+    read = 0
+
+    async def receive():
+        nonlocal read
+        if read == len(chunks):
+            return {"type": "http.disconnect"}
+        read += 1
+        return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    path = "/v1/chat/completions"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), read
+
+
+def test_a_body_over_max_body_bytes_is_refused_without_reading_it_all():
+    app = create_app(make_config("http://127.0.0.1:1", "http://127.0.0.1:2", bearer_token=None, max_body_bytes=100), make_router())
+    chunks = [b"x" * 50] * 1000
+    declared = [(b"content-type", b"application/json"), (b"content-length", str(50 * 1000).encode())]
+    status, body, read = asyncio.run(_post_chunks(app, chunks, declared))
+    assert (status, read) == (413, 0)  # refused on its Content-Length, before any byte is read
+    assert body["error"]["message"] == "request body over 100 bytes"
+    status, body, read = asyncio.run(_post_chunks(app, chunks, [(b"content-type", b"application/json")]))
+    assert (status, read) == (413, 3)  # no length given: read only until past the limit (150 bytes)
+    assert body["error"]["message"] == "request body over 100 bytes"
+    status, _, read = asyncio.run(_post_chunks(app, [b'{"messages"', b": []}"], [(b"content-type", b"application/json")]))
+    assert (status, read) == (400, 2)  # a body within the limit is read whole, in its chunks
+
+
+def test_every_chat_answer_is_counted_by_status():
+    class Broken:
+        def predict(self, texts):
+            raise RuntimeError("estimator exploded")
+
+    small, large = StubBackend("small"), StubBackend("large")
+    router = Router([ModelSpec("small", 1.0), ModelSpec("large", 5.0)], {"small": Broken()}, rule="threshold", tau=0.5)
+    with (ThreadServer(small.app) as s, ThreadServer(large.app) as lg,
+          ThreadServer(create_app(make_config(s.url, lg.url, max_body_bytes=200, max_concurrency=1, queue_timeout_s=0.0), router)) as srv):
+        url, auth = srv.url + "/v1/chat/completions", {"authorization": f"Bearer {TOKEN}"}
+        hi = [{"role": "user", "content": "hi"}]
+        statuses = [
+            httpx.post(url, json={"messages": hi}).status_code,  # no token: 401
+            httpx.post(url, content=b"{nope", headers=auth).status_code,  # 400
+            httpx.post(url, json={"model": "gpt-9", "messages": hi}, headers=auth).status_code,  # 404
+            httpx.post(url, json={"messages": [{"role": "user", "content": "x" * 300}]}, headers=auth).status_code,  # 413
+            httpx.post(url, json={"messages": hi}, headers=auth).status_code,  # the predictor fails: 500
+            httpx.post(url, json={"model": "large", "messages": hi}, headers=auth).status_code,  # pinned: 200
+        ]
+        large.delay_s = 0.5  # two at once with one slot: one gets 503
+
+        async def two():
+            async with httpx.AsyncClient(timeout=30) as http:
+                body = {"model": "large", "messages": hi}
+                return await asyncio.gather(*(http.post(url, json=body, headers=auth) for _ in range(2)))
+
+        statuses += sorted(r.status_code for r in asyncio.run(two()))
+        assert statuses == [401, 400, 404, 413, 500, 200, 200, 503]
+        samples = _metric_samples(srv.url)
+    counted = {dict(k[1])["status"]: (dict(k[1])["model"], v) for k, v in samples.items() if k[0] == "depo_route_requests_total"}
+    assert counted == {"401": ("none", 1), "400": ("none", 1), "404": ("none", 1), "413": ("none", 1),
+                       "500": ("none", 1), "503": ("none", 1), "200": ("large", 2)}  # fmt: skip
+    assert ("depo_route_request_latency_seconds_count", (("model", "none"),)) not in samples  # latency: only when a model served
+
+
 def test_failover_when_the_chosen_backend_is_down():
     large = StubBackend("large")
     dead = f"http://127.0.0.1:{free_port()}"

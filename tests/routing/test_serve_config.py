@@ -65,6 +65,12 @@ def test_mistakes_are_one_line_errors_naming_the_setting(tmp_path, extra, fragme
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
+def test_routed_aliases_must_name_at_least_one(tmp_path):
+    with pytest.raises(DepoError, match="routed_aliases: .*at least 1 item") as err:
+        load_config(_write(tmp_path, TWO_MODELS + "routed_aliases: []\n"))
+    assert "\n" not in str(err.value)
+
+
 def test_a_backend_takes_one_predictor_and_an_http_url(tmp_path):
     both = TWO_MODELS.replace("rate: 0.6", "rate: 0.6, predictor: 'm:f'")
     with pytest.raises(DepoError, match="one of estimator, predictor, rate"):
@@ -118,6 +124,32 @@ def test_the_command_takes_field_flags_and_sets(tmp_path, capsys):
     assert "rule=gain lambda=0" in capsys.readouterr().out
     assert main(["route", "serve", "--config", str(path), "--set", "no_such=1", "--check"]) == 2
     assert "no_such" in capsys.readouterr().err
+
+
+def test_check_resolves_the_environment_variables_serving_needs(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DEPO_TEST_ROUTE_TOKEN", raising=False)
+    monkeypatch.delenv("DEPO_TEST_BACKEND_KEY", raising=False)
+    token = _write(tmp_path, TWO_MODELS + "bearer_token_env: DEPO_TEST_ROUTE_TOKEN\n", "token.yaml")
+    key = _write(tmp_path, TWO_MODELS.replace("rate: 0.9", "rate: 0.9, api_key_env: DEPO_TEST_BACKEND_KEY"), "key.yaml")
+    for path, variable, owner in [(token, "DEPO_TEST_ROUTE_TOKEN", "auth"), (key, "DEPO_TEST_BACKEND_KEY", "backend 'large'")]:
+        assert main(["route", "serve", "--config", str(path), "--check"]) == 2
+        assert f"{owner}: environment variable {variable} is not set" in capsys.readouterr().err
+        monkeypatch.setenv(variable, "set")
+        assert main(["route", "serve", "--config", str(path), "--check"]) == 0
+        capsys.readouterr()
+
+
+def test_a_backends_own_estimator_with_several_heads_is_refused_at_start_up(tmp_path):
+    from depo.estimator import build_estimator
+
+    texts = [f"what is {i} plus {i}" for i in range(6)] + [f"prove the theorem {i}" for i in range(6)]
+    estimator = build_estimator({"kind": "bayes", "num_targets": 2, "max_length": 16, "hash_bits": 10})
+    estimator.fit(texts, np.array([[0.9, 0.95]] * 6 + [[0.2, 0.6]] * 6), samples=20)
+    estimator.save(tmp_path / "heads")
+    config = load_config(_write(tmp_path, TWO_MODELS.replace("rate: 0.6", "estimator: heads")))
+    with pytest.raises(DepoError, match="backend 'small': estimator .*heads has 2 heads") as err:
+        build_router(config)
+    assert "top-level `estimator:`" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_one_multi_target_estimator_predicts_every_model_in_one_call(tmp_path):

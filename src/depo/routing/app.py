@@ -36,8 +36,9 @@ access_log = logging.getLogger("depo.route.access")
 class _Exchange:
     """One chat request's access-log entry and clock; `finish` stamps a response and logs it."""
 
-    def __init__(self, request: Request):
+    def __init__(self, request: Request, metrics: Metrics):
         self.start = time.perf_counter()
+        self.metrics = metrics
         self.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         client = f"{request.client.host}:{request.client.port}" if request.client else None
         self.entry: dict[str, Any] = {"request_id": self.request_id, "path": "/v1/chat/completions", "client": client}
@@ -54,9 +55,14 @@ class _Exchange:
         response.headers["x-request-id"] = self.request_id
         return response
 
-    def log(self) -> None:
-        self.entry["latency_ms"] = round(self.elapsed() * 1000, 2)
+    def log(self, status: str | None = None) -> None:
+        """Log the request and count its answer: once per request, every answer (model "none" when
+        no backend answered). `status` replaces the HTTP status in the count (a broken stream)."""
+        seconds = self.elapsed()
+        self.entry["latency_ms"] = round(seconds * 1000, 2)
         access_log.info(json.dumps({"ts": round(time.time(), 3), **self.entry}, separators=(",", ":"), default=str))
+        model = self.entry.get("model")
+        self.metrics.record_answer(model or "none", status or str(self.entry["status"]), seconds if model else None)
 
 
 class _Service:
@@ -109,7 +115,7 @@ class _Service:
         return JSONResponse({"object": "list", "data": [{"id": i, "object": "model", "created": now, "owned_by": "depo"} for i in ids]})
 
     async def chat_completions(self, request: Request) -> Response:
-        ex = _Exchange(request)
+        ex = _Exchange(request, self.metrics)
         if not self.authorized(request):
             return ex.finish(self.unauthorized())
         try:
@@ -146,7 +152,6 @@ class _Service:
             headers["x-depo-failover"] = "; ".join(answer.skipped)
         if answer.response is None:
             slot.release()
-            self.metrics.requests.labels("none", "502").inc()
             failed = error_response(502, "no backend could answer: " + "; ".join(answer.skipped), "backend_unavailable", headers)
             return ex.finish(failed, failover=answer.skipped, error="all backends failed")
         served, upstream = answer.model, answer.response
@@ -159,7 +164,6 @@ class _Service:
             content = await upstream.aread()
             await upstream.aclose()
             slot.release()
-            self.metrics.record_answer(served, str(status), ex.elapsed())
             media = upstream.headers.get("content-type", "application/json")
             return ex.finish(Response(content=content, status_code=status, media_type=media, headers=headers))
         headers["cache-control"] = "no-cache"
@@ -180,8 +184,7 @@ class _Service:
         finally:
             await upstream.aclose()
             slot.release()
-            self.metrics.record_answer(served, str(upstream.status_code) if ok else "stream_error", ex.elapsed())
-            ex.log()
+            ex.log(None if ok else "stream_error")
 
 
 def create_app(config: ServeConfig, router: Router | None = None) -> FastAPI:

@@ -20,7 +20,7 @@ class Metrics:
     def __init__(self, model_names: list[str]):
         self.registry = r = CollectorRegistry()
         self.requests = Counter(
-            "depo_route_requests", "Chat requests answered, by serving model and HTTP status", ["model", "status"], registry=r
+            "depo_route_requests", "Chat requests answered, by serving model (none: no backend) and HTTP status", ["model", "status"], registry=r
         )
         self.backend_requests = Counter(
             "depo_route_backend_requests", "Forwarded attempts per backend and outcome", ["backend", "outcome"], registry=r
@@ -50,10 +50,11 @@ class Metrics:
         for name, count in self._counts.items():
             self.share.labels(name).set(count / total)
 
-    def record_answer(self, model: str, status: str, seconds: float) -> None:
-        """One answered request: its status under the serving model, and its latency."""
+    def record_answer(self, model: str, status: str, seconds: float | None) -> None:
+        """One answered request: its status under the serving model, and its latency (when one served)."""
         self.requests.labels(model, status).inc()
-        self.latency.labels(model).observe(seconds)
+        if seconds is not None:
+            self.latency.labels(model).observe(seconds)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format (what GET /metrics returns)."""

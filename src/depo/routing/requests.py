@@ -58,15 +58,28 @@ class ChatRequest:
     model: str
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) on a declared length over `limit` before any byte is read,
+    else read only until it runs past `limit`."""
+    too_big = RequestError(413, f"request body over {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise too_big
+    return bytes(raw)
+
+
 async def read_chat(request: Request, limit: int, names: list[str], aliases: tuple[str, ...]) -> ChatRequest:
     """The request body checked before anything is routed or forwarded (RequestError otherwise).
 
     `names` are the configured models (asking for one pins it), `aliases` the names that mean
     "let the router choose"; the first alias is the default.
     """
-    raw = await request.body()
-    if len(raw) > limit:
-        raise RequestError(413, f"request body over {limit} bytes")
+    raw = await _body(request, limit)
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):

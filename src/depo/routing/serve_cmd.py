@@ -27,6 +27,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.config:
         raise DepoError("depo route serve needs --config FILE (see configs/route_serve.example.yaml)")
     config = load_config(args.config, overrides_from(args))
+    config.resolved_token()  # the environment variables serving reads: missing ones fail --check too
+    for backend in config.models:
+        backend.resolved_api_key()
     router = build_router(config)
     knob = f"tau={router.tau}" if router.rule == "threshold" else f"lambda={router.lam}"
     print(f"depo route: rule={router.rule} {knob}; models (cheapest first):")

@@ -102,8 +102,9 @@ class ServeConfig(Config):
     """threshold: the paper's rule (docs/method.md section 2.4); gain: section 4.6."""
     tau: float = 0.75
     lam: float = Field(0.0, alias="lambda")
-    routed_aliases: tuple[Name, ...] = ("auto", "depo-router")
-    """Request `model` values that mean "let the router choose" (a configured name pins the model)."""
+    routed_aliases: tuple[Name, ...] = Field(("auto", "depo-router"), min_length=1)
+    """Request `model` values that mean "let the router choose" (a configured name pins the model);
+    at least one: the first is the default for a request without `model`."""
     connect_timeout_s: float = Field(5.0, ge=0)
     read_timeout_s: float = Field(300.0, ge=0)
     """Longest wait for the next byte from a backend (generation can be slow)."""
@@ -179,7 +180,14 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
         if not Path(spec.estimator).is_dir():
             raise DepoError(f"backend {spec.name!r}: estimator directory not found: {spec.estimator}")
         # a service sees mostly new queries: keep the frozen-encoder vector cache small
-        return load_estimator(spec.estimator, cache_max_mb=64.0)
+        estimator = load_estimator(spec.estimator, cache_max_mb=64.0)
+        heads = int(getattr(getattr(estimator, "config", None), "num_targets", 1))
+        if heads != 1:
+            raise DepoError(
+                f"backend {spec.name!r}: estimator {spec.estimator} has {heads} heads; a backend's own estimator "
+                "needs one (a multi-target estimator goes in the config's top-level `estimator:`)"
+            )
+        return estimator
     if spec.predictor is not None:
         module_name, _, attr = spec.predictor.partition(":")
         if not module_name or not attr:
