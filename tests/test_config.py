@@ -22,7 +22,10 @@ class Outer(Config):
     steps: int = Field(10, ge=0)
     """Training steps."""
     quick: bool = False
-    """A switch."""
+    """A switch that spans
+    two lines.
+
+    A second paragraph the flag's help leaves out."""
     inner: Inner = Inner()
     tags: dict = Field(default_factory=dict)
 
@@ -72,7 +75,9 @@ def test_flags_are_named_like_fields_and_override_the_file(tmp_path):
     (tmp_path / "c.yaml").write_text("steps: 7\ninner:\n  rate: 0.3\n")
     parser = argparse.ArgumentParser()
     add_arguments(parser, Outer, ["steps", "quick", "inner.rate"])
-    assert "Training steps." in parser.format_help()
+    text = " ".join(parser.format_help().split())
+    assert "Training steps." in text and "A switch that spans two lines. (the `quick` setting)" in text
+    assert "second paragraph" not in text
     args = parser.parse_args(["--config", str(tmp_path / "c.yaml"), "--rate", "0.6", "--quick", "--set", "steps=9"])
     cfg = from_arguments(Outer, args)
     assert (cfg.steps, cfg.quick, cfg.inner.rate) == (9, True, 0.6)  # --set after flags, flags after the file

@@ -211,11 +211,11 @@ def add_arguments(parser: argparse.ArgumentParser, model: type[Config], flags: S
     """
     parser.add_argument("--config", help="YAML file of this command's settings (may `extends:` another)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any setting, nested keys by dots, e.g. --set seed=1 (repeatable)")
+                        help="override any setting by its name, nested keys by dots (repeatable)")
     for name in flags:
         field = _field(model, name)
         options = ["--" + name.split(".")[-1].replace("_", "-"), *([aliases[name]] if aliases and name in aliases else [])]
-        help_text = (field.description or "").split("\n")[0] + f" (the `{name}` setting)"
+        help_text = " ".join((field.description or "").split("\n\n")[0].split()) + f" (the `{name}` setting)"
         switch = field.annotation is bool
         kind = {"action": "store_const", "const": "true"} if switch else {"metavar": "VALUE"}
         parser.add_argument(*options, dest=f"flag:{name}", default=None, help=help_text, **kind)
