@@ -218,6 +218,39 @@ def test_user_errors_are_depo_errors(model_dir, tmp_path) -> None:
         )
 
 
+def test_a_grpo_trainer_subclass_keeps_its_own_arguments(model_dir, tmp_path) -> None:
+    from trl import GRPOTrainer
+
+    from depo.integrations.trl import DEPOMixin
+
+    class Penalised(GRPOTrainer):
+        def __init__(self, *args, penalty: float = 0.0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.penalty = penalty
+
+    class DEPOPenalised(DEPOMixin, Penalised):
+        pass
+
+    # train_dataset by position (GRPOTrainer's fourth argument), the subclass's keyword passed through
+    trainer = DEPOPenalised(model_dir, parity_reward, grpo_args(tmp_path), toy_dataset(), penalty=0.5, selector=SkipMultiplesOf3())
+    assert trainer.penalty == 0.5 and "depo_index" in trainer.train_dataset.column_names
+
+
+def test_a_reward_outside_zero_one_is_refused_when_the_selector_learns_pass_rates(model_dir, tmp_path) -> None:
+    def two(completions, **kwargs):
+        return [2.0 for _ in completions]
+
+    selector = make_selector("depo", group_size=4, seed=0, estimator=StubEstimator())
+    trainer = DEPOGRPOTrainer(model=model_dir, reward_funcs=two, args=grpo_args(tmp_path, max_steps=1),
+                              train_dataset=toy_dataset(), selector=selector)
+    with pytest.raises(DepoError, match=r"DEPO learns rewards as pass rates: .*reward_funcs\) must be in \[0, 1\], got 2"):
+        trainer.train()
+    uniform = DEPOGRPOTrainer(model=model_dir, reward_funcs=two, args=grpo_args(tmp_path / "u", max_steps=1),
+                              train_dataset=toy_dataset())
+    uniform.train()  # GRPO's own selection reads no pass rate: any reward scale
+    assert uniform.state.global_step == 1
+
+
 def test_reused_generations_draw_one_chunk_per_generation(model_dir, tmp_path) -> None:
     # generation batch = 4 x 2 steps = 8 completions = 2 prompts, reused for 2 iterations:
     # 4 optimizer steps x 2 micro-batches = 8 micro-steps = 2 generations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 from typing import Any, Literal
 
@@ -30,6 +31,8 @@ from depo.integrations.trl.feed import SelectionFeed
 from depo.integrations.trl.sampler import DEPORepeatSampler
 from depo.selection import Uniform
 from depo.selection.base import Selector
+from depo.selection.depo import DEPO
+from depo.selection.mopps import MoPPS
 from depo.state_io import load_state, save_state
 
 logger = logging.getLogger(__name__)
@@ -68,8 +71,11 @@ class DEPOMixin:
         oversample: float = 2.0,
         **kwargs: Any,
     ) -> None:
-        bound = inspect.signature(GRPOTrainer.__init__).bind_partial(None, *args, **kwargs).arguments
-        dataset = bound.get("train_dataset")
+        # train_dataset by name, or at GRPOTrainer's position; everything else passes through as
+        # given, so a subclass's own arguments reach it
+        position = list(inspect.signature(GRPOTrainer.__init__).parameters).index("train_dataset") - 1  # after self
+        by_name = "train_dataset" in kwargs
+        dataset = kwargs.get("train_dataset") if by_name else (args[position] if len(args) > position else None)
         if not isinstance(dataset, Dataset):
             raise DepoError(
                 "DEPO needs an indexable `datasets.Dataset` as train_dataset (got "
@@ -83,11 +89,20 @@ class DEPOMixin:
         if INDEX_COLUMN in dataset.column_names:
             dataset = dataset.remove_columns(INDEX_COLUMN)
         dataset = dataset.add_column(INDEX_COLUMN, list(range(len(dataset))))
-        bound.pop("self", None)
-        bound["train_dataset"] = dataset
-        super().__init__(**bound)  # type: ignore[call-arg]
+        if by_name:
+            kwargs["train_dataset"] = dataset
+        else:
+            args = (*args[:position], dataset, *args[position + 1 :])
+        super().__init__(*args, **kwargs)
 
         self.depo_selector = selector if selector is not None else Uniform()
+        self._depo_pass_rates = isinstance(self.depo_selector, DEPO | MoPPS)  # they learn rewards as pass rates
+        rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
+        if dynamic_sampling and rows % self.num_generations:
+            raise DepoError(
+                f"dynamic sampling needs whole groups on each process: per_device_train_batch_size * steps_per_generation "
+                f"= {rows} rows is not a multiple of num_generations={self.num_generations}"
+            )
         self._depo_logprobs = logprobs
         self._depo_rounds = int(max_num_gen_batches) if dynamic_sampling else 1
         self._depo_pending: tuple[list[int], list[float]] | None = None
@@ -148,6 +163,11 @@ class DEPOMixin:
         if pending is None:
             return output, None
         indices, rewards = pending
+        if self._depo_pass_rates and (bad := [r for r in rewards if math.isfinite(r) and not 0.0 <= r <= 1.0]):
+            raise DepoError(
+                f"{type(self.depo_selector).__name__} learns rewards as pass rates: each completion's reward (the "
+                f"reward_weights-weighted sum of reward_funcs) must be in [0, 1], got {bad[0]:g}; rescale them"
+            )
         for key, value in self.depo_feed.complete(indices, rewards, self._depo_mean_logprobs(output)).items():
             self._metrics["train"][key].append(value)
         return output, rewards
@@ -156,11 +176,6 @@ class DEPOMixin:
         """More rounds until every process holds only informative groups (module doc of
         depo.integrations.trl.dynamic_sampling); the rows TRL gave this process, no more."""
         g, procs, rank = self.num_generations, self.accelerator.num_processes, self.accelerator.process_index
-        if len(inputs) % g:
-            raise DepoError(
-                f"dynamic sampling needs whole groups on each process: {len(inputs)} rows per process is not a "
-                f"multiple of num_generations={g} (make per_device_train_batch_size * steps_per_generation one)"
-            )
         need = len(inputs) // g
         outputs, flags = [output], [informative_groups(rewards, g, procs)]
 
