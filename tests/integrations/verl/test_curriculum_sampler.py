@@ -39,10 +39,11 @@ if not IS_07:
             timeout=600,
         )
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        assert "4 passed" in proc.stdout, proc.stdout[-2000:]
+        assert "6 passed" in proc.stdout, proc.stdout[-2000:]
 
 else:
     import copy
+    import logging
 
     import numpy as np
     import torch
@@ -59,6 +60,7 @@ else:
     from verl.utils.dataset.rl_dataset import RLHFDataset
     from verl_fixtures import Scripted, assert_same_state, write_parquet
 
+    from depo.errors import DepoError
     from depo.integrations.verl.curriculum_sampler import DEPOCurriculumSampler
     from depo.tasks.gym import preset_tasks
 
@@ -135,6 +137,25 @@ else:
                 assert o.text == f"What is {k} + {k}?"
             m = sampler.last_metrics
             assert m["select/kept"] == BATCH and m["select/scanned"] == BATCH + m["select/skipped"]
+
+    def test_update_refuses_rewards_outside_unit_interval(tmp_path):
+        """DAPO's +-1 scores are no pass rates: refused as in the verl 0.9 path (outcomes.group_outcomes)."""
+        sampler, _ = make_sampler(tmp_path, selector="history")
+        it = iter(sampler)
+        indices = [next(it) for _ in range(BATCH)]
+        observed = copy.deepcopy(sampler.selector.state_dict())
+        with pytest.raises(DepoError, match=r"rewards from 'score' are outside \[0, 1\] \(min -1, max 1\).*depo.reward_key"):
+            sampler.update(step_batch(indices, sampler, lambda k, j: 1.0 if j % 2 else -1.0))
+        assert_same_state(sampler.selector.state_dict(), observed)  # nothing was learned from them
+
+    def test_a_missing_group_size_is_defaulted_with_a_warning(tmp_path, caplog):
+        path, cfg = data_config(tmp_path)
+        del cfg.depo["group_size"]
+        dataset = RLHFDataset(data_files=[str(path)], tokenizer=None, config=cfg)
+        with caplog.at_level(logging.WARNING, logger="depo.integrations.verl.curriculum_sampler"):
+            sampler = DEPOCurriculumSampler(dataset, cfg)
+        assert sampler.group_size == 8
+        assert any("data.depo.group_size" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
     def test_state_rides_in_verl_dataloader_state(tmp_path):
         sampler, dataset = make_sampler(tmp_path, selector="history")

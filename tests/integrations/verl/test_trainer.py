@@ -293,6 +293,44 @@ def test_main_task_runner_wraps_verl_runner():
     assert "run" in cls.__dict__
 
 
+@pytest.fixture
+def driver(monkeypatch):
+    """The verl driver (`main.run`) with verl's own validation and `run_ppo` (Ray) stubbed: the
+    list records the configs that reached Ray."""
+    import verl.trainer.main_ppo
+    import verl.utils.config
+
+    from depo.integrations.verl.main import run
+
+    reached = []
+    monkeypatch.setattr(verl.utils.config, "validate_config", lambda **kwargs: None)
+    monkeypatch.setattr(verl.trainer.main_ppo, "run_ppo", lambda config, task_runner_class=None: reached.append(config))
+    return run, reached
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("depo.selector=bogus", "depo.selector: unknown selector 'bogus'; choose one of: "),
+    ("+depo.options.warmup_step=3", "depo.options: unknown key 'warmup_step' (did you mean 'warmup_steps'?)"),
+    ("+depo.estimator.config.lrr=1", "depo.estimator.config: unknown key 'lrr' (did you mean 'lr'?)"),
+])
+def test_the_driver_refuses_a_bad_selector_options_or_estimator_config_before_ray(tmp_path, driver, override, message):
+    run, reached = driver
+    with pytest.raises(DepoError) as err:
+        run(make_config(tmp_path, override))
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert not reached
+
+
+def test_the_driver_runs_plain_verl_with_depo_disabled(tmp_path, driver):
+    """depo.enable=false is plain verl: DEPO's own requirements (rollout.n >= 2, a valid
+    selector) are not checked."""
+    run, reached = driver
+    run(make_config(tmp_path, "depo.enable=false", "actor_rollout_ref.rollout.n=1", "depo.selector=bogus"))
+    assert len(reached) == 1
+    with pytest.raises(DepoError, match=r"rollout.n must be >= 2"):
+        run(make_config(tmp_path, "actor_rollout_ref.rollout.n=1"))
+
+
 def test_disabled_is_plain_verl(tmp_path, no_actor_update):
     trainer = make_trainer(make_config(tmp_path, "depo.enable=false"))
     assert trainer.depo_selector is None

@@ -16,6 +16,7 @@ preprocessing scripts write it); otherwise by a fingerprint of the row's `extra_
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -23,10 +24,13 @@ import numpy as np
 from verl.experimental.dataset.sampler import AbstractCurriculumSampler
 
 from depo.errors import DepoError
-from depo.integrations.verl.outcomes import group_outcome, mean_logprobs, response_rewards, rows_by_uid
+from depo.integrations.verl.outcomes import group_outcome, mean_logprobs, pass_rate_rewards, rows_by_uid
 from depo.integrations.verl.prompts import PromptTable
 from depo.integrations.verl.settings import DepoSettings, as_mapping, build_selector
 from depo.selection.order import DataOrder
+
+log = logging.getLogger(__name__)
+DEFAULT_GROUP_SIZE = 8
 
 
 def row_fingerprint(extra_info: Any, reward_model: Any) -> str:
@@ -39,7 +43,13 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
 
     def __init__(self, data_source: Sized, data_config: Any, *, selector: Any = None) -> None:
         block = as_mapping(data_config.get("depo", None))
-        self.group_size = int(block.pop("group_size", 8))
+        group_size = block.pop("group_size", None)
+        if group_size is None:  # verl 0.7 hands the sampler no rollout.n of its own
+            log.warning("data.depo.group_size is not set: DEPO assumes %d responses per prompt; set it to "
+                        "actor_rollout_ref.rollout.n (+data.depo.group_size=${actor_rollout_ref.rollout.n})",
+                        DEFAULT_GROUP_SIZE)
+            group_size = DEFAULT_GROUP_SIZE
+        self.group_size = int(group_size)
         self.settings = DepoSettings.from_config(block)
         self.batch_size = int(data_config.get("gen_batch_size", None) or data_config.train_batch_size)
         seed = self.settings.data_seed(data_config)
@@ -86,7 +96,7 @@ class DEPOCurriculumSampler(AbstractCurriculumSampler):
         """Group the step's responses by uid, match them to the last batch's prompts, observe."""
         extra = batch.non_tensor_batch.get("extra_info")
         rm = batch.non_tensor_batch.get("reward_model")
-        rewards, _ = response_rewards(batch, self.settings.reward_key)
+        rewards = pass_rate_rewards(batch, self.settings.reward_key)
         logps = mean_logprobs(batch)
         slots: dict[str, list[int]] = {}
         for j, i in enumerate(self._last):

@@ -45,12 +45,10 @@ def run(config) -> None:
     from verl.utils.config import validate_config
     from verl.utils.device import auto_set_device
 
-    from depo.integrations.verl.settings import DepoSettings
     from depo.integrations.verl.trainer import check_config
 
     auto_set_device(config)
-    DepoSettings.from_config(config.get("depo", None))
-    check_config(config)
+    check_config(config)  # the whole depo: block, here in the driver: a typo fails before Ray starts
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     run_ppo(config, task_runner_class=_task_runner_class())
 

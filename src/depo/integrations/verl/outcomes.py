@@ -52,6 +52,17 @@ def response_rewards(batch: Any, reward_key: str = "auto") -> tuple[np.ndarray, 
     return sequence_scores(batch), "score"
 
 
+def pass_rate_rewards(batch: Any, reward_key: str = "auto") -> np.ndarray:
+    """`response_rewards`, refused with one DepoError line unless all are in [0, 1] (pass rates)."""
+    rewards, source = response_rewards(batch, reward_key)
+    if rewards.size and (not np.all(np.isfinite(rewards)) or rewards.min() < 0.0 or rewards.max() > 1.0):
+        raise DepoError(
+            f"rewards from {source!r} are outside [0, 1] (min {rewards.min():.3g}, max {rewards.max():.3g}); "
+            "the estimator learns pass rates: set depo.reward_key to the reward's correctness key (e.g. acc)"
+        )
+    return rewards
+
+
 def sequence_scores(batch: Any) -> np.ndarray:
     """verl's per-response task score: the token-level scores summed over the response."""
     scores = batch.batch["token_level_scores"]
@@ -103,12 +114,7 @@ def group_outcomes(
     extra = _column(batch, "extra_info")
     if uids is None or extra is None:
         raise DepoError("a verl batch without 'uid' or 'extra_info' cannot be grouped into prompts")
-    rewards, source = response_rewards(batch, reward_key)
-    if rewards.size and (not np.all(np.isfinite(rewards)) or rewards.min() < 0.0 or rewards.max() > 1.0):
-        raise DepoError(
-            f"rewards from {source!r} are outside [0, 1] (min {rewards.min():.3g}, max {rewards.max():.3g}); "
-            "the estimator learns pass rates: set depo.reward_key to the reward's correctness key (e.g. acc)"
-        )
+    rewards = pass_rate_rewards(batch, reward_key)
     scores = sequence_scores(batch)
     logps = mean_logprobs(batch)
 

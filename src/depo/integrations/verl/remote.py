@@ -2,7 +2,9 @@
 
 The trainer process then only sends prompt texts and outcomes; the encoder forward and the
 update run where the actor was placed. The proxy has the estimator's API (predict, update,
-state_dict, load_state_dict), so the selector cannot tell it from an in-process one. State
+state_dict, load_state_dict) and exactly the other public methods of the estimator it wraps
+(e.g. predict_distribution for `kind: bayes` only), so the selector cannot tell it from an
+in-process one. State
 crosses the boundary on CPU, so a checkpoint made with a GPU actor loads on a CPU driver.
 Placement next to verl's resource pools: docs/verl.md, "Knobs".
 """
@@ -37,6 +39,11 @@ class _EstimatorActor:
         torch.manual_seed(config.seed)  # the actor's own process: the trunk's dropout draws from it
         self.estimator = build_estimator(config)
 
+    def methods(self) -> list[str]:
+        """The estimator's public methods (properties and data attributes are not methods)."""
+        cls = type(self.estimator)
+        return sorted(n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n, None)))
+
     def state_dict(self) -> dict:
         return _to_cpu(self.estimator.state_dict())
 
@@ -54,6 +61,7 @@ class RemoteEstimator:
         actor_cls = ray.remote(_EstimatorActor)
         self.actor = actor_cls.options(num_gpus=num_gpus, num_cpus=num_cpus, name=None).remote(config)
         self.config = config
+        self._methods = frozenset(ray.get(self.actor.methods.remote()))
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self._ray.get(self.actor.call.remote(name, *args, **kwargs))
@@ -71,7 +79,9 @@ class RemoteEstimator:
         self._call("load_state_dict", state)
 
     def __getattr__(self, name: str) -> Any:
-        """Any other estimator method (e.g. cache_stats) is called on the actor."""
-        if name.startswith("_") or name in ("actor", "config"):
-            raise AttributeError(name)
+        """Any other method the wrapped estimator has (e.g. warm_cache) is called on the actor;
+        a name it lacks raises AttributeError, as on the estimator itself (DEPO probes for
+        `predict_distribution` to tell a Bayesian estimator from the trunk)."""
+        if name.startswith("_") or name not in self.__dict__.get("_methods", ()):
+            raise AttributeError(f"the remote estimator has no method {name!r}")
         return functools.partial(self._call, name)

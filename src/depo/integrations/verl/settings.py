@@ -12,10 +12,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BeforeValidator, Field
 
 from depo.config import Config
+from depo.errors import DepoError
 from depo.estimator import build_estimator as build
 from depo.estimator import estimator_config
 from depo.integrations.verl.remote import RemoteEstimator
-from depo.selection import make_selector
+from depo.selection import SELECTORS, make_selector
 from depo.selection.base import Selector
 from depo.selection.stream import make_stream
 
@@ -66,6 +67,17 @@ class DepoSettings(Config):
         """From the `depo` config node (None or missing: defaults); a bad key or value is one DepoError line."""
         return cls.build(as_mapping(node), what="depo")
 
+    def check(self) -> DepoSettings:
+        """What the block's own types cannot see, checked before anything is built: the selector
+        against the registry, `options` against its options model, `estimator.config` against
+        the estimator's; a problem is one DepoError line naming the key."""
+        spec = SELECTORS.get(self.selector)
+        if spec is None:
+            raise DepoError(f"depo.selector: unknown selector {self.selector!r}; choose one of: {', '.join(SELECTORS)}")
+        spec.options.build(self.options, what="depo.options")  # what make_selector builds them with
+        estimator_settings(self.estimator)
+        return self
+
     def data_seed(self, data: Any) -> int:
         """`seed`, else the data config's `seed`, else 0."""
         return int(self.seed if self.seed is not None else data.get("seed", None) or 0)
@@ -79,12 +91,17 @@ class DepoSettings(Config):
                            max_scan=self.max_scan(batch_size), max_chunk=self.max_chunk)
 
 
+def estimator_settings(placement: EstimatorPlacement) -> Config:
+    """The typed estimator config of `depo.estimator` (`config.kind`: trunk or bayes)."""
+    cfg = dict(placement.config)
+    cfg.setdefault("device", placement.torch_device)
+    return estimator_config(cfg, what="depo.estimator.config")
+
+
 def build_estimator(placement: EstimatorPlacement) -> Any:
     """The online estimator (`config.kind`: trunk or bayes), in this process or behind a Ray
     actor (same predict/update/state API)."""
-    cfg = dict(placement.config)
-    cfg.setdefault("device", placement.torch_device)
-    config = estimator_config(cfg, what="depo.estimator.config")
+    config = estimator_settings(placement)
     if placement.device == "ray":
         return RemoteEstimator(config, num_gpus=placement.num_gpus, num_cpus=placement.num_cpus)
     return build(config)

@@ -46,7 +46,13 @@ def dynamic_sampling_rounds(config: Any) -> int | None:
 
 
 def check_config(config: Any) -> None:
-    """Refuse settings DEPO cannot run with, with one clear line each."""
+    """Refuse settings DEPO cannot run with, with one clear line each (the `depo:` block, its
+    selector, options and estimator config included); with `depo.enable=false` nothing beyond
+    the block's types is checked: the run is plain verl."""
+    settings = DepoSettings.from_config(config.get("depo", None))
+    if not settings.enable:
+        return
+    settings.check()
     if int(config.actor_rollout_ref.rollout.n) < 2:
         raise DepoError("actor_rollout_ref.rollout.n must be >= 2: DEPO selects for GRPO groups")
     if config.trainer.get("use_v1", False):
