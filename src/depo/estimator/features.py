@@ -171,9 +171,11 @@ class EncoderFeatures:
 
 
 def _encoder_tag(encoder: TextEncoder, what: str) -> str:
-    """Names a frozen encoder's vectors: its weights, `what` is computed from them, and max_length."""
+    """Names a frozen encoder's vectors: its weight files (name, size, modification time, so an
+    encoder saved again in place gets new vectors), what is computed from them, and max_length."""
     path = Path(encoder.path)
-    weights = sorted(p.name for p in path.glob("*.safetensors")) or sorted(p.name for p in path.iterdir())
+    files = sorted(path.glob("*.safetensors")) or sorted(p for p in path.iterdir() if p.is_file())
+    weights = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     ident = f"{path.resolve()}|{weights}|{what}|{encoder.max_length}"
     digest = hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
     return f"{path.name}-{what}-{encoder.max_length}-{digest}"
@@ -211,9 +213,11 @@ class FrozenVectors:
         chunk = 512
         for start in tqdm(range(0, len(missing), chunk), desc="estimator: encoding prompts", unit="chunk",
                           disable=not progress or not missing, leave=False):
-            self.get(missing[start : start + chunk])
+            part = missing[start : start + chunk]
+            vectors = self.get(part)  # kept here: a pool larger than the cache's budget evicts early chunks
+            if use_disk:
+                stored.update(zip(map(text_key, part), vectors))
         if use_disk and missing:
-            stored.update({text_key(t): v for t, v in zip(missing, self.cached(missing))})
             self.file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.file.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never share a half-written file
             torch.save({"keys": list(stored), "vectors": torch.stack(list(stored.values()))}, tmp)
