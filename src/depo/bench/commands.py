@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add estimator, replay, route and train to the `depo bench` subparsers."""
     _add(subparsers, "estimator", estimator.EstimatorBenchConfig, ESTIMATOR_FLAGS, estimator.run_bench,
          help="train pass-rate predictors offline on real success rates and compare them on held-out rows",
-         description="Train the DEPO estimator (full fine-tuning and frozen encoder + trunk) and baselines "
+         description="Train the DEPO estimators (by default the frozen encoder + trunk, the Bayesian one and its "
+         "calibrated form; opt-in: top layers, full fine-tuning) and baselines "
          "(constant mean, per-level mean, TF-IDF + ridge) on one split; report Spearman, Pearson, MAE, ECE, "
          "zero-variance AUC at group size G, and effective rates of kept prompts. Needs train and target.")
     _add(subparsers, "replay", replay.ReplayConfig, REPLAY_FLAGS, replay.run_replay,
@@ -107,7 +108,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field (repeatable)")
     p.add_argument("--output-dir", "--out", dest="out", default=None, help="output directory (default runs/bench-train-<preset>)")
-    p.add_argument("--figures-dir", default="docs/figures", help="where to copy the PNGs ('' = nowhere)")
+    p.add_argument("--figures-dir", default="", help="also copy the PNGs here, e.g. docs/figures (default: nowhere)")
     p.add_argument("--quick", action="store_true", help="pipeline check: 1 seed, 4 steps, small batches")
     p.add_argument("--paired-heldout", type=int, default=2000, metavar="N",
                    help="evaluate every final policy on N held-out prompts and report its Avg@8 difference to "

@@ -13,8 +13,8 @@ is stable), and compare in one run, on one split:
 - `estimator_bayes`: the Bayesian estimator (closed-form heads on frozen features);
 - `estimator_calibrated`: the same, its P(zero-variance) calibrated on a validation part
   (`train_calibrated`); ranks as the bayes variant does, states a calibrated probability.
-Both estimator variants train with the paper's losses (BCE + ranking; no distill term: offline
-rows have no log-probs). Epochs of the frozen variant are chosen on a validation part of the
+The trunk variants (frozen, top, full) train with the paper's losses (BCE + ranking; no distill
+term: offline rows have no log-probs). Epochs of the frozen variant are chosen on a validation part of the
 *training* rows (never on the test rows).
 """
 
@@ -196,7 +196,8 @@ def train_frozen(cfg: EstimatorBenchConfig, train: Rows, test: Rows, log,
     start = time.perf_counter()
     counts = est.features.warm_cache(train.texts + test.texts, use_disk=not cfg.quick, progress=not cfg.quick)
     encode_s = time.perf_counter() - start
-    log(f"  {what} encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
+    if top_layers is None:  # the top variant caches lower-layer states as it trains, not vectors up front
+        log(f"  {what} encoder: {int(counts['encoded'])} texts encoded, {int(counts['loaded'])} from cache ({encode_s:.0f} s)")
     val = _val_mask(train.ids, cfg.seed)
     fit_part, val_part = train.subset(~val), train.subset(val)
     best, best_state, best_epoch, history = -np.inf, None, 0, []
@@ -338,7 +339,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
 
 
 def _figures(cfg: EstimatorBenchConfig, preds: dict[str, np.ndarray], true: np.ndarray) -> None:
-    shown = [n for n in ("tfidf_ridge", "estimator_frozen", "estimator_full") if n in preds]
+    shown = [n for n in ("tfidf_ridge", "estimator_frozen", "estimator_bayes", "estimator_full") if n in preds]
     fig, axes = new_figure(len(shown), width=3.4, height=3.3)
     for ax, name in zip(axes, shown):
         ax.scatter(true, preds[name], s=3, alpha=0.3)

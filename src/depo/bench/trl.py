@@ -81,7 +81,8 @@ class TRLBenchConfig(Config):
 
 
 def grpo_config(out: Path, opts: TRLBenchConfig):
-    """TRL settings mirroring configs/grpo.yaml of the built-in engine."""
+    """TRL's GRPO settings for the bench: configs/grpo.yaml's loss and schedule (constant lr, no
+    KL), at this bench's own batch size and learning rate (TRLBenchConfig)."""
     return GRPOConfig(
         output_dir=str(out),
         per_device_train_batch_size=opts.batch_prompts * opts.num_generations,
