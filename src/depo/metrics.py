@@ -68,7 +68,7 @@ def pearson(a: Sequence[float], b: Sequence[float]) -> float:
 
 def _correlation(fn, a: Sequence[float], b: Sequence[float]) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:  # exactly constant (np.std of one repeated float can be 1e-17)
         return float("nan")
     return float(fn(a, b).statistic)
 

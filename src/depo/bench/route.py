@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.stats import spearmanr
 
 from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_frozen
 from depo.bench.report import new_figure, save_figure, timed, write_results
@@ -38,6 +37,7 @@ from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.data.io import holdout_mask
 from depo.errors import DepoError
 from depo.estimator import build_estimator
+from depo.metrics import spearman
 from depo.routing.router import gain_choice, threshold_choice
 
 TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
@@ -330,7 +330,7 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
         preds["ensemble"] = {w: (preds["tfidf"][w] + preds["estimator"][w]) / 2 for w in MODELS}
     costs = (cfg.cost_small, cfg.cost_large)
     quality = {
-        name: {w: float(spearmanr(p[w], test.y[:, j])[0]) for j, w in enumerate(MODELS)}
+        name: {w: spearman(p[w], test.y[:, j]) for j, w in enumerate(MODELS)}
         for name, p in preds.items()
     }
     rules = evaluate_rules(preds, test, costs)

@@ -27,7 +27,7 @@ from depo.errors import DepoError
 class CurvePoint:
     share: float  # fraction of queries sent to the small model
     accuracy: float  # expected accuracy (mean true success rate of the chosen model)
-    knob: float  # the score cut that yields this share (tau, or lambda * cost gap for gain rules)
+    knob: float  # the score cut that yields this share: tau, or for the gain rule (score p_small - p_large) -lambda * cost gap
 
 
 def _check(ps: np.ndarray, pl: np.ndarray) -> None:
