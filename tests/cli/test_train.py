@@ -60,7 +60,7 @@ def test_demo_skips_predicted_zero_variance_prompts_after_warm_up_and_reports_it
     assert [r["select/survival_rate"] == 1.0 for r in steps] == [True, False, False]  # warm-up keeps everything
     assert all(r["select/scanned"] > r["rollout/prompts"] for r in steps[1:])  # then skips before the rollout
     skipped = int(steps[-1]["select/total_skipped"])
-    assert "prompts skipped before rollout" in out and f" {skipped} ({2 * skipped} rollouts saved)" in out
+    assert "prompts skipped before rollout" in out and f" {skipped} ({2 * skipped} responses not generated)" in out
     assert "share of the p-oracle" in out and "demo wall time" in out
     assert (run / "summary.md").is_file() and (run / "plots" / "heldout_accuracy.png").is_file()
 

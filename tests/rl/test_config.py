@@ -50,6 +50,7 @@ def test_round_trip(tmp_path):
         ("top_p=0", "top_p: Input should be greater than 0"),
         ("epsilon=1.5", "epsilon: Input should be less than 1"),
         ("overlong_buffer_len=16", "overlong_buffer_len must be < max_completion_length"),
+        ("max_scan=3", r"max_scan \(3\) must be 0 \(8 x batch_size\) or >= batch_size"),
         ("max_num_gen_batches=0", "max_num_gen_batches: Input should be greater than or equal to 1"),
         ("selector_options=3", "selector_options: expected a mapping"),
         ("nokey", "--set expects key=value"),

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from depo.errors import DepoError
 from depo.estimator.losses import check_labels
-from depo.metrics import spearman
+from depo.metrics import calib_mae, spearman
 
 if TYPE_CHECKING:  # the estimator type only: online.py imports this module
     from depo.estimator.online import OnlineEstimator
@@ -88,7 +88,7 @@ def evaluate(estimator: OnlineEstimator, texts: Sequence[str], targets: Sequence
     p = estimator.predict(texts)
     pc = np.clip(p, 1e-7, 1 - 1e-7)
     out = {
-        f"{prefix}mae": float(np.mean(np.abs(p - y))),
+        f"{prefix}mae": calib_mae(p, y),
         f"{prefix}bce": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))),
     }
     rho = spearman(p, y)

@@ -182,6 +182,8 @@ class TrainConfig(Config):
         frozen = self.estimator_init or kind == "bayes" or self.estimator_options.get("freeze_encoder")
         if self.estimator_precompute and not (uses_estimator and frozen):
             raise ValueError("estimator_precompute needs a frozen encoder: the bayes estimator, or freeze_encoder: true")
+        if 0 < self.max_scan < self.batch_size:
+            raise ValueError(f"max_scan ({self.max_scan}) must be 0 (8 x batch_size) or >= batch_size ({self.batch_size})")
         if self.steps_per_generation > self.batch_size:
             raise ValueError(f"steps_per_generation ({self.steps_per_generation}) must be <= batch_size ({self.batch_size})")
         if self.overlong_buffer_len >= self.max_completion_length:

@@ -87,7 +87,7 @@ def summary_rows(records: list[dict[str, Any]], cfg: TrainConfig, extra: dict[st
             rows.append(("effective rate: after warm-up", f"{after:.3f} ({ratio:.2f}x)"))
         if "select/total_skipped" in last:
             skipped = int(last["select/total_skipped"])
-            rows.append(("prompts skipped before rollout", f"{skipped} ({skipped * cfg.num_generations} rollouts saved)"))
+            rows.append(("prompts skipped before rollout", f"{skipped} ({skipped * cfg.num_generations} responses not generated)"))
         errors = sum(int(r.get("reward/errors", 0)) for r in steps)
         if errors:
             rows.append(("groups dropped (reward errors)", str(errors)))

@@ -137,7 +137,7 @@ class Trainer:
             estimator = {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
         self.selector = make_selector(cfg.selector, group_size=cfg.num_generations, seed=cfg.seed,
                                       options=cfg.selector_options, estimator=estimator)
-        max_scan = max(cfg.max_scan or 8 * cfg.batch_size, cfg.batch_size)  # max_scan 0 = 8 * batch_size
+        max_scan = cfg.max_scan or 8 * cfg.batch_size
         order = DataOrder(len(self.train_tasks), seed=cfg.seed)
         self.stream = make_stream(cfg.selection, order, self.selector, self.candidate, cfg.batch_size,
                                   oversample=cfg.oversample, max_scan=max_scan)

@@ -196,7 +196,8 @@ class DEPO:
         return out
 
     def zero_var_prob(self, batch: Sequence[Candidate]) -> np.ndarray:
-        """P(zero-variance group) per candidate, as the rule sees it (no side effects on the stream)."""
+        """P(zero-variance group) per candidate, as the rule sees it (no side effect on the stream;
+        with a Bayesian estimator and Thompson sampling it takes a draw from the estimator's generator)."""
         score = self._score(batch)
         return score["none"] + score["every"]
 
