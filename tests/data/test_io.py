@@ -44,10 +44,15 @@ def test_jsonl_and_json_array(tmp_path):
     rows = [{"problem": "a", "answer": "1", "idx": 5}, {"problem": "b", "answer": "2", "idx": 6}]
     (tmp_path / "x.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     (tmp_path / "x.json").write_text(json.dumps(rows))
-    for name in ("x.jsonl", "x.json"):
+    (tmp_path / "by_id.json").write_text(json.dumps({"5": rows[0], "6": rows[1]}))
+    for name in ("x.jsonl", "x.json", "by_id.json"):
         frame = read_table(tmp_path / name)
         assert list(frame["problem"]) == ["a", "b"]
         assert prompt_ids(frame) == ["5", "6"]
+    many = pd.DataFrame({"problem": [f"p{i}" for i in range(12)], "idx": range(12)})
+    many.to_json(tmp_path / "columns.json")  # pandas' default orient: column -> {row number: value}
+    frame = read_table(tmp_path / "columns.json")
+    assert list(frame["problem"]) == list(many["problem"]) and prompt_ids(frame) == [str(i) for i in range(12)]
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,10 @@ def _read_json_records(path: Path, *, lines: bool) -> list[dict]:
             raise DepoError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
         except RecursionError:
             raise DepoError(f"{path} is not valid JSON for a table: nested too deeply") from None
-        if isinstance(data, dict):  # {"id": {...}, ...} or {"rows": [...]}
+        if isinstance(data, dict) and _by_column(data):  # pandas' DataFrame.to_json(): column -> {row: value}
+            rows = sorted({row for values in data.values() for row in values}, key=int)
+            data = [{name: values.get(row) for name, values in data.items()} for row in rows]
+        elif isinstance(data, dict):  # {"id": {...}, ...} or {"rows": [...]}
             data = next((v for v in data.values() if isinstance(v, list)), None) or list(data.values())
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DepoError(f"{path} must hold a JSON array of objects")
@@ -87,6 +90,12 @@ def _read_json_records(path: Path, *, lines: bool) -> list[dict]:
             raise DepoError(f"{path} line {number} is not a JSON object")
         records.append(record)
     return records
+
+
+def _by_column(data: dict[str, Any]) -> bool:
+    """A JSON object of columns (pandas' default orient): named keys, each a {row number: value} object."""
+    return bool(data) and not all(k.isdigit() for k in data) and all(
+        isinstance(v, dict) and v and all(k.isdigit() for k in v) for v in data.values())
 
 
 def _lookup(value: Any, keys: Sequence[str]) -> Any:
