@@ -87,6 +87,15 @@ def test_feed_skips_rejected_prompts_and_attributes_outcomes_by_index() -> None:
     assert metrics["estimator/seen"] == 3
 
 
+def test_the_history_of_drawn_chunks_is_bounded(monkeypatch) -> None:
+    import depo.integrations.trl.feed as feed_module
+
+    monkeypatch.setattr(feed_module, "HISTORY", 3)
+    feed = make_feed(KeepNotMultipleOf3())
+    drawn = [feed.next_chunk(in_flight=False) for _ in range(5)]
+    assert feed.history == drawn[-3:]
+
+
 def test_feed_rejects_groups_mixing_prompts() -> None:
     feed = make_feed(Uniform())
     chunk = feed.next_chunk()

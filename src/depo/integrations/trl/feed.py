@@ -35,6 +35,8 @@ from depo.types import Candidate, Decisions, GroupOutcome
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+HISTORY = 1024
+"""Chunks `SelectionFeed.history` keeps."""
 
 
 class SyncedSelector:
@@ -122,7 +124,7 @@ class SelectionFeed:
         self._extra: _Chunk | None = None
         self._drawn = 0
         self.history: list[list[int]] = []
-        """The indices of every chunk drawn by this process, in order (for checks and tests)."""
+        """The indices of the last HISTORY chunks drawn by this process, in order (for checks and tests)."""
         self.rollouts = self.groups_observed = self.groups_informative = 0
 
     def _candidate(self, i: int) -> Candidate:
@@ -146,6 +148,7 @@ class SelectionFeed:
         else:
             self._extra = chunk
         self.history.append(list(indices))
+        del self.history[:-HISTORY]  # bounded: a long run draws a chunk every step
         return list(indices)
 
     # -- learning (called after TRL scored a generation batch) ---------------------------
