@@ -236,13 +236,14 @@ def test_a_body_over_max_body_bytes_is_refused_without_reading_it_all():
     assert (status, read) == (400, 2)  # a body within the limit is read whole, in its chunks
 
 
-def test_every_chat_answer_is_counted_by_status():
-    class Broken:
-        def predict(self, texts):
-            raise RuntimeError("estimator exploded")
+class FailingPredictor:
+    def predict(self, texts):
+        raise RuntimeError("estimator exploded")
 
+
+def test_every_chat_answer_is_counted_by_status():
     small, large = StubBackend("small"), StubBackend("large")
-    router = Router([ModelSpec("small", 1.0), ModelSpec("large", 5.0)], {"small": Broken()}, rule="threshold", tau=0.5)
+    router = Router([ModelSpec("small", 1.0), ModelSpec("large", 5.0)], {"small": FailingPredictor()}, rule="threshold", tau=0.5)
     with (ThreadServer(small.app) as s, ThreadServer(large.app) as lg,
           ThreadServer(create_app(make_config(s.url, lg.url, max_body_bytes=200, max_concurrency=1, queue_timeout_s=0.0), router)) as srv):
         url, auth = srv.url + "/v1/chat/completions", {"authorization": f"Bearer {TOKEN}"}
@@ -339,12 +340,8 @@ def test_a_backend_dying_mid_stream_ends_the_stream_with_an_error_event_and_free
 
 
 def test_a_predictor_that_fails_is_a_500_naming_the_routing_error():
-    class Broken:
-        def predict(self, texts):
-            raise RuntimeError("estimator exploded")
-
     small, large = StubBackend("small"), StubBackend("large")
-    router = Router([ModelSpec("small", 1.0), ModelSpec("large", 5.0)], {"small": Broken()}, rule="threshold", tau=0.5)
+    router = Router([ModelSpec("small", 1.0), ModelSpec("large", 5.0)], {"small": FailingPredictor()}, rule="threshold", tau=0.5)
     with (ThreadServer(small.app) as s, ThreadServer(large.app) as lg,
           ThreadServer(create_app(make_config(s.url, lg.url, bearer_token=None), router)) as srv):
         r = httpx.post(srv.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
