@@ -87,14 +87,19 @@ def describe_error(exc: ValidationError, model: type[BaseModel], what: str = "co
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])
         valid = sorted(_fields_at(model, err["loc"][:-1]))
-        close = difflib.get_close_matches(key, valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = nearest_hint(key, valid)
         shown = key if key.isprintable() else repr(key)
         where = ".".join(str(p) for p in err["loc"][:-1])
         prefix = f"{what} {where}: " if where else f"{what}: "
         return f"{prefix}unknown key {shown!r}{hint}; valid keys: {', '.join(valid)}"
     message = err["msg"].removeprefix("Value error, ")
     return f"{what} {loc}: {message}" if loc else f"{what}: {message}"
+
+
+def nearest_hint(name: str, valid: Collection[str]) -> str:
+    """` (did you mean 'x'?)` for the valid name closest to a misspelt `name`, else ''."""
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:

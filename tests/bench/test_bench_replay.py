@@ -128,7 +128,7 @@ def test_bad_inputs_are_depo_errors(tmp_path):
     with pytest.raises(DepoError, match="unknown replay method"):
         ReplayConfig.build({"trajectories": tmp_path / "traj.json", "prompts": tmp_path / "prompts.parquet", "methods": "uniform,magic"})
     assert main([*args, "--trajectories", str(tmp_path / "traj.json"), "--part", "middle"]) == 2
-    with pytest.raises(DepoError, match=r"options.histroy: .*did you mean history"):  # a typo is not ignored
+    with pytest.raises(DepoError, match=r"options.histroy: .*did you mean 'history'"):  # a typo is not ignored
         ReplayConfig.build({"trajectories": tmp_path / "traj.json", "prompts": tmp_path / "prompts.parquet",
                             "options": {"histroy": {"p_min": 0.5}}})
 

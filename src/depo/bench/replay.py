@@ -27,7 +27,6 @@ prompt each step would not fit a 2-core CPU budget. The trunk and heads still tr
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import time
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from pydantic import Field, field_validator
 
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
 from depo.bench.table import set_threads
-from depo.config import Config, names_from
+from depo.config import Config, names_from, nearest_hint
 from depo.data.io import chat_text, column, first_present, holdout_mask, prompt_ids, read_table
 from depo.errors import DepoError
 from depo.estimator import EstimatorConfig, OnlineEstimator
@@ -123,9 +122,8 @@ class ReplayConfig(Config):
     def _methods_with_options(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for name in options:
             if name not in WITH_OPTIONS:
-                close = difflib.get_close_matches(name, WITH_OPTIONS, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise ValueError(f"options.{name}: not a replay method with options{hint}; those are {', '.join(WITH_OPTIONS)}")
+                raise ValueError(f"options.{name}: not a replay method with options{nearest_hint(name, WITH_OPTIONS)}; "
+                                 f"those are {', '.join(WITH_OPTIONS)}")
         return options
 
 
