@@ -53,11 +53,13 @@ def register_selector(name: str, options: type[Config], *, estimator: str | None
     return wrap
 
 
-def selector_spec(name: str) -> SelectorSpec:
+def selector_spec(name: str, *, key: str | None = None) -> SelectorSpec:
+    """The registered selector `name`; an unknown one is a DepoError (prefixed by the config `key` that named it)."""
     try:
         return SELECTORS[name]
     except KeyError:
-        raise DepoError(f"unknown selector {name!r}; choose one of: {', '.join(SELECTORS)}") from None
+        where = f"{key}: " if key else ""
+        raise DepoError(f"{where}unknown selector {name!r}; choose one of: {', '.join(SELECTORS)}") from None
 
 
 def selector_options(name: str, options: Mapping[str, Any] | None = None) -> Config:

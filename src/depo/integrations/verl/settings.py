@@ -12,12 +12,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BeforeValidator, Field
 
 from depo.config import Config
-from depo.errors import DepoError
 from depo.estimator import build_estimator as build
 from depo.estimator import estimator_config
 from depo.integrations.verl.remote import RemoteEstimator
-from depo.selection import SELECTORS, make_selector
+from depo.selection import make_selector
 from depo.selection.base import Selector
+from depo.selection.registry import selector_spec
 from depo.selection.stream import make_stream
 
 SELECTORS_WITH_ESTIMATOR = ("depo", "depo-paper")
@@ -71,10 +71,7 @@ class DepoSettings(Config):
         """What the block's own types cannot see, checked before anything is built: the selector
         against the registry, `options` against its options model, `estimator.config` against
         the estimator's; a problem is one DepoError line naming the key."""
-        spec = SELECTORS.get(self.selector)
-        if spec is None:
-            raise DepoError(f"depo.selector: unknown selector {self.selector!r}; choose one of: {', '.join(SELECTORS)}")
-        spec.options.build(self.options, what="depo.options")  # what make_selector builds them with
+        selector_spec(self.selector, key="depo.selector").options.build(self.options, what="depo.options")
         estimator_settings(self.estimator)
         return self
 
