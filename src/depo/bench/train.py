@@ -437,6 +437,6 @@ def run_bench(
         "per_seed": summaries,
     }
     write_results(out, results, table=table, meta=meta)
-    write_figures(records, out, figures_dir, f"bench_train_{preset}_", k=int(base.get("eval_k", 8)))
+    write_figures(records, out, figures_dir, f"bench_train_{preset}_", k=k)
     (out / "records.json").write_text(json.dumps(records))
     return {"results": results, "table": table, "meta": meta}
