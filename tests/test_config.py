@@ -56,6 +56,20 @@ def test_extends_merges_a_base_at_any_depth(tmp_path):
         read_yaml(tmp_path / "loop.yaml")
 
 
+def test_path_keys_follow_the_file_that_holds_them_and_a_set_one_the_working_directory(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "base.yaml").write_text("tags:\n  model: est\n  items: [{model: a}, {model: /abs}]\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.yaml").write_text("extends: ../conf/base.yaml\ninner:\n  name: own\n")
+    values = read_yaml(tmp_path / "run" / "run.yaml", path_keys=("model", "name"))
+    conf = tmp_path / "run" / "../conf"  # the base's folder, as its `extends:` reached it
+    assert values["tags"] == {"model": str(conf / "est"), "items": [{"model": str(conf / "a")}, {"model": "/abs"}]}
+    assert values["inner"] == {"name": str(tmp_path / "run" / "own")}
+    overridden = load(Outer, tmp_path / "run" / "run.yaml", ["inner.name=rel"], path_keys=("name",))
+    assert overridden.inner.name == "rel"  # given on the command line: left to the working directory
+    assert read_yaml(tmp_path / "run" / "run.yaml")["inner"] == {"name": "own"}  # no path_keys: values as written
+
+
 def test_overrides_set_nested_keys_and_parse_yaml_values():
     values = apply_overrides({"inner": {"name": "a"}}, ["inner.rate=0.25", "steps=3", "tags.k=[1, 2]", "inner.name=none"])
     assert values == {"inner": {"name": None, "rate": 0.25}, "steps": 3, "tags": {"k": [1, 2]}}

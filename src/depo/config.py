@@ -12,6 +12,9 @@ What every config gets from here:
 - a YAML mapping may hold `extends: other.yaml` (a path relative to the file), at the top or in
   any nested mapping: the base is read first and the mapping's own keys are merged into it,
   mappings key by key;
+- a loader may name `path_keys`: their relative values are taken relative to the file that holds
+  them (a base's paths follow the base), while a `--set` value stays relative to the working
+  directory;
 - `--set a.b=value` overrides any key, nested ones by dots; the value is parsed as YAML;
 - keys a command sets itself can be `locked`: a `--set` of them is refused, not silently
   overridden.
@@ -114,12 +117,14 @@ def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------- files
-def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """The mapping in a YAML file ({} for an empty file), with its `extends:` chain resolved."""
-    return _read(Path(path), what, seen=())
+def read_yaml(path: str | Path, what: str = "config", path_keys: Collection[str] = ()) -> dict[str, Any]:
+    """The mapping in a YAML file ({} for an empty file), with its `extends:` chain resolved and
+    the relative values of `path_keys` (at any depth, lists of mappings included) made relative
+    to the file each was written in."""
+    return _read(Path(path), what, seen=(), path_keys=frozenset(path_keys))
 
 
-def _read(path: Path, what: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+def _read(path: Path, what: str, seen: tuple[Path, ...], path_keys: frozenset[str]) -> dict[str, Any]:
     if not path.is_file():
         raise DepoError(f"{what} file not found: {path}")
     if path.resolve() in seen:
@@ -134,18 +139,28 @@ def _read(path: Path, what: str, seen: tuple[Path, ...]) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise DepoError(f"{what} {path} must be a mapping of key: value, got {type(values).__name__}")
-    return _extend(values, path, what, seen + (path.resolve(),))
+    return _extend(_anchor(values, path.parent, path_keys), path, what, seen + (path.resolve(),), path_keys)
 
 
-def _extend(node: dict[str, Any], path: Path, what: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+def _anchor(node: Any, folder: Path, path_keys: frozenset[str]) -> Any:
+    """`node` with each relative string under a key in `path_keys` joined onto `folder`."""
+    if isinstance(node, list):
+        return [_anchor(v, folder, path_keys) for v in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: str(folder / v) if k in path_keys and isinstance(v, str) and v and not Path(v).is_absolute()
+            else _anchor(v, folder, path_keys) for k, v in node.items()}
+
+
+def _extend(node: dict[str, Any], path: Path, what: str, seen: tuple[Path, ...], path_keys: frozenset[str]) -> dict[str, Any]:
     """`node` with every `extends: FILE` in it (at any depth) replaced by FILE's mapping merged under it."""
-    node = {k: _extend(v, path, what, seen) if isinstance(v, dict) else v for k, v in node.items()}
+    node = {k: _extend(v, path, what, seen, path_keys) if isinstance(v, dict) else v for k, v in node.items()}
     base = node.pop(EXTENDS, None)
     if base is None:
         return node
     if not isinstance(base, str):
         raise DepoError(f"{what} {path}: 'extends' must be a file path, got {base!r}")
-    return merge(_read(path.parent / base, what, seen), node)
+    return merge(_read(path.parent / base, what, seen, path_keys), node)
 
 
 def write_yaml(config: Config, path: str | Path) -> None:
@@ -198,9 +213,11 @@ def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str], *, lock
 
 
 def load(model: type[C], path: str | Path | None = None, overrides: Iterable[str] = (), *,
-         defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None, what: str = "config") -> C:
-    """`model` from `defaults`, then the YAML file at `path` (with its `extends`), then overrides."""
-    values = merge(defaults or {}, read_yaml(path, what) if path is not None else {})
+         defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None,
+         path_keys: Collection[str] = (), what: str = "config") -> C:
+    """`model` from `defaults`, then the YAML file at `path` (with its `extends` and `path_keys`),
+    then overrides."""
+    values = merge(defaults or {}, read_yaml(path, what, path_keys) if path is not None else {})
     return model.build(apply_overrides(values, overrides, locked=locked), what=what)
 
 

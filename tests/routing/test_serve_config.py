@@ -48,6 +48,11 @@ def test_a_config_extends_a_base_and_relative_estimators_follow_the_file(tmp_pat
     assert load_config(child).max_batch == 16
     with_estimator = _write(tmp_path, TWO_MODELS.replace("rate: 0.6", "estimator: est_small"), "est.yaml")
     assert load_config(with_estimator).models[0].estimator == str(tmp_path / "est_small")
+    inherited = _write(tmp_path / "sub", "extends: ../est.yaml\n", "child.yaml")
+    assert Path(load_config(inherited).models[0].estimator).resolve() == tmp_path / "est_small"  # the base's folder
+    shared = _write(tmp_path / "sub", "extends: ../base.yaml\nestimator: heads\nmodels:\n" + TWO_MODELS.split("models:\n")[1].replace(", rate: 0.6", "").replace(", rate: 0.9", ""), "shared.yaml")
+    assert load_config(shared).estimator == str(tmp_path / "sub" / "heads")
+    assert load_config(shared, ["estimator=runs/heads"]).estimator == "runs/heads"  # a --set: the working directory's
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,8 @@ class BackendConfig(Config):
     api_key_env: str | None = None
     """Environment variable holding the backend's API key (preferred over a key in the file)."""
     estimator: str | None = None
-    """Directory of a saved OnlineEstimator; relative paths are relative to the config file."""
+    """Directory of a saved OnlineEstimator; a relative path in a file is relative to that file
+    (a `--set` one to the working directory)."""
     predictor: str | None = None
     """`module:factory` returning an object with predict(texts)."""
     rate: float | None = Field(None, ge=0.0, le=1.0)
@@ -95,7 +96,7 @@ class ServeConfig(Config):
     """Directory of one saved multi-target estimator with a head per model, in the order of
     `models` (`depo bench route --save-estimators DIR` writes DIR/estimator_bayes): one forward
     per batch predicts every model's pass rate, with correlated errors, so the predicted gain is
-    less noisy. The backends then name no predictor of their own. Relative to the config file."""
+    less noisy. The backends then name no predictor of their own. Relative as a backend's."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     rule: RuleName = "threshold"
@@ -151,13 +152,10 @@ class ServeConfig(Config):
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ServeConfig:
     """Read a YAML config (with its `extends:`), then `key=value` overrides (flags and `--set`s).
 
-    Relative estimator paths are taken relative to the file named here.
+    A relative `estimator` is relative to the file it is written in (an inherited one to its
+    base's file, a `--set` one to the working directory).
     """
-    config = load(ServeConfig, path, overrides, what=WHAT)
-    for owner in [config, *config.models]:
-        if owner.estimator and not Path(owner.estimator).is_absolute():
-            owner.estimator = str(Path(path).parent / owner.estimator)
-    return config
+    return load(ServeConfig, path, overrides, path_keys=("estimator",), what=WHAT)
 
 
 class ConstantRate:
