@@ -42,4 +42,7 @@ class RunDirectory:
                 raise DepoError(f"output_dir {self.path}: {sub} exists and is not a directory") from None
             except OSError as exc:
                 raise DepoError(f"output_dir {self.path}: cannot create {sub} ({exc.strerror})") from None
-        dump_config(cfg.replace(output_dir=str(self.path)), self.config_file)
+        # local directories written absolute: `--resume` reopens them from any working directory
+        paths = {key: str(Path(value).resolve()) for key in ("model", "estimator_init")
+                 if (value := getattr(cfg, key)) and Path(value).is_dir()}
+        dump_config(cfg.replace(output_dir=str(self.path), **paths), self.config_file)
