@@ -173,19 +173,8 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
     if spec.rate is not None:
         return ConstantRate(spec.rate)
     if spec.estimator is not None:
-        from depo.estimator import load_estimator  # torch and an encoder only for a backend that names one
-
-        if not Path(spec.estimator).is_dir():
-            raise DepoError(f"backend {spec.name!r}: estimator directory not found: {spec.estimator}")
-        # a service sees mostly new queries: keep the frozen-encoder vector cache small
-        estimator = load_estimator(spec.estimator, cache_max_mb=64.0)
-        heads = int(getattr(getattr(estimator, "config", None), "num_targets", 1))
-        if heads != 1:
-            raise DepoError(
-                f"backend {spec.name!r}: estimator {spec.estimator} has {heads} heads; a backend's own estimator "
-                "needs one (a multi-target estimator goes in the config's top-level `estimator:`)"
-            )
-        return estimator
+        return _saved_estimator(spec.estimator, 1, f"backend {spec.name!r}: ", "a backend's own estimator needs one "
+                                "(a multi-target estimator goes in the config's top-level `estimator:`)")
     if spec.predictor is not None:
         module_name, _, attr = spec.predictor.partition(":")
         if not module_name or not attr:
@@ -208,14 +197,20 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
 
 def load_multi_target(config: ServeConfig) -> PassRatePredictor:
     """The shared estimator with one head per configured model (checked at start-up)."""
-    from depo.estimator import load_estimator  # torch and an encoder only when the config names one
+    return _saved_estimator(config.estimator, len(config.models), "", f"{len(config.models)} models need one each")
 
-    if not Path(config.estimator).is_dir():
-        raise DepoError(f"estimator directory not found: {config.estimator}")
-    estimator = load_estimator(config.estimator, cache_max_mb=64.0)
-    heads = int(getattr(getattr(estimator, "config", None), "num_targets", 1))
-    if heads != len(config.models):
-        raise DepoError(f"estimator {config.estimator} has {heads} head(s) for {len(config.models)} models: give one per model")
+
+def _saved_estimator(path: str, heads: int, owner: str, why: str) -> PassRatePredictor:
+    """The estimator saved in `path`, refused at start-up unless it has `heads` heads (`why` says why)."""
+    from depo.estimator import load_estimator  # torch and an encoder only for a config that names one
+
+    if not Path(path).is_dir():
+        raise DepoError(f"{owner}estimator directory not found: {path}")
+    # a service sees mostly new queries: keep the frozen-encoder vector cache small
+    estimator = load_estimator(path, cache_max_mb=64.0)
+    found = int(getattr(getattr(estimator, "config", None), "num_targets", 1))
+    if found != heads:
+        raise DepoError(f"{owner}estimator {path} has {found} head(s); {why}")
     return estimator
 
 
