@@ -19,7 +19,7 @@ from depo.config import Config
 from depo.errors import DepoError
 from depo.estimator import estimator_config
 from depo.rl.losses import LOSS_TYPES, SCALE_REWARDS
-from depo.selection import SELECTORS, selector_options
+from depo.selection import SELECTORS, selector_options, selector_spec
 
 RESUME_OVERRIDABLE = {"max_steps", "eval_steps", "save_steps", "save_total_limit", "progress", "num_threads", "device"}
 """Keys that may change when a run is resumed; the rest would silently change the run."""
@@ -157,8 +157,7 @@ class TrainConfig(Config):
         if not isinstance(values, dict):
             return values
         selector = values.get("selector", "uniform")
-        if not isinstance(selector, str) or selector not in SELECTORS:
-            raise DepoError(f"config selector: unknown selector {selector!r}; choose one of: {', '.join(SELECTORS)}")
+        spec = selector_spec(str(selector), key="config selector")
         options, estimator = (values.get(key) or {} for key in ("selector_options", "estimator_options"))
         for key, value in (("selector_options", options), ("estimator_options", estimator)):
             if not isinstance(value, dict):
@@ -166,7 +165,7 @@ class TrainConfig(Config):
         typed = selector_options(selector, options)
         values = {**values, "selector_options": typed.model_dump(mode="json", exclude_unset=True)}
         if estimator:
-            kind = SELECTORS[selector].estimator or "trunk"
+            kind = spec.estimator or "trunk"
             checked = estimator_config({"seed": values.get("seed", 0), **estimator}, default_kind=kind, what="config estimator_options")
             values["estimator_options"] = {k: getattr(checked, k) for k in estimator}
         return values

@@ -14,7 +14,13 @@ from depo.selection.memory import BetaMemory
 from depo.selection.mopps import MoPPS, MoPPSConfig
 from depo.selection.oracle import Oracle
 from depo.selection.order import DataOrder
-from depo.selection.registry import SELECTORS, make_selector, register_selector, selector_options
+from depo.selection.registry import (
+    SELECTORS,
+    make_selector,
+    register_selector,
+    selector_options,
+    selector_spec,
+)
 from depo.selection.stream import EpochCounts, RankStream, RefillStream, make_stream
 from depo.selection.uniform import Uniform
 
@@ -39,4 +45,5 @@ __all__ = [
     "make_stream",
     "register_selector",
     "selector_options",
+    "selector_spec",
 ]

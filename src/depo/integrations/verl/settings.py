@@ -15,9 +15,8 @@ from depo.config import Config
 from depo.estimator import build_estimator as build
 from depo.estimator import estimator_config
 from depo.integrations.verl.remote import RemoteEstimator
-from depo.selection import make_selector
+from depo.selection import make_selector, selector_spec
 from depo.selection.base import Selector
-from depo.selection.registry import selector_spec
 from depo.selection.stream import make_stream
 
 SELECTORS_WITH_ESTIMATOR = ("depo", "depo-paper")
