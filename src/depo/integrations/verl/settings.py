@@ -19,8 +19,6 @@ from depo.selection import make_selector, selector_spec
 from depo.selection.base import Selector
 from depo.selection.stream import make_stream
 
-SELECTORS_WITH_ESTIMATOR = ("depo", "depo-paper")
-
 NULL_IS_EMPTY = BeforeValidator(lambda value: {} if value is None else value)
 """A mapping key set to `null` (e.g. a Hydra `depo.options=null`) means an empty mapping."""
 Options = Annotated[dict[str, Any], NULL_IS_EMPTY]
@@ -105,7 +103,7 @@ def build_estimator(placement: EstimatorPlacement) -> Any:
 
 def build_selector(settings: DepoSettings, *, group_size: int, seed: int, estimator: Any = None) -> Selector:
     """`make_selector` with the settings' options; builds the estimator for estimator-driven selectors."""
-    if settings.selector in SELECTORS_WITH_ESTIMATOR and estimator is None:
+    if selector_spec(settings.selector).uses_estimator and estimator is None:
         estimator = build_estimator(settings.estimator)
     return make_selector(
         settings.selector, group_size=group_size, seed=seed, options=dict(settings.options), estimator=estimator
