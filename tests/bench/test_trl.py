@@ -1,4 +1,4 @@
-"""The TRL benchmark's pieces: gym tasks as a TRL dataset and reward, its settings, the table."""
+"""The TRL benchmark's pieces: its settings and its table."""
 
 from __future__ import annotations
 
@@ -8,34 +8,6 @@ pytest.importorskip("trl")
 
 from depo.bench.trl import format_table, parse_args  # noqa: E402
 from depo.errors import DepoError  # noqa: E402
-from depo.integrations.trl.tasks import task_reward, tasks_dataset  # noqa: E402
-from depo.tasks.base import Task  # noqa: E402
-
-
-def exact(response: str, answer: str) -> float:
-    return float(response.strip() == answer)
-
-
-TASKS = [
-    Task("a", "sum 1 + 2", "3", exact, text="What is 1 + 2?"),
-    Task("b", "sum 2 + 2", "4", exact, text="What is 2 + 2?"),
-]
-
-
-def test_tasks_dataset_plain_and_chat() -> None:
-    plain = tasks_dataset(TASKS)
-    assert plain["prompt"] == ["sum 1 + 2", "sum 2 + 2"]
-    assert plain["text"] == ["What is 1 + 2?", "What is 2 + 2?"]
-    assert plain["prompt_id"] == ["a", "b"]
-    chat = tasks_dataset(TASKS, chat=True)
-    assert chat["prompt"][0][0]["role"] == "user" and chat["prompt"][0][0]["content"].startswith("What is 1 + 2?")
-
-
-def test_task_reward_scores_by_prompt_id_for_text_and_chat_completions() -> None:
-    reward = task_reward(TASKS)
-    assert reward(completions=["3", "5", " 4 "], prompt_id=["a", "a", "b"]) == [1.0, 0.0, 1.0]
-    chat = [[{"role": "assistant", "content": "4"}], [{"role": "assistant", "content": "3"}]]
-    assert reward(completions=chat, prompt_id=["b", "b"], trainer_state=None) == [1.0, 0.0]
 
 
 def test_settings_take_trl_names_older_flags_and_nested_options() -> None:
