@@ -25,6 +25,7 @@ def test_the_config_names_local_directories_by_absolute_path_so_a_resume_works_f
     monkeypatch.chdir(tmp_path / "run")  # elsewhere: the saved config still names the directory
     saved = TrainConfig.build(yaml.safe_load((tmp_path / "run" / "config.yaml").read_text()))
     assert (saved.model, saved.estimator_init) == (str(tmp_path / "policy"), str(tmp_path / "estimator"))
+    (tmp_path / "run" / "tiny").mkdir()  # a folder named like the embedded policy does not replace it
     RunDirectory(tmp_path / "tiny-run").claim(TrainConfig.build({}))
     assert "model: tiny" in (tmp_path / "tiny-run" / "config.yaml").read_text()  # a name, not a path
 

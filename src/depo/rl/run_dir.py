@@ -43,6 +43,7 @@ class RunDirectory:
             except OSError as exc:
                 raise DepoError(f"output_dir {self.path}: cannot create {sub} ({exc.strerror})") from None
         # local directories written absolute: `--resume` reopens them from any working directory
+        # ("tiny" names the embedded policy, even where a folder of that name exists)
         paths = {key: str(Path(value).resolve()) for key in ("model", "estimator_init")
-                 if (value := getattr(cfg, key)) and Path(value).is_dir()}
+                 if (value := getattr(cfg, key)) and Path(value).is_dir() and (key, value) != ("model", "tiny")}
         dump_config(cfg.replace(output_dir=str(self.path), **paths), self.config_file)
