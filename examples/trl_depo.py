@@ -9,6 +9,11 @@ With a real chat model on a GPU (prompts become one user message with the natura
     python examples/trl_depo.py --model /path/to/Qwen2.5-0.5B-Instruct --steps 200 \
         --batch-prompts 64 --num-generations 8 --max-completion-length 256
 
+On your own math problems (a verl parquet or a JSONL/CSV with problem and answer columns,
+rewarded by math-verify; each prompt keeps its "put your final answer within \\boxed{}"):
+
+    python examples/trl_depo.py --model /path/to/Qwen2.5-0.5B-Instruct --data train.parquet ...
+
 Several GPUs: `accelerate launch --num_processes 4 examples/trl_depo.py --model ...`
 (every process yields the prompts the main process selected).
 """
@@ -21,22 +26,25 @@ import torch
 from trl import GRPOConfig
 
 from depo.integrations.trl import DEPOGRPOTrainer
-from depo.integrations.trl.tasks import task_reward, tasks_dataset
+from depo.integrations.trl.tasks import CHAT_INSTRUCTION, task_reward, tasks_dataset
 from depo.policy import load_policy
 from depo.selection import make_selector
 from depo.tasks.gym import preset_tasks
+from depo.tasks.math import load_math_tasks
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny", help="'tiny' (the embedded policy) or a local HF model directory")
     p.add_argument("--preset", default="mixed", help="reasoning-gym task preset: mixed, easy, hard")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="train on this math file instead of the preset (verl parquet, JSONL or CSV with problem and answer)")
     p.add_argument("--selector", default="depo", help="depo, depo-paper, history, mopps or uniform")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-prompts", type=int, default=16, help="distinct prompts per step")
     p.add_argument("--num-generations", type=int, default=8)
     p.add_argument("--max-completion-length", type=int, default=16)
-    p.add_argument("--train-size", type=int, default=5000)
+    p.add_argument("--train-size", type=int, default=5000, help="prompts to train on (of --data: its first N)")
     p.add_argument("--output-dir", default="runs/trl_depo")
     p.add_argument("--seed", type=int, default=0)
     opts = p.parse_args()
@@ -52,10 +60,14 @@ def main() -> None:
     policy, tokenizer = load_policy(model)
     policy.train()
     chat = bool(tokenizer.chat_template)
-    tasks = preset_tasks(opts.preset, "train", opts.train_size, seed=0)
+    if opts.data:  # math tasks carry their own boxed-answer instruction: keep it (instruction=None)
+        tasks, instruction = load_math_tasks(opts.data, limit=opts.train_size), None
+    else:
+        tasks, instruction = preset_tasks(opts.preset, "train", opts.train_size, seed=0), CHAT_INSTRUCTION
+    print(f"{len(tasks)} prompts from {opts.data or 'the ' + opts.preset + ' preset'}")
     # columns: prompt (what the policy reads), text (what the estimator reads), prompt_id
     # TRL tokenizes prompts without special tokens: the tiny policy's separator goes into the text
-    dataset = tasks_dataset(tasks, chat=chat, suffix="" if chat else (tokenizer.sep_token or ""))
+    dataset = tasks_dataset(tasks, chat=chat, suffix="" if chat else (tokenizer.sep_token or ""), instruction=instruction)
 
     gpu = torch.cuda.is_available()
     args = GRPOConfig(
