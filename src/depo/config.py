@@ -94,6 +94,8 @@ def describe_error(exc: ValidationError, model: type[BaseModel], what: str = "co
         shown = key if key.isprintable() else repr(key)
         where = ".".join(str(p) for p in err["loc"][:-1])
         prefix = f"{what} {where}: " if where else f"{what}: "
+        if not valid:
+            return f"{prefix}unknown key {shown!r} (it takes no options)"
         return f"{prefix}unknown key {shown!r}{hint}; valid keys: {', '.join(valid)}"
     message = err["msg"].removeprefix("Value error, ")
     return f"{what} {loc}: {message}" if loc else f"{what}: {message}"

@@ -106,7 +106,7 @@ def test_random_yaml_files(text) -> None:
         (["selector=depo", "selector_options.explore=2"], "explore: Input should be less than or equal to 1"),
         (["selector=depo", "selector_options.skip=sideways"], "skip: Input should be 'both', 'hard' or 'easy'"),
         (["selector=history", "selector_options.p_easy=[1]"], "p_easy: Input should be a valid number"),
-        (["selector_options.threshold=0.3"], "selector 'uniform' options: unknown key 'threshold'; valid keys: $"),
+        (["selector_options.threshold=0.3"], r"selector 'uniform' options: unknown key 'threshold' \(it takes no options\)$"),
         (["selector=depo", "estimator_options.width=wide"], "estimator_options width: Input should be a valid integer"),
         (["selector=depo", "estimator_options.nope=1"], "estimator_options: unknown key 'nope'; valid keys: cache_"),
         (["selector=depo", "estimator_options.dropout=1.5"], "dropout: Input should be less than 1"),
