@@ -46,6 +46,15 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
         assert err.startswith("depo: error: ") and "\n" not in err, (argv, err)
 
 
+def test_the_bench_only_p_oracle_points_to_bench_train(random_policy_dir, tmp_path, capsys):
+    """`depo train` lists every registered selector, but the p-oracle needs the bench's binding to a policy."""
+    small = [f"model={random_policy_dir}", "train_size=8", "heldout_size=2", "batch_size=2", "num_generations=2",
+             "max_steps=1", "max_completion_length=2", "progress=false", f"output_dir={tmp_path / 'run'}"]
+    assert main(["train", "--selector", "p-oracle"] + [a for kv in small for a in ("--set", kv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("depo: error: ") and "\n" not in err and "depo bench train --selector p-oracle" in err
+
+
 def test_demo_skips_predicted_zero_variance_prompts_after_warm_up_and_reports_it(random_policy_dir, tmp_path,
                                                                                    monkeypatch, capsys):
     """The demo's own config (keep by rank, frozen MiniLM vectors precomputed) at a few steps."""

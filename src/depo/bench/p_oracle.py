@@ -45,7 +45,8 @@ class PolicyPassRateOracle(Oracle):
 
     @staticmethod
     def _unbound(prompt_id: str) -> float:
-        raise DepoError("the p-oracle measures pass rates on a trainer's policy: call bind(trainer) first")
+        raise DepoError("the p-oracle measures pass rates on the trainer's policy, so it runs only where it is "
+                        "bound to one: use `depo bench train --selector p-oracle`")
 
     def bind(self, trainer: Any) -> PolicyPassRateOracle:
         self.trainer = trainer
