@@ -12,6 +12,12 @@ class DepoError(Exception):
     exit_code = 2
 
 
+def describe_exception(exc: BaseException) -> str:
+    """`TypeName: first line of its message`: a library's exception as part of a one-line DepoError."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"
+
+
 def run_command(work: Callable[[], int | None], prog: str = "depo") -> int:
     """A command's exit code: a DepoError becomes one line on stderr (exit 2), Ctrl-C exit 130."""
     try:

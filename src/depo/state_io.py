@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from depo.errors import DepoError
+from depo.errors import DepoError, describe_exception
 
 MARKERS = ("__tensor__", "__ndarray__", "__tuple__", "__items__", "__float__")
 
@@ -55,8 +55,7 @@ def load_state(directory: str | Path, name: str = "state") -> Any:
     except DepoError:
         raise
     except Exception as exc:  # malformed JSON, a corrupt safetensors header, a dangling tensor key...
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise DepoError(f"cannot read the state in {directory}: {type(exc).__name__}: {first}") from None
+        raise DepoError(f"cannot read the state in {directory}: {describe_exception(exc)}") from None
 
 
 def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:

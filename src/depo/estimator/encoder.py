@@ -15,7 +15,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from depo.errors import DepoError
+from depo.errors import DepoError, describe_exception
 
 POOLINGS = ("cls", "mean")
 
@@ -89,8 +89,7 @@ class TextEncoder(nn.Module):
             self.model = AutoModel.from_pretrained(path, local_files_only=True)
             self.hidden_size = int(self.model.config.hidden_size)
         except Exception as exc:  # a directory that is not an encoder: OSError, ValueError, TypeError, SafetensorError...
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise DepoError(f"cannot load encoder from {path}: {type(exc).__name__}: {first}") from exc
+            raise DepoError(f"cannot load encoder from {path}: {describe_exception(exc)}") from exc
         self.truncated_count = 0
         self._warned = False
         self._trainable_layers: list[nn.Module] | None = None  # None = the whole model trains

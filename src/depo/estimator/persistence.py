@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 from safetensors.torch import load_file, save_file
 
-from depo.errors import DepoError
+from depo.errors import DepoError, describe_exception
 from depo.estimator.config import ARCH_FIELDS, FORMAT, EstimatorConfig
 
 if TYPE_CHECKING:  # the estimator type only: online.py imports this module
@@ -78,8 +78,7 @@ def load(cls: type[E], path: str | Path, *, device: str | None = None, **overrid
             else None
         )
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise DepoError(f"cannot load the estimator weights in {path}: {type(exc).__name__}: {first}") from exc
+        raise DepoError(f"cannot load the estimator weights in {path}: {describe_exception(exc)}") from exc
     if train_state is not None:
         estimator.load_state_dict({"format": FORMAT, "config": data["config"], "head": estimator.head.state_dict(), **train_state})
     return estimator

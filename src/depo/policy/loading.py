@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from depo.errors import DepoError
+from depo.errors import DepoError, describe_exception
 
 PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 """tokenizer_class values of a tokenizer saved as a bare `tokenizers` object (the tiny policy's
@@ -45,8 +45,7 @@ def load_policy(path: str | Path, device: str = "cpu"):
         tokenizer = tokenizer_class.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except Exception as exc:  # transformers/safetensors raise OSError, ValueError, TypeError, SafetensorError...
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise DepoError(f"cannot load policy from {path}: {type(exc).__name__}: {first}") from exc
+        raise DepoError(f"cannot load policy from {path}: {describe_exception(exc)}") from exc
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
