@@ -54,7 +54,7 @@ class OnlineEstimator:
         self.encoder.to(self.device)
         self.head.to(self.device)
         self.features = EncoderFeatures(self.encoder, cfg, self.device)
-        self.optimizer = self._make_optimizer()
+        self.optimizer = torch.optim.AdamW(self._param_groups())
         self.steps = 0
         self.replay: deque[GroupOutcome] = deque(maxlen=cfg.replay_size)
 
@@ -72,9 +72,6 @@ class OnlineEstimator:
         if enc := self.encoder_parameters():
             groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale})
         return [{**group, "weight_decay": cfg.weight_decay} for group in groups]
-
-    def _make_optimizer(self) -> torch.optim.AdamW:
-        return torch.optim.AdamW(self._param_groups())
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached) so steps pay only for the trunk; needs a frozen encoder."""
