@@ -137,10 +137,9 @@ class Trainer:
             estimator = {"seed": cfg.seed, "device": cfg.device, **cfg.estimator_options}
         self.selector = make_selector(cfg.selector, group_size=cfg.num_generations, seed=cfg.seed,
                                       options=cfg.selector_options, estimator=estimator)
-        max_scan = cfg.max_scan or 8 * cfg.batch_size
         order = DataOrder(len(self.train_tasks), seed=cfg.seed)
         self.stream = make_stream(cfg.selection, order, self.selector, self.candidate, cfg.batch_size,
-                                  oversample=cfg.oversample, max_scan=max_scan)
+                                  oversample=cfg.oversample, max_scan=cfg.max_scan)  # 0 = make_stream's 8 x batch_size
         if latest:
             self._load(latest[1])
         elif _resume:
