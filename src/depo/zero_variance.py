@@ -27,6 +27,13 @@ def is_zero_variance(rewards: Sequence[float]) -> bool:
     return len(rewards) == 0 or float(np.std(np.asarray(rewards, dtype=float))) <= ZERO_VARIANCE_STD
 
 
+def group_counts(rewards: Sequence[float]) -> tuple[float, float]:
+    """(successes k, responses G) of one group, the Beta-binomial's counts: graded rewards, clipped
+    to [0, 1], count as fractional successes."""
+    r = np.clip(np.asarray(rewards, dtype=float), 0.0, 1.0)
+    return float(r.sum()), float(len(r))
+
+
 def zero_var_probability(p: np.ndarray | float, group_size: int) -> np.ndarray:
     """Plug-in P(zero-variance group) = p^G + (1 - p)^G for a known pass rate p."""
     none, every = zero_var_extremes(p, group_size)

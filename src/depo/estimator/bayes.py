@@ -35,7 +35,7 @@ from depo.estimator.lexical import hashed_ngrams
 from depo.estimator.losses import check_labels
 from depo.state_io import load_state, save_state
 from depo.types import GroupOutcome
-from depo.zero_variance import logit_normal_log_likelihood, logit_normal_mean
+from depo.zero_variance import group_counts, logit_normal_log_likelihood, logit_normal_mean
 
 FORMAT = "depo-bayes-estimator/1"
 TAU_GRID = np.exp(np.linspace(np.log(0.05), np.log(4.0), 48))
@@ -260,9 +260,7 @@ class BayesEstimator:
         start = time.perf_counter()
         check_labels(np.array([o.mean_reward if o.rewards else np.nan for o in outcomes]), "labels (mean group rewards)")
         texts = [o.text for o in outcomes]
-        rewards = [np.clip(np.asarray(o.rewards, float), 0.0, 1.0) for o in outcomes]
-        k = np.array([r.sum() for r in rewards])
-        n = np.array([float(len(r)) for r in rewards])
+        k, n = np.array([group_counts(o.rewards) for o in outcomes]).T
         before = self.predict_distribution(texts)
         self._calib.extend(zip(before["mean"][:, 0], before["var"][:, 0], k, n))
         self.steps += 1

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from depo.errors import DepoError
+from depo.zero_variance import group_counts
 
 P_CLIP = 1e-4  # keeps the prior's Beta parameters positive when p_hat is 0 or 1
 
@@ -57,8 +58,7 @@ class BetaMemory:
 
     def update(self, prompt_id: str, rewards: Sequence[float], step: int) -> None:
         """Add one rolled-out group of `prompt_id` observed at `step`."""
-        r = np.clip(np.asarray(rewards, dtype=float), 0.0, 1.0)
-        k, g = float(r.sum()), float(len(r))
+        k, g = group_counts(rewards)
         s, f, last = self._evidence.get(prompt_id, (0.0, 0.0, step))  # unseen: no evidence to decay
         w = self._decay(step - last)
         self._evidence[prompt_id] = (s * w + k, f * w + g - k, step)

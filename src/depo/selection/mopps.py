@@ -23,6 +23,7 @@ from depo.metrics import effective_rate
 from depo.selection.base import explored_by_rank, top_mask
 from depo.selection.registry import register_selector
 from depo.types import Candidate, Decisions, GroupOutcome
+from depo.zero_variance import group_counts
 
 
 class MoPPSConfig(Config):
@@ -74,8 +75,7 @@ class MoPPS:
             return {}
         cfg, lam = self.config, self.config.discount
         for o in outcomes:
-            r = np.clip(np.asarray(o.rewards, dtype=float), 0.0, 1.0)
-            k, g = float(r.sum()), float(len(r))
+            k, g = group_counts(o.rewards)
             a, b = self.posterior.get(o.prompt_id, (cfg.alpha0, cfg.beta0))
             self.posterior[o.prompt_id] = (lam * a + (1 - lam) * cfg.alpha0 + k, lam * b + (1 - lam) * cfg.beta0 + g - k)
         return {
