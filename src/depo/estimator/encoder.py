@@ -48,6 +48,12 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     return best
 
 
+def _mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, hidden) mean of the hidden states over each text's real (non-padding) tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
 class _StopForward(Exception):
     """Raised by a hook to end an encoder forward once the wanted hidden states are captured."""
 
@@ -119,10 +125,7 @@ class TextEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled last-layer vectors, shape (batch, hidden_size)."""
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return hidden[:, 0] if self.pooling == "cls" else _mean_pool(hidden, attention_mask)
 
     @torch.no_grad()
     def layer_means(self, texts: Sequence[str], layers: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -131,8 +134,7 @@ class TextEncoder(nn.Module):
         batch = self.tokenize(texts)
         mask = batch["attention_mask"].to(device)
         hidden = self.model(input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=True).hidden_states
-        weight = mask.unsqueeze(-1).to(hidden[0].dtype)
-        means = [(hidden[i] * weight).sum(1) / weight.sum(1).clamp(min=1.0) for i in layers]
+        means = [_mean_pool(hidden[i], mask) for i in layers]
         return torch.cat([torch.nn.functional.normalize(m.float(), dim=1) for m in means], dim=1)
 
     def encode(self, texts: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
