@@ -17,12 +17,12 @@ class StopRequest:
         self.requested = False
 
     @contextlib.contextmanager
-    def on_sigint(self, what: str = "finishing the current step, saving a checkpoint, then stopping") -> Iterator[None]:
+    def on_sigint(self) -> Iterator[None]:
         def handler(signum, frame):  # noqa: ARG001
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            log.warning("interrupt: %s", what)
+            log.warning("interrupt: finishing the current step, saving a checkpoint, then stopping")
 
         try:
             previous = signal.signal(signal.SIGINT, handler)
