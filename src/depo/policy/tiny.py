@@ -135,11 +135,11 @@ def sft_batches(tokenizer, prompts: list[str], answers: list[str]):
     return input_ids, labels
 
 
-def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = True, on_step=None) -> list[float]:
+def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = True) -> list[float]:
     """Supervised warm start: `config.sft_steps` AdamW steps on random batches of the
     preset's SFT corpus. Linear warm-up then a constant learning rate, so a build with k
     steps is exactly the first k steps of a longer one (calibration picks k from one run).
-    `on_step(step, model)` is called after every step (1-based). Returns the losses."""
+    Returns the losses."""
     tasks = preset_tasks(config.preset, "train", config.sft_examples, seed=SFT_SEED)
     input_ids, labels = sft_batches(tokenizer, [t.prompt for t in tasks], [t.answer for t in tasks])
     if input_ids.shape[1] > config.max_position_embeddings:
@@ -168,8 +168,6 @@ def sft_train(model, tokenizer, config: TinyPolicyConfig, *, progress: bool = Tr
         losses.append(float(result.loss.detach()))
         if step % 20 == 0:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
-        if on_step is not None:
-            on_step(step + 1, model)
     model.eval()
     return losses
 
