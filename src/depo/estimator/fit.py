@@ -8,7 +8,7 @@ epochs cost only the trunk; with `train_top_layers=n` the lower layers run once 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,12 +33,10 @@ def fit(
     val: tuple[Sequence[str], Sequence[float]] | None = None,
     progress: bool = True,
     seed: int | None = None,
-    callback: Callable[[int, dict[str, float]], dict[str, float] | None] | None = None,
 ) -> list[dict[str, float]]:
     """Train `estimator` for `epochs` on (texts, pass rates); one metrics dict per epoch.
 
-    Each dict holds the train loss parts, val_mae / val_bce / val_spearman when `val` is given,
-    and whatever `callback(epoch, metrics)` returns.
+    Each dict holds the train loss parts, and val_mae / val_bce / val_spearman when `val` is given.
     """
     texts = list(texts)
     y_all = np.asarray(targets, dtype=np.float64)
@@ -76,8 +74,6 @@ def fit(
             metrics.update({f"train_{k}": v / len(texts) for k, v in sums.items()})
             if val is not None:
                 metrics.update(evaluate(estimator, val[0], val[1], prefix="val_"))
-            if callback is not None:
-                metrics.update(callback(epoch, metrics) or {})
             history.append(metrics)
     return history
 
