@@ -117,8 +117,6 @@ def run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out_dir = args.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = load_config(find_config(args.config, DEMO_CONFIG), [*args.overrides, f"output_dir={out_dir}"])
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
     print(f"depo demo: {cfg.selector} on preset '{cfg.preset}', {cfg.max_steps} steps x {cfg.batch_size} prompts "
           f"x G={cfg.num_generations}; run directory {out_dir}")
     warm = time.perf_counter()
