@@ -195,11 +195,6 @@ def load_predictor(spec: BackendConfig) -> PassRatePredictor | None:
     return None
 
 
-def load_multi_target(config: ServeConfig) -> PassRatePredictor:
-    """The shared estimator with one head per configured model (checked at start-up)."""
-    return _saved_estimator(config.estimator, len(config.models), "", f"{len(config.models)} models need one each")
-
-
 def _saved_estimator(path: str, heads: int, owner: str, why: str) -> PassRatePredictor:
     """The estimator saved in `path`, refused at start-up unless it has `heads` heads (`why` says why)."""
     from depo.estimator import load_estimator  # torch and an encoder only for a config that names one
@@ -217,7 +212,8 @@ def _saved_estimator(path: str, heads: int, owner: str, why: str) -> PassRatePre
 def build_router(config: ServeConfig) -> Router:
     """The Router the config describes (loads every estimator once, at start-up)."""
     models = [ModelSpec(m.name, m.cost) for m in config.models]
-    if config.estimator is not None:  # one multi-target predictor, columns in `models` order
-        return Router(models, load_multi_target(config), rule=config.rule, tau=config.tau, lam=config.lam)
-    predictors = {m.name: p for m in config.models if (p := load_predictor(m)) is not None}
+    if config.estimator is not None:  # one multi-target predictor with a head per model, columns in `models` order
+        predictors = _saved_estimator(config.estimator, len(models), "", f"{len(models)} models need one each")
+    else:
+        predictors = {m.name: p for m in config.models if (p := load_predictor(m)) is not None}
     return Router(models, predictors, rule=config.rule, tau=config.tau, lam=config.lam)
