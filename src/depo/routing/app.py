@@ -43,9 +43,6 @@ class _Exchange:
         client = f"{request.client.host}:{request.client.port}" if request.client else None
         self.entry: dict[str, Any] = {"request_id": self.request_id, "path": "/v1/chat/completions", "client": client}
 
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
     def finish(self, response: Response, **fields: Any) -> Response:
         """`response` with its request id; logged now, unless it streams (logged when it ends)."""
         self.entry.update(fields)
@@ -58,7 +55,7 @@ class _Exchange:
     def log(self, status: str | None = None) -> None:
         """Log the request and count its answer: once per request, every answer (model "none" when
         no backend answered). `status` replaces the HTTP status in the count (a broken stream)."""
-        seconds = self.elapsed()
+        seconds = time.perf_counter() - self.start
         self.entry["latency_ms"] = round(seconds * 1000, 2)
         access_log.info(json.dumps({"ts": round(time.time(), 3), **self.entry}, separators=(",", ":"), default=str))
         model = self.entry.get("model")
