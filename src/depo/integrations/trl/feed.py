@@ -130,9 +130,6 @@ class SelectionFeed:
     def _candidate(self, i: int) -> Candidate:
         return Candidate(prompt_id=self.prompt_ids[i], text=self.texts[i])
 
-    def __len__(self) -> int:
-        return len(self.texts)
-
     # -- drawing (called by the sampler) --------------------------------------------------
     def next_chunk(self, *, in_flight: bool = True) -> list[int]:
         """Decide the next generation batch: `batch_size` dataset indices, in yield order.

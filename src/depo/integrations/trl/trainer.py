@@ -119,7 +119,7 @@ class DEPOMixin:
     # -- sampling ------------------------------------------------------------------------
     def _get_train_sampler(self, dataset=None):  # noqa: ANN001 - TRL's signature
         n = len(dataset if dataset is not None else self.train_dataset)
-        batch = self.args.generation_batch_size // self.num_generations
+        batch = self.depo_feed.batch_size
         return DEPORepeatSampler(
             self.depo_feed.next_chunk,
             chunks_per_epoch=n // batch,
