@@ -142,6 +142,24 @@ def test_with_the_encoder_features(kernel) -> None:
         build_estimator({"kind": "bayes", "encoder_layers": [9]})
 
 
+def test_the_encoder_runs_on_the_configured_device(monkeypatch) -> None:
+    """`device` moves the encoder and its forwards there (no GPU here: "cpu:0" names the CPU apart from the default)."""
+    from depo.estimator.encoder import TextEncoder
+
+    seen: list[str] = []
+    real = TextEncoder.layer_means
+
+    def spy(self, texts, layers, device="cpu"):
+        seen.append(str(device))
+        return real(self, texts, layers, device=device)
+
+    monkeypatch.setattr(TextEncoder, "layer_means", spy)
+    est = build_estimator({"kind": "bayes", "max_length": 16, "lexical": False, "device": "cpu:0"})
+    est.update(outcomes(prompts(4), np.random.default_rng(0)))
+    assert seen and set(seen) == {"cpu:0"}
+    assert est.predict_distribution(prompts(2))["mean"].shape == (2, 1)
+
+
 def test_fit_tau_recovers_the_spread_the_text_cannot_tell() -> None:
     rng = np.random.default_rng(4)
     m = rng.normal(0, 1.5, 3000)

@@ -46,6 +46,17 @@ def test_update_moves_the_policy_toward_rewarded_responses(tiny_overrides, toy_t
     assert sum(acc[-3:]) / 3 > sum(acc[:3]) / 3 + 0.1
 
 
+def test_max_grad_norm_zero_trains_unclipped_and_still_logs_the_norm(tiny_overrides, toy_tasks):
+    norms = {}
+    for bound in (0.0, 1e9):  # no clipping, and a bound no gradient reaches: the same steps
+        cfg = load_config(None, tiny_overrides(f"run-{bound}", max_steps=2, max_grad_norm=bound))
+        trainer = Trainer(cfg, tasks=(toy_tasks(16), []))
+        trainer.train()
+        norms[bound] = [r["loss/grad_norm"] for r in trainer.read_metrics() if "loss/grad_norm" in r]
+    assert len(norms[0.0]) == 2 and min(norms[0.0]) > 0
+    assert norms[0.0] == pytest.approx(norms[1e9], rel=1e-5)
+
+
 def test_refuses_to_overwrite_a_run(tiny_overrides, toy_tasks):
     cfg = load_config(None, tiny_overrides(max_steps=1))
     Trainer(cfg, tasks=(toy_tasks(8), [])).train()

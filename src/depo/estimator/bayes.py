@@ -107,7 +107,7 @@ class BayesEstimator:
         self.encoder: TextEncoder | None = None
         self.vectors: FrozenVectors | None = None
         if cfg.encoder_weight > 0:
-            self.encoder = TextEncoder(cfg.encoder_path, pooling="mean", max_length=cfg.max_length).eval()
+            self.encoder = TextEncoder(cfg.encoder_path, pooling="mean", max_length=cfg.max_length).eval().to(cfg.device)
             self.encoder.set_trainable(freeze=True, top_layers=None)
             for layer in cfg.encoder_layers:
                 if not 0 <= layer <= self.encoder.num_layers:
@@ -131,7 +131,8 @@ class BayesEstimator:
     def _encode(self, texts: list[str]) -> list[torch.Tensor]:
         bs = self.config.predict_batch_size
         chunks = [texts[i : i + bs] for i in range(0, len(texts), bs)]
-        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, self.config.encoder_layers)]
+        layers, device = self.config.encoder_layers, self.config.device  # the vectors come back to the CPU cache
+        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, layers, device=device).cpu()]
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached), so later predictions pay only for the posterior."""

@@ -297,10 +297,8 @@ class Trainer:
                 loss = aggregate(per_token, m, cfg.loss_type, max_len=cfg.max_completion_length)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.max_grad_norm > 0:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                else:
-                    grad_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
+                # max_grad_norm 0 = no clipping (an infinite bound); the norm is logged either way
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
                 self.optimizer.step()
                 tokens = m.sum().clamp(min=1.0)
                 sums["loss/policy"] += float(loss.detach())
