@@ -155,7 +155,7 @@ def _tfidf():
     )
 
 
-def tfidf_ridge(train: Rows, test: Rows, seed: int) -> np.ndarray:
+def tfidf_ridge(train: Rows, test: Rows) -> np.ndarray:
     """TF-IDF of words, LaTeX commands and numbers (1-2 grams) + ridge; alpha by 5-fold CV on train."""
     vectorizer = _tfidf()
     x_train = vectorizer.fit_transform(train.texts)
@@ -289,7 +289,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
     preds["constant_mean"] = timed(timings, "constant_mean", lambda: constant_mean(train, test))
     if train.levels is not None:
         preds["level_mean"] = timed(timings, "level_mean", lambda: level_mean(train, test))
-    preds["tfidf_ridge"] = timed(timings, "tfidf_ridge", lambda: tfidf_ridge(train, test, cfg.seed))
+    preds["tfidf_ridge"] = timed(timings, "tfidf_ridge", lambda: tfidf_ridge(train, test))
     fits = {
         "frozen": lambda: train_frozen(cfg, train, test, log),
         "top": lambda: train_frozen(cfg, train, test, log, cfg.top_layers),

@@ -94,9 +94,9 @@ def load_model_rows(cfg: RouteBenchConfig) -> tuple[Rows, Rows]:
 
 
 # ---------------------------------------------------------------------------------------- predictors
-def fit_tfidf(train: Rows, test: Rows, seed: int) -> dict[str, np.ndarray]:
+def fit_tfidf(train: Rows, test: Rows) -> dict[str, np.ndarray]:
     """TF-IDF ridge per model (the README's reference regressor; depo.bench.estimator.tfidf_ridge)."""
-    return {w: tfidf_ridge(train.target(j), test.target(j), seed) for j, w in enumerate(MODELS)}
+    return {w: tfidf_ridge(train.target(j), test.target(j)) for j, w in enumerate(MODELS)}
 
 
 def fit_estimators(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> tuple[dict[str, np.ndarray], dict]:
@@ -208,7 +208,7 @@ def operating_points(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> dic
     fit, val = train.subset(~held), train.subset(held)
     log(f"operating points: fitted on {len(fit.ids)} training rows, knobs chosen on {len(val.ids)} validation rows")
     both = val.concat(test)
-    fitted = {"tfidf": fit_tfidf(fit, both, cfg.seed)}
+    fitted = {"tfidf": fit_tfidf(fit, both)}
     if cfg.estimator:
         fitted["bayes"] = fit_bayes(cfg, fit, both)
     n_val, costs = len(val.ids), (cfg.cost_small, cfg.cost_large)
@@ -320,7 +320,7 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
     log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")
     timings: dict[str, float] = {}
     preds: dict[str, dict[str, np.ndarray]] = {}
-    preds["tfidf"] = timed(timings, "tfidf_s", lambda: fit_tfidf(train, test, cfg.seed))
+    preds["tfidf"] = timed(timings, "tfidf_s", lambda: fit_tfidf(train, test))
     est_info: dict[str, Any] = {}
     if cfg.estimator:
         preds["bayes"] = timed(timings, "bayes_s", lambda: fit_bayes(cfg, train, test, save=True))
