@@ -70,7 +70,7 @@ def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, s
         "pearson": pearson(pred, true),
         "mae": float(np.mean(np.abs(pred - true))),
         "ece": expected_calibration_error(pred, true),
-        "auc_zero_var": _auc(sampled.astype(int), zv_score),
+        "auc_zero_var": _auc(sampled, zv_score),
         "auc_zero_var_expected": _auc(labels, np.concatenate([zv_score, zv_score]), weights),
         # calibration of the probability the selection acts on, against each row's true P(zero-var)
         "ece_zero_var": expected_calibration_error(zv_score, zv_true),
