@@ -1,11 +1,11 @@
 """Where a selector's gain is lost, step by step (`depo bench train --decompose`; bench only).
 
 Instead of the selection-biased rolled-out groups, a random sample of every scanned pool is
-measured (docs/method.md section 7): `probes` scanned candidates per selection call (none while
-the selector keeps everything: warm-up, health fallback) get `samples`
+measured (docs/method.md section 7): `PROBES` scanned candidates per selection call (none while
+the selector keeps everything: warm-up, health fallback) get `SAMPLES`
 fresh answers of the current policy (the p-oracle's meter; never trained on, never counted as
 rollouts); the last G form an independent group (`informative`: 0 < K < G), the others measure
-the pass rate p the p-oracle ranks by. Over the last `window` steps' probes, with s = the share
+the pass rate p the p-oracle ranks by. Over the last `WINDOW` steps' probes, with s = the share
 of probes the selector kept:
 
     eff_random     mean informative over the probes               (keeping at random)
@@ -54,16 +54,15 @@ class PoolProbe:
     """A trainer's selector, unchanged in what it decides, with a random sample of each pool measured."""
 
     def __init__(self, selector: Any, trainer: Any, *, group_size: int, rank_keep: int | None = None,
-                 probes: int = PROBES, samples: int = SAMPLES, window: int = WINDOW, seed: int = 0) -> None:
-        if samples <= group_size:
-            raise ValueError(f"the probe needs more than G = {group_size} answers per candidate, got {samples}")
+                 seed: int = 0) -> None:
+        if group_size >= SAMPLES:
+            raise ValueError(f"the probe needs more than G = {group_size} answers per candidate, got {SAMPLES}")
         self.selector = selector
         self.group_size = int(group_size)
         self.rank_keep = rank_keep  # keep-by-rank: the stream keeps this many of each pool (its batch)
-        self.probes = int(probes)
-        self.meter = PolicyPassRateOracle(group_size=group_size, samples=samples, seed=seed + 7919).bind(trainer)
+        self.meter = PolicyPassRateOracle(group_size=group_size, samples=SAMPLES, seed=seed + 7919).bind(trainer)
         self.rng = np.random.default_rng([seed, 4241])
-        self.steps: deque[dict[str, np.ndarray]] = deque(maxlen=window)
+        self.steps: deque[dict[str, np.ndarray]] = deque(maxlen=WINDOW)
         self._calls: list[dict[str, np.ndarray]] = []  # this step's probes, one entry per selection call
         self._probed: list[Candidate] = []
         self.probe_s = 0.0  # this step's measuring, inside the trainer's selection time
@@ -74,15 +73,15 @@ class PoolProbe:
         return getattr(self.__dict__["selector"], name)
 
     # -- what the probed selector states about a candidate ----------------------------------
-    def _zero_var_hat(self, decisions: Decisions, idx: np.ndarray, cands: list[Candidate]) -> np.ndarray:
-        """The selector's own P(zero-variance) of the probed candidates, NaN where it states none."""
+    def _zero_var_hat(self, score: np.ndarray, cands: list[Candidate]) -> np.ndarray:
+        """The selector's own P(zero-variance) of the probed candidates (`score`: their mean
+        priority), NaN where it states none."""
         s = self.selector
         if isinstance(s, DEPO) and s.config.mode == "default" and s.config.skip == "both":
-            mean = decisions.mean_priority if decisions.mean_priority is not None else decisions.priority
-            return -np.asarray(mean, dtype=float)[idx]  # its priority is -P(zero-variance)
+            return -score  # its priority is -P(zero-variance)
         if isinstance(s, DEPO) and not s.bayesian:
             return s.zero_var_prob(cands)
-        return np.full(len(idx), np.nan)
+        return np.full(len(score), np.nan)
 
     def _fresh(self, cands: list[Candidate]) -> np.ndarray | None:
         """Scores recomputed now (after the update); only where that draws no random numbers."""
@@ -97,7 +96,7 @@ class PoolProbe:
         n = len(batch)
         if n == 0 or getattr(self.selector, "keeps_all", False):
             return d  # warm-up or health fallback: no selection to decompose, so no probe in the window
-        idx = np.sort(self.rng.choice(n, size=min(self.probes, n), replace=False))
+        idx = np.sort(self.rng.choice(n, size=min(PROBES, n), replace=False))
         score = np.asarray(d.mean_priority if d.mean_priority is not None else d.priority, dtype=float)
         if self.rank_keep is not None:
             kept = top_mask(d.priority, self.rank_keep)  # what the rank stream will keep of this pool
@@ -112,7 +111,7 @@ class PoolProbe:
         self._probed += cands
         self._calls.append({
             "score": score[idx],
-            "p_zv_hat": self._zero_var_hat(d, idx, cands),
+            "p_zv_hat": self._zero_var_hat(score[idx], cands),
             "kept": kept[idx],
             "rate": answers[:, :-g].mean(axis=1),
             "seen": np.array([memory is not None and text_key(c.text) in memory for c in cands], dtype=bool),
