@@ -53,10 +53,6 @@ class PolicyPassRateOracle(Oracle):
         self.tasks = {t.prompt_id: t for t in trainer.train_tasks}
         return self
 
-    def measure(self, batch: Sequence[Candidate]) -> np.ndarray:
-        """The share of `samples` answers of the current policy that the verifier accepts, per candidate."""
-        return self.answers(batch).mean(axis=1)
-
     def answers(self, batch: Sequence[Candidate]) -> np.ndarray:
         """(candidates, samples) rewards of fresh answers of the current policy."""
         if self.trainer is None:
@@ -74,7 +70,9 @@ class PolicyPassRateOracle(Oracle):
                         dtype=float).reshape(len(tasks), n)
 
     def zero_var_prob(self, batch: Sequence[Candidate]) -> np.ndarray:
-        return zero_var_probability(self.measure(batch), self.group_size)
+        """P(zero-variance group) at each candidate's measured pass rate: the share of `samples`
+        answers of the current policy that the verifier accepts."""
+        return zero_var_probability(self.answers(batch).mean(axis=1), self.group_size)
 
     def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
         return {**super().observe(outcomes), "select/p_oracle_measured": float(self.measured)}
