@@ -408,7 +408,6 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
     p_rates = p_oracle_rates(data, cfg.group_size)
     records: dict[str, MethodLog] = {}
     results: dict[str, dict[str, Any]] = {}
-    curves: dict[str, dict[str, list[float]]] = {}
     for name in cfg.methods:
         start = time.perf_counter()
         if name == "dynamic-sampling" and "uniform" in records:
@@ -424,14 +423,15 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         results[name]["wall_s"] = time.perf_counter() - start
         if name in LEARNED:
             results[name]["precision_at_recall80"] = precision_at_recall(rec.score, rec.informative, 0.8)
-        curves[name] = per_epoch(rec, name, data.num_epochs, cfg.group_size, cfg.screen)
         log(f"  {name}: effective rate {results[name]['effective_rate']:.3f}, recall {results[name]['recall']:.3f} "
             f"({results[name]['wall_s']:.0f} s)")
     ds = results.get("dynamic-sampling") or results.get("uniform")
-    for metrics in results.values():
-        if ds is not None and ds["informative"]:
-            ds_cost = ds["rollouts"] / ds["informative"]
+    if ds is not None and ds["informative"]:
+        ds_cost = ds["rollouts"] / ds["informative"]
+        for metrics in results.values():
             metrics["cost_vs_dynamic_sampling"] = metrics["rollouts_per_informative"] / ds_cost
+    for name, rec in records.items():
+        results[name]["per_epoch"] = per_epoch(rec, name, data.num_epochs, cfg.group_size, cfg.screen)
     wall_s = time.perf_counter() - wall
     table = markdown_table([{"method": n, **m} for n, m in results.items()], COLUMNS)
     meta = {
@@ -443,23 +443,21 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         "informative_share": n_inf / n_groups,
         "wall_s": wall_s,
     }
-    for name in results:
-        results[name]["per_epoch"] = curves[name]
     if cfg.out is not None:
         write_results(cfg.out, results, table=table, meta=meta)
-        _figures(cfg, records, curves)
+        _figures(cfg, records, results)
     log(table)
     log(f"wall time {wall_s:.0f} s")
     return {"meta": meta, **results}
 
 
-def _figures(cfg: ReplayConfig, records: dict[str, MethodLog], curves: dict[str, dict[str, list[float]]]) -> None:
+def _figures(cfg: ReplayConfig, records: dict[str, MethodLog], results: dict[str, dict[str, Any]]) -> None:
     fig, axes = new_figure(2, width=4.4, height=3.4)
-    for name, curve in curves.items():
+    for name, r in results.items():
         if name == "dynamic-sampling":
             continue
-        axes[0].plot(curve["effective_rate"], label=name, lw=1.2)
-        axes[1].plot(curve["recall"], label=name, lw=1.2)
+        axes[0].plot(r["per_epoch"]["effective_rate"], label=name, lw=1.2)
+        axes[1].plot(r["per_epoch"]["recall"], label=name, lw=1.2)
     axes[0].set(title="effective rate per epoch", xlabel="epoch", ylabel="informative / rolled out", ylim=(0, 1.02))
     axes[1].set(title="recall of informative groups", xlabel="epoch", ylabel="found / all informative", ylim=(0, 1.02))
     axes[0].legend(fontsize=7)
@@ -469,9 +467,8 @@ def _figures(cfg: ReplayConfig, records: dict[str, MethodLog], curves: dict[str,
         if name in records:
             recall, precision = precision_recall(records[name].score, records[name].informative)
             ax.plot(recall, precision, label=f"{name} (sweep)", lw=1.2)
-    for name in records:
-        s = summarize(name, records[name], cfg.group_size, cfg.screen)
-        ax.plot([s["recall"]], [s["effective_rate"]], "o", ms=4, label=f"{name} (run)")
+    for name, r in results.items():  # the run's own operating point
+        ax.plot([r["recall"]], [r["effective_rate"]], "o", ms=4, label=f"{name} (run)")
     ax.axvline(0.8, color="grey", lw=0.6, ls=":")
     ax.set(title="precision-recall of informative groups", xlabel="recall", ylabel="effective rate",
            xlim=(0, 1.02), ylim=(0.4, 1.02))
