@@ -17,11 +17,11 @@ import torch
 from pydantic import Field
 from transformers.utils import logging as hf_logging
 
-from depo.bench.train import DEFAULT_METHODS
+from depo.bench.train import DEFAULT_METHODS, final_policy
 from depo.config import CommaList, Config, parse_command
 from depo.errors import DepoError, run_command
 from depo.policy import load_policy
-from depo.rl.checkpoint import POLICY_DIR, list_checkpoints
+from depo.rl.checkpoint import list_checkpoints
 from depo.rl.config import load_config
 from depo.rl.evaluation import evaluate
 from depo.rl.trainer import resolve_model_path
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     columns: dict[str, dict[str, float]] = {}
     for method in args.methods:
         runs = sorted((args.bench_dir / "runs" / method).glob("seed*"))
-        finals = [found[-1][1] / POLICY_DIR for r in runs if (found := list_checkpoints(r / "checkpoints"))]
+        finals = [final_policy(r) for r in runs if list_checkpoints(r / "checkpoints")]
         if not finals:
             continue
         run_cfg = load_config(runs[0] / "config.yaml")  # answers as long as the runs generated
