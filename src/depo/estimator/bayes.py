@@ -29,6 +29,7 @@ from pydantic import Field
 
 from depo.config import Config
 from depo.errors import DepoError
+from depo.estimator.config import resolve_device
 from depo.estimator.encoder import TextEncoder
 from depo.estimator.features import FeatureCache, FrozenVectors, _encoder_tag
 from depo.estimator.lexical import hashed_ngrams
@@ -83,7 +84,7 @@ class BayesEstimatorConfig(Config):
     cache_max_mb: float | None = Field(2048.0, gt=0.0)
     """Memory budget of the encoder-vector cache (None = no limit)."""
     device: str = "cpu"
-    """Torch device of the encoder."""
+    """Torch device of the encoder: "cpu", "cuda", "cuda:1", or "auto" (cuda when available)."""
     seed: int = 0
     """Thompson draws."""
 
@@ -107,7 +108,7 @@ class BayesEstimator:
         self.encoder: TextEncoder | None = None
         self.vectors: FrozenVectors | None = None
         if cfg.encoder_weight > 0:
-            self.encoder = TextEncoder(cfg.encoder_path, pooling="mean", max_length=cfg.max_length).eval().to(cfg.device)
+            self.encoder = TextEncoder(cfg.encoder_path, pooling="mean", max_length=cfg.max_length).eval().to(resolve_device(cfg.device))
             self.encoder.set_trainable(freeze=True, top_layers=None)
             for layer in cfg.encoder_layers:
                 if not 0 <= layer <= self.encoder.num_layers:
@@ -131,8 +132,8 @@ class BayesEstimator:
     def _encode(self, texts: list[str]) -> list[torch.Tensor]:
         bs = self.config.predict_batch_size
         chunks = [texts[i : i + bs] for i in range(0, len(texts), bs)]
-        layers, device = self.config.encoder_layers, self.config.device  # the vectors come back to the CPU cache
-        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, layers, device=device).cpu()]
+        layers, device = self.config.encoder_layers, resolve_device(self.config.device)
+        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, layers, device=device).cpu()]  # to the CPU cache
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached), so later predictions pay only for the posterior."""
