@@ -105,10 +105,11 @@ class BayesEstimator:
     def __init__(self, config: BayesEstimatorConfig | None = None) -> None:
         self.config = cfg = config or BayesEstimatorConfig()
         self.rng = np.random.default_rng(cfg.seed)
+        self.device = resolve_device(cfg.device)
         self.encoder: TextEncoder | None = None
         self.vectors: FrozenVectors | None = None
         if cfg.encoder_weight > 0:
-            self.encoder = TextEncoder(cfg.encoder_path, pooling="mean", max_length=cfg.max_length).eval().to(resolve_device(cfg.device))
+            self.encoder = TextEncoder(cfg.encoder_path, pooling="mean", max_length=cfg.max_length).eval().to(self.device)
             self.encoder.set_trainable(freeze=True, top_layers=None)
             for layer in cfg.encoder_layers:
                 if not 0 <= layer <= self.encoder.num_layers:
@@ -132,8 +133,8 @@ class BayesEstimator:
     def _encode(self, texts: list[str]) -> list[torch.Tensor]:
         bs = self.config.predict_batch_size
         chunks = [texts[i : i + bs] for i in range(0, len(texts), bs)]
-        layers, device = self.config.encoder_layers, resolve_device(self.config.device)
-        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, layers, device=device).cpu()]  # to the CPU cache
+        layers = self.config.encoder_layers
+        return [v for chunk in chunks for v in self.encoder.layer_means(chunk, layers, device=self.device).cpu()]  # to the CPU cache
 
     def warm_cache(self, texts: Sequence[str], *, use_disk: bool = True, progress: bool = False) -> dict[str, float]:
         """Encode `texts` once (disk-cached), so later predictions pay only for the posterior."""
