@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from depo.bench.measure import main as measure
 from depo.cli import main
@@ -46,13 +47,19 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
         assert err.startswith("depo: error: ") and "\n" not in err, (argv, err)
 
 
-def test_the_bench_only_p_oracle_points_to_bench_train(random_policy_dir, tmp_path, capsys):
-    """`depo train` lists every registered selector, but the p-oracle needs the bench's binding to a policy."""
+def test_the_bench_only_p_oracle_is_refused_before_the_run_directory_is_made(random_policy_dir, tmp_path, capsys):
+    """The p-oracle needs the bench's binding to a policy: `depo train` refuses it up front,
+    pointing to `depo bench train`, and leaves it out of its --help list."""
     small = [f"model={random_policy_dir}", "train_size=8", "heldout_size=2", "batch_size=2", "num_generations=2",
              "max_steps=1", "max_completion_length=2", "progress=false", f"output_dir={tmp_path / 'run'}"]
     assert main(["train", "--selector", "p-oracle"] + [a for kv in small for a in ("--set", kv)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("depo: error: ") and "\n" not in err and "depo bench train --selector p-oracle" in err
+    assert err.startswith("depo: error: config selector: selector 'p-oracle' runs only in a benchmark") and "\n" not in err
+    assert "depo bench train --methods p-oracle" in err and not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    listed = capsys.readouterr().out.replace("\n", " ")
+    assert "depo-paper" in listed and "p-oracle" not in listed
 
 
 def test_demo_skips_predicted_zero_variance_prompts_after_warm_up_and_reports_it(random_policy_dir, tmp_path,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import depo.bench.p_oracle  # noqa: F401  (registers the bench-only p-oracle)
 import depo.estimator
 from depo.errors import DepoError
 from depo.estimator import BayesEstimator, OnlineEstimator
-from depo.selection import SELECTORS, Selector, make_selector
+from depo.selection import SELECTORS, Selector, make_selector, trainable_selector
 from depo.selection.depo import DEPO
 from depo.selection.history import History
 from depo.state_io import load_state, save_state
@@ -22,7 +23,7 @@ def test_every_name_builds_a_selector() -> None:
         opts = {"pass_rates": rates} if name == "oracle" else None
         sel = make_selector(name, group_size=8, seed=1, options=opts, estimator=FakeEstimator())
         assert isinstance(sel, Selector)
-        if name == "p-oracle":  # bench-only (registered by depo.bench): it needs a trainer's policy to measure
+        if SELECTORS[name].bench_only:  # the p-oracle (registered by depo.bench) needs a trainer's policy to measure
             continue
         assert sel.select([Candidate("a", "a")]).keep == [True]
     paper = make_selector("depo-paper", group_size=4, seed=0, estimator=FakeEstimator())
@@ -33,7 +34,14 @@ def test_every_name_builds_a_selector() -> None:
     assert isinstance(hist, History) and hist.p_easy == 0.7
 
 
-@pytest.mark.parametrize("name", sorted(set(SELECTORS) - {"p-oracle"}))
+def test_trainers_refuse_a_bench_only_selector_naming_the_command_that_runs_it() -> None:
+    assert trainable_selector("depo").name == "depo"
+    assert [name for name, spec in SELECTORS.items() if spec.bench_only] == ["p-oracle"]
+    with pytest.raises(DepoError, match=r"^depo.selector: selector 'p-oracle' runs only in a benchmark: `depo bench train --methods p-oracle`"):
+        trainable_selector("p-oracle", key="depo.selector")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in SELECTORS.items() if not spec.bench_only))
 def test_every_selector_resumed_from_its_saved_state_decides_as_the_original(name: str, tmp_path) -> None:
     """The engine, TRL and verl checkpoint a selector as state_dict() in depo's state files."""
     texts = [f"q{i}" for i in range(40)]

@@ -26,6 +26,7 @@ from depo.tasks.base import score_responses
 from depo.types import Candidate, GroupOutcome
 from depo.zero_variance import zero_var_probability
 
+RUNS_IN = "`depo bench train --methods p-oracle` binds it to the policy it measures"
 SAMPLES = 16
 """Answers per candidate behind each measured pass rate (its standard error is at most 0.125)."""
 
@@ -45,8 +46,8 @@ class PolicyPassRateOracle(Oracle):
 
     @staticmethod
     def _unbound(prompt_id: str) -> float:
-        raise DepoError("the p-oracle measures pass rates on the trainer's policy, so it runs only where it is "
-                        "bound to one: use `depo bench train --selector p-oracle`")
+        raise DepoError(f"the p-oracle measures pass rates on the trainer's policy, so it runs only where it is "
+                        f"bound to one: {RUNS_IN}")
 
     def bind(self, trainer: Any) -> PolicyPassRateOracle:
         self.trainer = trainer
@@ -94,6 +95,6 @@ class PolicyOracleOptions(Config):
     """Keep iff P(zero-variance group) at the measured rate <= threshold (DEPO's default rule)."""
 
 
-@register_selector("p-oracle", PolicyOracleOptions)
+@register_selector("p-oracle", PolicyOracleOptions, bench_only=RUNS_IN)
 def _p_oracle(options: PolicyOracleOptions, *, group_size: int, seed: int, estimator: Any) -> PolicyPassRateOracle:
     return PolicyPassRateOracle(group_size=group_size, samples=options.samples, threshold=options.threshold, seed=seed)

@@ -21,7 +21,7 @@ from depo.rl.config import load_config
 from depo.rl.evaluation import evaluate
 from depo.rl.report import format_table, summary_rows
 from depo.rl.trainer import Trainer, resolve_model_path
-from depo.selection import SELECTORS
+from depo.selection import SELECTORS, trainable_selector
 from depo.tasks.gym import preset_tasks
 
 DEMO_CONFIG = "demo.yaml"
@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--config", help="YAML file of TrainConfig fields (see configs/); may `extends:` another")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set learning_rate=2e-4 (repeatable)")
-    train.add_argument("--selector", help=f"shortcut for --set selector=NAME ({', '.join(SELECTORS)})")
+    trainable = ", ".join(name for name, spec in SELECTORS.items() if not spec.bench_only)
+    train.add_argument("--selector", help=f"shortcut for --set selector=NAME ({trainable})")
     train.add_argument("--model", help="shortcut for --set model=PATH: 'tiny' or a local Hugging Face causal LM")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     train.set_defaults(func=run_train)
@@ -64,8 +65,11 @@ def run_train(args: argparse.Namespace) -> int:
         if args.config:
             raise DepoError("--resume takes the run's own config.yaml; drop --config")
         trainer = Trainer.resume(args.resume, overrides)
+        trainable_selector(trainer.cfg.selector, key="config selector")
     else:
-        trainer = Trainer(load_config(args.config, overrides))
+        cfg = load_config(args.config, overrides)
+        trainable_selector(cfg.selector, key="config selector")  # before the run directory is made
+        trainer = Trainer(cfg)
     run_dir = trainer.train()
     print(format_table(summary_rows(trainer.read_metrics(), trainer.cfg, trainer.summary_extra())))
     if trainer.interrupted:

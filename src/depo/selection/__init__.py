@@ -20,6 +20,7 @@ from depo.selection.registry import (
     register_selector,
     selector_options,
     selector_spec,
+    trainable_selector,
 )
 from depo.selection.stream import EpochCounts, RankStream, RefillStream, make_stream
 from depo.selection.uniform import Uniform
@@ -46,4 +47,5 @@ __all__ = [
     "register_selector",
     "selector_options",
     "selector_spec",
+    "trainable_selector",
 ]

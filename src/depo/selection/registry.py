@@ -24,13 +24,15 @@ Builder = Callable[..., Selector]
 
 @dataclass(frozen=True)
 class SelectorSpec:
-    """A registered selector: its options model, its builder, and the kind of estimator it reads
-    by default ("bayes" or "trunk"; None for selectors without one)."""
+    """A registered selector: its options model, its builder, the kind of estimator it reads
+    by default ("bayes" or "trunk"; None for selectors without one), and, for a selector that
+    needs what only a benchmark gives it (the policy itself), the command that runs it."""
 
     name: str
     options: type[Config]
     build: Builder
     estimator: str | None
+    bench_only: str | None = None
 
     @property
     def uses_estimator(self) -> bool:
@@ -40,14 +42,16 @@ class SelectorSpec:
 SELECTORS: dict[str, SelectorSpec] = {}
 
 
-def register_selector(name: str, options: type[Config], *, estimator: str | None = None) -> Callable[[Builder], Builder]:
+def register_selector(name: str, options: type[Config], *, estimator: str | None = None,
+                      bench_only: str | None = None) -> Callable[[Builder], Builder]:
     """Register `builder(options, *, group_size, seed, estimator) -> Selector` under `name`;
-    `estimator` is the kind of estimator it is given by default."""
+    `estimator` is the kind of estimator it is given by default; `bench_only` names the command
+    that runs a selector no trainer can (trainers refuse it up front)."""
 
     def wrap(builder: Builder) -> Builder:
         if name in SELECTORS:
             raise ValueError(f"selector {name!r} is registered twice")
-        SELECTORS[name] = SelectorSpec(name, options, builder, estimator)
+        SELECTORS[name] = SelectorSpec(name, options, builder, estimator, bench_only)
         return builder
 
     return wrap
@@ -60,6 +64,15 @@ def selector_spec(name: str, *, key: str | None = None) -> SelectorSpec:
     except KeyError:
         where = f"{key}: " if key else ""
         raise DepoError(f"{where}unknown selector {name!r}; choose one of: {', '.join(SELECTORS)}") from None
+
+
+def trainable_selector(name: str, *, key: str | None = None) -> SelectorSpec:
+    """`selector_spec(name)`, refused with the command to use when only a benchmark can run it."""
+    spec = selector_spec(name, key=key)
+    if spec.bench_only:
+        where = f"{key}: " if key else ""
+        raise DepoError(f"{where}selector {name!r} runs only in a benchmark: {spec.bench_only}")
+    return spec
 
 
 def selector_options(name: str, options: Mapping[str, Any] | None = None) -> Config:

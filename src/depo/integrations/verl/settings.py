@@ -15,7 +15,7 @@ from depo.config import Config
 from depo.estimator import build_estimator as build
 from depo.estimator import estimator_config
 from depo.integrations.verl.remote import RemoteEstimator
-from depo.selection import make_selector, selector_spec
+from depo.selection import make_selector, selector_spec, trainable_selector
 from depo.selection.base import Selector
 from depo.selection.stream import make_stream
 
@@ -68,7 +68,7 @@ class DepoSettings(Config):
         """What the block's own types cannot see, checked before anything is built: the selector
         against the registry, `options` against its options model, `estimator.config` against
         the estimator's; a problem is one DepoError line naming the key."""
-        selector_spec(self.selector, key="depo.selector").options.build(self.options, what="depo.options")
+        trainable_selector(self.selector, key="depo.selector").options.build(self.options, what="depo.options")
         estimator_settings(self.estimator)
         return self
 
