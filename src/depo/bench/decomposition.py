@@ -174,13 +174,11 @@ def decompose(steps: Sequence[dict[str, np.ndarray]], group_size: int) -> dict[s
     return out
 
 
-def attach_probe(trainer: Any, *, seed: int = 0) -> bool:
-    """Wrap `trainer`'s selector (built-in engine) in a PoolProbe; False for uniform selection,
+def attach_probe(trainer: Any, *, seed: int = 0) -> None:
+    """Wrap `trainer`'s selector (built-in engine) in a PoolProbe; not for uniform selection,
     which has nothing to decompose."""
     cfg = trainer.cfg
-    if cfg.selector == "uniform":
-        return False
-    trainer.selector = trainer.stream.selector = PoolProbe(
-        trainer.selector, trainer, group_size=cfg.num_generations,
-        rank_keep=cfg.batch_size if cfg.selection == "rank" else None, seed=seed)
-    return True
+    if cfg.selector != "uniform":
+        trainer.selector = trainer.stream.selector = PoolProbe(
+            trainer.selector, trainer, group_size=cfg.num_generations,
+            rank_keep=cfg.batch_size if cfg.selection == "rank" else None, seed=seed)

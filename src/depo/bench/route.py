@@ -178,8 +178,7 @@ def evaluate_rules(preds: dict[str, dict[str, np.ndarray]], test: Rows, costs: t
     add("oracle_gain", ps - pl, None, "oracle: true gain")
     dc = costs[1] - costs[0]
     taus = np.round(np.linspace(0.0, 1.0, 41), 3)
-    lams = np.round(np.linspace(-1.0, 1.0, 81) / dc, 5)
-    lams = lams[lams >= 0]
+    lams = np.round(np.linspace(0.0, 1.0, 41) / dc, 5)  # gain thresholds from 0 to one pass per cost unit
     for name, p in preds.items():
         rates = np.stack([p["small"], p["large"]], axis=1)
         add(f"{name}_threshold", p["small"], sweep_router(rates, costs, "threshold", taus, test), "paper threshold rule")

@@ -78,15 +78,18 @@ def threshold_choice(rates: np.ndarray, tau: float) -> np.ndarray:
     return np.where(ok.any(axis=1), ok.argmax(axis=1), last).astype(np.int64)
 
 
+def gain_scores(rates: np.ndarray, costs: Sequence[float], lam: float) -> np.ndarray:
+    """(n, M) scores p_m - lambda * cost_m of the gain-aware rule (docs/method.md section 4.6)."""
+    return np.asarray(rates, dtype=np.float64) - lam * np.asarray(costs, dtype=np.float64)[None, :]
+
+
 def gain_choice(rates: np.ndarray, costs: Sequence[float], lam: float) -> np.ndarray:
     """Gain-aware rule: argmax_m p_m - lambda * cost_m, ties to the cheaper model.
 
     rates: (n, M) predicted pass rates, columns sorted by cost (cheapest first). np.argmax
     returns the first maximum, which is the cheapest tied model: deterministic and cost-saving.
     """
-    rates = np.asarray(rates, dtype=np.float64)
-    scores = rates - lam * np.asarray(costs, dtype=np.float64)[None, :]
-    return scores.argmax(axis=1).astype(np.int64)
+    return gain_scores(rates, costs, lam).argmax(axis=1).astype(np.int64)
 
 
 class Router:
@@ -181,7 +184,7 @@ class Router:
     def route(self, texts: Sequence[str]) -> list[Decision]:
         """Route a batch of texts; one Decision (model + explanation) per text, same order."""
         rates = self.predict_rates(texts)
-        scores = rates - self.lam * np.asarray(self.costs)
+        scores = gain_scores(rates, self.costs, self.lam)
         names = self.names
         # explanations show the models whose pass rate is predicted
         shown = [c for c, n in enumerate(names) if self._multi is not None or n in self._per_model]
