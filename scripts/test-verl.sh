@@ -45,4 +45,5 @@ fi
 
 cd "$ROOT"
 export HF_HUB_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0 TOKENIZERS_PARALLELISM=false
+export DEPO_VERL07_PATH="${DEPO_VERL07_PATH:-$VENV/verl07}"  # the 0.7 curriculum-sampler test, wherever VENV is
 exec "$VENV/bin/python" -m pytest tests/integrations/verl "$@"
