@@ -310,7 +310,6 @@ def driver(monkeypatch):
 
 @pytest.mark.parametrize(("override", "message"), [
     ("depo.selector=bogus", "depo.selector: unknown selector 'bogus'; choose one of: "),
-    ("depo.selector=p-oracle", "depo.selector: selector 'p-oracle' runs only in a benchmark: `depo bench train"),
     ("+depo.options.warmup_step=3", "depo.options: unknown key 'warmup_step' (did you mean 'warmup_steps'?)"),
     ("+depo.estimator.config.lrr=1", "depo.estimator.config: unknown key 'lrr' (did you mean 'lr'?)"),
 ])
