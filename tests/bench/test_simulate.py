@@ -31,3 +31,6 @@ def test_the_command_runs_depo_with_its_estimator(capsys) -> None:
                  "--freeze-encoder"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| uniform", "| depo"))]
     assert [row.split(" | ")[0] for row in rows] == ["| uniform", "| depo"]
+    uniform, depo = (row.strip("| ").split(" | ") for row in rows)
+    assert uniform[3] == "1.000" and uniform[6] == "–"  # keeps every prompt; no estimator, so no calibration
+    assert 0.0 < float(depo[6]) < 1.0 and "nan" not in rows[1]  # depo's estimator is calibrated from step 1

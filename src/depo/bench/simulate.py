@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from depo.bench.report import Col, markdown_table
 from depo.config import Config, names_from, parse_command
 from depo.errors import run_command
 from depo.metrics import effective_rate
@@ -125,6 +126,19 @@ def summarize(records: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+COLUMNS = [
+    Col("eff_head", "eff. rate, first 10%"),
+    Col("eff_last_half", "eff. rate, last 50%"),
+    Col("survival_last_half", "survival, last 50%"),
+    Col("forced_total", "forced", ".0f"),
+    Col("false_skip", "false-skip, last 50%"),
+    Col("calib_mae_head", "calib MAE, first 10%"),
+    Col("calib_mae_tail", "calib MAE, last 10%"),
+    Col("auc_tail", "AUC(zero-var), last 10%"),
+    Col("select_s_per_step", "select s/step"),
+    Col("observe_s_per_step", "observe s/step"),
+    Col("wall_s", "wall s", ".0f"),
+]
 SelectorNames = names_from(SELECTORS, "selector(s)")
 
 
@@ -147,19 +161,15 @@ class SimulateConfig(Config):
 def main(argv: list[str] | None = None) -> int:
     args = parse_command(SimulateConfig, argv, prog="python -m depo.bench.simulate", description=__doc__.splitlines()[0])
     torch.set_num_threads(2)
-    print("| selector | eff. rate, first 10% | eff. rate, last 50% | survival, last 50% | forced | false-skip, last 50% | calib MAE first -> last 10% | AUC(zero-var), last 10% | select s/step | observe s/step | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.selectors:
+    header, rule = markdown_table([], COLUMNS, name_key="selector").splitlines()
+    print(header, rule, sep="\n")
+    for name in args.selectors:  # a row as each selector finishes (a DEPO one takes minutes)
         t0 = time.perf_counter()
         estimator = {"freeze_encoder": args.freeze_encoder, "seed": args.seed} if name.startswith("depo") else None
         s = summarize(simulate(name, n_prompts=args.prompts, steps=args.steps, batch_size=args.batch_size,
                                group_size=args.group_size, seed=args.seed, estimator=estimator))
-        print(
-            f"| {name} | {s['eff_head']:.3f} | {s['eff_last_half']:.3f} | {s['survival_last_half']:.3f} | {s['forced_total']:.0f} "
-            f"| {s['false_skip']:.3f} | {s['calib_mae_head']:.3f} -> {s['calib_mae_tail']:.3f} | {s['auc_tail']:.3f} "
-            f"| {s['select_s_per_step']:.3f} | {s['observe_s_per_step']:.3f} | {time.perf_counter() - t0:.0f} |",
-            flush=True,
-        )
+        row = {"selector": name, **s, "wall_s": time.perf_counter() - t0}
+        print(markdown_table([row], COLUMNS, name_key="selector").splitlines()[-1], flush=True)
     return 0
 
 
