@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 from transformers.utils import logging as hf_logging
 
+from depo.bench.report import Col, markdown_table
 from depo.bench.train import DEFAULT_METHODS, final_policy
 from depo.config import CommaList, Config, parse_command
 from depo.errors import DepoError, run_command
@@ -74,11 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if not columns:
         raise DepoError(f"{args.bench_dir} holds no trained policy of {', '.join(args.methods)} "
                         "(runs/METHOD/seed*/checkpoints/step_*)")
-    names = list(columns)
-    print(f"| task ({args.n} held-out prompts, Avg@{args.k}) | " + " | ".join(names) + " |")
-    print("|---" * (len(names) + 1) + "|")
-    for task in columns[names[0]]:
-        print(f"| {task} | " + " | ".join(f"{columns[n][task]:.3f}" for n in names) + " |")
+    first = f"task ({args.n} held-out prompts, Avg@{args.k})"
+    rows = [{first: task, **{name: scores[task] for name, scores in columns.items()}} for task in next(iter(columns.values()))]
+    print(markdown_table(rows, [Col(name, name) for name in columns], name_key=first))
     return 0
 
 

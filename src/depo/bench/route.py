@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_frozen
-from depo.bench.report import new_figure, save_figure, timed, write_results
+from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
 from depo.bench.route_curves import CurvePoint, accuracy_at_share, random_curve, routed_accuracy
 from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.data.io import holdout_mask
@@ -244,33 +244,31 @@ def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
         "",
         "Paper rule (small iff predicted p_small >= tau):",
         "",
-        "| tau | " + " | ".join(f"{p} share | {p} acc" for p in preds) + " |",
-        "|---|" + "---|---|" * len(preds),
+        markdown_table(
+            [{**row, **{f"{p}_acc": 100 * row[f"{p}_acc"] for p in preds}} for row in results["threshold_table"]],
+            [Col(f"{p}_{k}", f"{p} {k}", fmt) for p in preds for k, fmt in (("share", ".1%"), ("acc", ".1f"))],
+            name_key="tau"),
     ]
-    for row in results["threshold_table"]:
-        cells = [f"{100 * row[f'{p}_share']:.1f}% | {100 * row[f'{p}_acc']:.1f}" for p in preds]
-        lines.append(f"| {row['tau']} | " + " | ".join(cells) + " |")
     shares = [f"{s:.3f}" for s in PAPER_SHARES]
+    at_shares = [{"rule": name, **{s: 100 * r["acc_at_paper_shares"][s] for s in shares}, "acc_at_27": 100 * r["acc_at_27"],
+                  "loss_at_27_points": r["loss_at_27_points"]} for name, r in results["rules"].items()]
     lines += [
         "",
         "Every rule at equal shares to the small model (the paper's shares, and the 27% target):",
         "",
-        "| rule | " + " | ".join(f"{100 * float(s):.1f}%" for s in shares) + " | 27% | loss at 27% (pts) |",
-        "|---|" + "---|" * (len(shares) + 2),
+        markdown_table(at_shares, [*(Col(s, f"{100 * float(s):.1f}%", ".1f") for s in shares), Col("acc_at_27", "27%", ".1f"),
+                                   Col("loss_at_27_points", "loss at 27% (pts)", ".2f")], name_key="rule"),
     ]
-    for name, r in results["rules"].items():
-        cells = [f"{100 * r['acc_at_paper_shares'][s]:.1f}" for s in shares]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * r['acc_at_27']:.1f} | {r['loss_at_27_points']:.2f} |")
+    operating = [{"rule": name, "knob": f"{'tau' if name.endswith('_threshold') else 'lambda'} = {r['knob']:.4g}",
+                  "share": r["share"], "accuracy": 100 * r["accuracy"], "loss_points": r["loss_points"]}
+                 for name, r in results["operating_points"].items()]
     lines += [
         "",
         f"At the operating point chosen on validation rows for a {100 * TARGET_SHARE:.0f}% share (test rows):",
         "",
-        "| rule | knob | share to small | accuracy | loss (pts) |",
-        "|---|---|---|---|---|",
+        markdown_table(operating, [Col("knob", "knob"), Col("share", "share to small", ".1%"), Col("accuracy", "accuracy", ".1f"),
+                                   Col("loss_points", "loss (pts)", ".2f")], name_key="rule"),
     ]
-    for name, r in results["operating_points"].items():
-        knob = "tau" if name.endswith("_threshold") else "lambda"
-        lines.append(f"| {name} | {knob} = {r['knob']:.4g} | {100 * r['share']:.1f}% | {100 * r['accuracy']:.1f} | {r['loss_points']:.2f} |")
     t = results["target"]
     lines += [
         "",

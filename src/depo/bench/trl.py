@@ -26,6 +26,7 @@ import torch
 from pydantic import Field
 from trl import GRPOConfig, GRPOTrainer
 
+from depo.bench.report import Col, markdown_table
 from depo.config import Config, names_from, parse_command
 from depo.errors import run_command
 from depo.integrations.trl import DEPOGRPOTrainer
@@ -198,10 +199,8 @@ def format_table(results: list[dict[str, Any]], eval_k: int) -> str:
     ]
     names = {"grpo": "TRL GRPOTrainer", "depo": "DEPOGRPOTrainer (depo)", "uniform": "DEPOGRPOTrainer (uniform)",
              "dapo": "DEPOGRPOTrainer (uniform + dynamic sampling)", "dapo+depo": "DEPOGRPOTrainer (depo + dynamic sampling)"}
-    header = "| metric | " + " | ".join(names[r["run"]] for r in results) + " |"
-    sep = "|---|" + "---|" * len(results)
-    lines = [header, sep] + ["| " + label + " | " + " | ".join(f(r) for r in results) + " |" for label, f in rows]
-    return "\n".join(lines)
+    table = [{"metric": label, **{str(i): f(r) for i, r in enumerate(results)}} for label, f in rows]
+    return markdown_table(table, [Col(str(i), names[r["run"]]) for i, r in enumerate(results)], name_key="metric")
 
 
 FLAGS = (
