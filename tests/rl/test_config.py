@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from depo.config import write_yaml
 from depo.errors import DepoError
-from depo.rl.config import TrainConfig, dump_config, load_config
+from depo.rl.config import TrainConfig, load_config
 
 
 def test_defaults_and_trl_names():
@@ -29,7 +30,7 @@ def test_yaml_and_overrides(tmp_path):
 
 def test_round_trip(tmp_path):
     cfg = load_config(None, ["loss_type=grpo", "epsilon_high=null", "max_steps=7"])
-    dump_config(cfg, tmp_path / "config.yaml")
+    write_yaml(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
 
 

@@ -196,7 +196,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 locked: dict[str, str] | None = None) -> TrainConfig:
     """TrainConfig from an optional YAML file plus `key=value` overrides, validated."""
     return configuration.load(TrainConfig, path, overrides or [], locked=locked)
-
-
-def dump_config(cfg: TrainConfig, path: str | Path) -> None:
-    configuration.write_yaml(cfg, path)

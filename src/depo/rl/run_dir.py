@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from depo.config import write_yaml
 from depo.errors import DepoError
 from depo.rl import checkpoint as ckpt
-from depo.rl.config import TrainConfig, dump_config
+from depo.rl.config import TrainConfig
 from depo.rl.metrics_log import MetricsLog
 
 
@@ -46,4 +47,4 @@ class RunDirectory:
         # ("tiny" names the embedded policy, even where a folder of that name exists)
         paths = {key: str(Path(value).resolve()) for key in ("model", "estimator_init")
                  if (value := getattr(cfg, key)) and Path(value).is_dir() and (key, value) != ("model", "tiny")}
-        dump_config(cfg.replace(output_dir=str(self.path), **paths), self.config_file)
+        write_yaml(cfg.replace(output_dir=str(self.path), **paths), self.config_file)

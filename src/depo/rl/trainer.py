@@ -31,11 +31,12 @@ import torch
 from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
+from depo.config import write_yaml
 from depo.errors import DepoError
 from depo.estimator import build_estimator
 from depo.policy import build_tiny_policy, load_policy, sample
 from depo.rl import checkpoint as ckpt
-from depo.rl.config import RESUME_OVERRIDABLE, TrainConfig, dump_config, load_config
+from depo.rl.config import RESUME_OVERRIDABLE, TrainConfig, load_config
 from depo.rl.dynamic_sampling import collect_informative
 from depo.rl.evaluation import evaluate
 from depo.rl.groups import Group
@@ -157,7 +158,7 @@ class Trainer:
         keys = (text.split("=", 1)[0].strip() for text in overrides or [])
         locked = {key: why for key in keys if key not in RESUME_OVERRIDABLE}
         cfg = load_config(run.config_file, overrides, locked=locked).replace(output_dir=str(run.path))
-        dump_config(cfg, run.config_file)
+        write_yaml(cfg, run.config_file)
         return cls(cfg, tasks=tasks, _resume=True)
 
     def candidate(self, index: int) -> Candidate:
