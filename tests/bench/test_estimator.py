@@ -1,5 +1,5 @@
 """`depo bench estimator`: the quick mode end to end (baselines, estimator variants, --save loadable
-by OnlineEstimator.load), its settings and input errors (its metrics: test_bench_metrics.py)."""
+by OnlineEstimator.load), its settings and input errors (its metrics: test_metrics.py)."""
 
 from __future__ import annotations
 
