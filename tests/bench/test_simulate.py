@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.selection.selection_fakes import FakeEstimator
-
 from depo.bench.simulate import main, make_prompts, pass_rate, simulate, summarize
+from tests.selection.selection_fakes import FakeEstimator
 
 
 def test_simulated_policy_improves_and_text_shows_difficulty() -> None:

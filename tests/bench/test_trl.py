@@ -40,9 +40,8 @@ def test_format_table_has_one_column_per_run() -> None:
 def test_dynamic_sampling_runs_count_every_round(tmp_path) -> None:
     import json
 
-    from tests.integrations.trl.trl_support import build_tiny_model
-
     from depo.bench.trl import main
+    from tests.integrations.trl.trl_support import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "bench"
