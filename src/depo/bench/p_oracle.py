@@ -27,6 +27,7 @@ from depo.types import Candidate, GroupOutcome
 from depo.zero_variance import zero_var_probability
 
 RUNS_IN = "`depo bench train --methods p-oracle` binds it to the policy it measures"
+"""Where the p-oracle runs (a trainer cannot bind it: `register_selector(bench_only=...)`)."""
 SAMPLES = 16
 """Answers per candidate behind each measured pass rate (its standard error is at most 0.125)."""
 
@@ -46,7 +47,7 @@ class PolicyPassRateOracle(Oracle):
 
     @staticmethod
     def _unbound(prompt_id: str) -> float:
-        raise DepoError(f"the p-oracle measures pass rates on the trainer's policy, so it runs only where it is "
+        raise DepoError("the p-oracle measures pass rates on the trainer's policy, so it runs only where it is "
                         f"bound to one: {RUNS_IN}")
 
     def bind(self, trainer: Any) -> PolicyPassRateOracle:
