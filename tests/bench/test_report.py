@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from depo.bench.report import Col, markdown_table, new_figure, save_figure, write_results
+from depo.bench.report import Col, markdown_row, markdown_table, new_figure, save_figure, write_results
 
 
 def test_a_table_row_per_method_with_missing_and_nan_cells_as_dashes():
@@ -21,6 +21,9 @@ def test_a_table_row_per_method_with_missing_and_nan_cells_as_dashes():
         "| depo | 0.777 | 1234 | yes |",
         "| grpo | – | – | no |",
     ]
+    columns = [Col("eff", "effective rate"), Col("rollouts", "rollouts", ".0f"), Col("met", "met")]
+    streamed = [markdown_table([], columns), *(markdown_row(row, columns) for row in rows)]  # a row as it is measured
+    assert "\n".join(streamed) == table
 
 
 def test_results_are_json_without_nan_and_carry_where_and_when_they_were_measured(tmp_path):

@@ -42,14 +42,17 @@ def format_value(value: Any, fmt: str = ".3f") -> str:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[Col], *, name_key: str = "method") -> str:
-    """A GitHub markdown table: one row per dict, the first column is `name_key`."""
+    """A GitHub markdown table: one row per dict, the first column is `name_key` (no rows: the
+    header alone, for a command that prints each `markdown_row` as it is measured)."""
     header = "| " + " | ".join([name_key, *(c.header for c in columns)]) + " |"
     rule = "|" + "---|" * (len(columns) + 1)
-    lines = [header, rule]
-    for row in rows:
-        cells = [str(row.get(name_key, ""))] + [format_value(row.get(c.key), c.fmt) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join([header, rule, *(markdown_row(row, columns, name_key=name_key) for row in rows)])
+
+
+def markdown_row(row: dict[str, Any], columns: Sequence[Col], *, name_key: str = "method") -> str:
+    """One row of `markdown_table`."""
+    cells = [str(row.get(name_key, ""))] + [format_value(row.get(c.key), c.fmt) for c in columns]
+    return "| " + " | ".join(cells) + " |"
 
 
 def timed(timings: dict[str, float], key: str, fn: Callable[[], Any]) -> Any:

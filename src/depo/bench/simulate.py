@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from depo.bench.report import Col, markdown_table
+from depo.bench.report import Col, markdown_row, markdown_table
 from depo.config import Config, names_from, parse_command
 from depo.errors import run_command
 from depo.metrics import effective_rate
@@ -161,15 +161,14 @@ class SimulateConfig(Config):
 def main(argv: list[str] | None = None) -> int:
     args = parse_command(SimulateConfig, argv, prog="python -m depo.bench.simulate", description=__doc__.splitlines()[0])
     torch.set_num_threads(2)
-    header, rule = markdown_table([], COLUMNS, name_key="selector").splitlines()
-    print(header, rule, sep="\n")
+    print(markdown_table([], COLUMNS, name_key="selector"))
     for name in args.selectors:  # a row as each selector finishes (a DEPO one takes minutes)
         t0 = time.perf_counter()
         estimator = {"freeze_encoder": args.freeze_encoder, "seed": args.seed} if name.startswith("depo") else None
         s = summarize(simulate(name, n_prompts=args.prompts, steps=args.steps, batch_size=args.batch_size,
                                group_size=args.group_size, seed=args.seed, estimator=estimator))
         row = {"selector": name, **s, "wall_s": time.perf_counter() - t0}
-        print(markdown_table([row], COLUMNS, name_key="selector").splitlines()[-1], flush=True)
+        print(markdown_row(row, COLUMNS, name_key="selector"), flush=True)
     return 0
 
 

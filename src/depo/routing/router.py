@@ -184,7 +184,7 @@ class Router:
     def route(self, texts: Sequence[str]) -> list[Decision]:
         """Route a batch of texts; one Decision (model + explanation) per text, same order."""
         rates = self.predict_rates(texts)
-        scores = gain_scores(rates, self.costs, self.lam)
+        scores = gain_scores(rates, self.costs, self.lam) if self.rule == "gain" else None
         names = self.names
         # explanations show the models whose pass rate is predicted
         shown = [c for c, n in enumerate(names) if self._multi is not None or n in self._per_model]
@@ -194,7 +194,7 @@ class Router:
                 index=j,
                 rule=self.rule,
                 rates={names[c]: float(rates[i, c]) for c in shown},
-                scores={names[c]: float(scores[i, c]) for c in shown} if self.rule == "gain" else {},
+                scores={} if scores is None else {names[c]: float(scores[i, c]) for c in shown},
             )
             for i, j in enumerate(self.choose(rates).tolist())
         ]
