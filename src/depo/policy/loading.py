@@ -39,8 +39,6 @@ def load_policy(path: str | Path, device: str = "cpu"):
     if not (path / "config.json").is_file():
         raise DepoError(f"not a Hugging Face model directory (no config.json): {path}")
     try:
-        # A plain fast tokenizer (the tiny policy's) is loaded as saved: AutoTokenizer would rebuild
-        # the model type's tokenizer (transformers 5) and drop its pre-tokenizer.
         tokenizer_class = PreTrainedTokenizerFast if _is_plain_fast_tokenizer(path) else AutoTokenizer
         tokenizer = tokenizer_class.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
@@ -75,8 +73,3 @@ def eos_token_ids(model, tokenizer) -> set[int]:
     if not ids:
         raise DepoError("the tokenizer defines no EOS token; responses could never stop")
     return ids
-
-
-def pad_token_id(tokenizer, eos_ids: set[int]) -> int:
-    """Pad id for left-padding prompts (never attended to), EOS when there is none."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)

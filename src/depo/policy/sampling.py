@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from depo.errors import DepoError
-from depo.policy.loading import encode_prompts, eos_token_ids, pad_token_id
+from depo.policy.loading import encode_prompts, eos_token_ids
 
 
 @dataclass
@@ -78,13 +79,10 @@ def _sample_batch(
     """Sample one continuation per row (rows may differ in length; left-padded here)."""
     device = next(model.parameters()).device
     batch = len(rows)
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-    attention = torch.zeros((batch, width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        attention[i, width - len(row) :] = 1
-    input_ids, attention = input_ids.to(device), attention.to(device)
+    input_ids = pad_sequence([torch.tensor(r, dtype=torch.long) for r in rows], batch_first=True,
+                             padding_value=pad_id, padding_side="left").to(device)
+    attention = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True,
+                             padding_side="left").to(device)
     # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
@@ -115,7 +113,7 @@ def _sample_batch(
                 token = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(device)
             else:
                 token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        token = torch.where(done, torch.full_like(token, pad_id), token)
+        token = token.masked_fill(done, pad_id)
         active = ~done
         out_tokens[:, t] = token
         out_logprobs[:, t] = torch.where(active, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1), 0.0)
@@ -156,7 +154,8 @@ def sample(
         raise DepoError(f"batch_size must be >= 1, got {batch_size}")
     prompt_ids = encode_prompts(tokenizer, list(prompts))
     eos_ids = eos_token_ids(model, tokenizer)
-    pad_id = pad_token_id(tokenizer, eos_ids)
+    # left padding of the prompts (never attended to): EOS when the tokenizer has no pad token
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
 
     prompt_index = [i for i in range(len(prompt_ids)) for _ in range(num_samples)]
     response_ids: list[list[int]] = []

@@ -91,18 +91,15 @@ def build_tiny_policy(preset: str = "mixed", *, force: bool = False, config: Tin
     if final.is_dir() and not force:
         return final
     with open(root / f"{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if final.is_dir() and not force:
-                return final  # another process built it while we waited
-            tmp = root / f".{final.name}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            _build(config, tmp, progress=progress, num_threads=num_threads)
-            if final.is_dir():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if final.is_dir() and not force:
+            return final  # another process built it while we waited
+        tmp = root / f".{final.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        _build(config, tmp, progress=progress, num_threads=num_threads)
+        if final.is_dir():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
     return final
 
 

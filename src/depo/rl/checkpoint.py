@@ -34,10 +34,8 @@ def checkpoint_name(step: int) -> str:
 
 def list_checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints (those with a state file), oldest first."""
-    if not ckpt_root.is_dir():
-        return []
     found = []
-    for child in ckpt_root.iterdir():
+    for child in ckpt_root.glob("step_*"):
         m = _STEP_DIR.match(child.name)
         if m and (child / STATE_FILE).is_file() and (child / POLICY_DIR).is_dir():
             found.append((int(m.group(1)), child))
@@ -47,7 +45,7 @@ def list_checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(ckpt_root: Path) -> tuple[int, Path] | None:
     """The newest complete checkpoint; a pickled one (older depo) is refused, never unpickled."""
     restore_replaced(ckpt_root)
-    pickled = sorted(ckpt_root.glob(f"step_*/{STATE_NAME}.pt")) if ckpt_root.is_dir() else []
+    pickled = sorted(ckpt_root.glob(f"step_*/{STATE_NAME}.pt"))
     if pickled:
         raise DepoError(
             f"{pickled[-1].parent} holds a pickled {pickled[-1].name}, which depo does not load "
@@ -61,9 +59,7 @@ def restore_replaced(ckpt_root: Path) -> None:
     """Undo a re-save of the same step killed between its two renames (`step_X` moved to
     `.old-step_X-<pid>`, the new copy not yet in place): the old copy is complete, so it goes
     back to `step_X` instead of being deleted with the partial leftovers."""
-    if not ckpt_root.is_dir():
-        return
-    for child in sorted(ckpt_root.iterdir()):
+    for child in sorted(ckpt_root.glob(".old-*")):
         m = re.fullmatch(r"\.old-(step_\d+)-\d+", child.name)
         final = ckpt_root / m.group(1) if m else None
         if final is not None and not final.exists() and (child / STATE_FILE).is_file():
@@ -73,10 +69,8 @@ def restore_replaced(ckpt_root: Path) -> None:
 def clean_partial(ckpt_root: Path) -> None:
     """Delete leftovers of interrupted saves (after restoring a replaced checkpoint)."""
     restore_replaced(ckpt_root)
-    if ckpt_root.is_dir():
-        for child in ckpt_root.iterdir():
-            if child.name.startswith(".tmp-") or child.name.startswith(".old-"):
-                shutil.rmtree(child, ignore_errors=True)
+    for child in [*ckpt_root.glob(".tmp-*"), *ckpt_root.glob(".old-*")]:
+        shutil.rmtree(child, ignore_errors=True)
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 0) -> Path:

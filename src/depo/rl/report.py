@@ -17,7 +17,7 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[
     steps, values = [], []
     for r in records:
         v = r.get(key)
-        if v is not None and isinstance(v, int | float) and math.isfinite(v):
+        if isinstance(v, int | float) and math.isfinite(v):
             steps.append(r["step"])
             values.append(float(v))
     return steps, values

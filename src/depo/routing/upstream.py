@@ -96,9 +96,7 @@ class Upstream:
         """`body` sent to backend `name` as its own model (and key): the response, or why to fail over."""
         assert self._client is not None, "Upstream.open() was not called"
         spec = self.backends[name]
-        headers = {"content-type": "application/json"}
-        if self.api_keys[name]:
-            headers["authorization"] = f"Bearer {self.api_keys[name]}"
+        headers = {"authorization": f"Bearer {self.api_keys[name]}"} if self.api_keys[name] else {}
         payload = dict(body, model=spec.upstream_model)
         request = self._client.build_request("POST", f"{spec.url}/chat/completions", json=payload, headers=headers)
         outcome = self.metrics.backend_requests
