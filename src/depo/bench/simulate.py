@@ -64,16 +64,14 @@ def simulate(
     steps: int = 200,
     batch_size: int = 32,
     group_size: int = 8,
-    max_scan_factor: int = 4,
     seed: int = 0,
-    options: dict[str, Any] | None = None,
     estimator: Any = None,
 ) -> list[dict[str, float]]:
     """Run `steps` simulated RL steps with `selector`; one metrics record per step."""
     prompts = make_prompts(n_prompts, seed)
     by_id = {p.prompt_id: p for p in prompts}
     clock = {"step": 0}
-    options = dict(options or {})
+    options: dict[str, Any] = {}
     if selector == "oracle":
         options["pass_rates"] = lambda pid: pass_rate(by_id[pid], clock["step"])
     seed_everything(seed)  # the trunk's dropout draws from torch's global generator
@@ -83,7 +81,7 @@ def simulate(
         sel,
         lambda i: Candidate(prompts[i].prompt_id, prompts[i].text),
         batch_size=batch_size,
-        max_scan=max_scan_factor * batch_size,
+        max_scan=4 * batch_size,
     )
     rng = np.random.default_rng(seed + 1)
     records = []
@@ -109,7 +107,6 @@ def simulate(
 def summarize(records: list[dict[str, float]]) -> dict[str, float]:
     """Compare on equal footing: the policy improves with the step, so effective rates are
     given over the same windows for every selector (first tenth, last half of the run)."""
-
     n = len(records)
     head, last_half, tail = records[: max(1, n // 10)], records[n // 2 :], records[-max(1, n // 10) :]
     return {
