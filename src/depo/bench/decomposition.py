@@ -83,12 +83,12 @@ class PoolProbe:
             return s.zero_var_prob(cands)
         return np.full(len(score), np.nan)
 
-    def _fresh(self, cands: list[Candidate]) -> np.ndarray | None:
-        """Scores recomputed now (after the update); only where that draws no random numbers."""
+    def _fresh(self, cands: list[Candidate]) -> np.ndarray:
+        """Scores recomputed now (after the update); NaN where that would draw random numbers."""
         s = self.selector
         if isinstance(s, DEPO) and not s.bayesian and s.config.mode == "default":
             return -s.zero_var_prob(cands)
-        return None
+        return np.full(len(cands), np.nan)
 
     # -- Selector ---------------------------------------------------------------------------
     def select(self, batch: Sequence[Candidate]) -> Decisions:
@@ -123,8 +123,7 @@ class PoolProbe:
         metrics = dict(self.selector.observe(outcomes))
         if self._calls:
             step = {key: np.concatenate([c[key] for c in self._calls]) for key in self._calls[0]}
-            fresh = self._fresh(self._probed)
-            step["fresh"] = fresh if fresh is not None else np.full(len(self._probed), np.nan)
+            step["fresh"] = self._fresh(self._probed)
             self.steps.append(step)
             self._calls, self._probed = [], []
         metrics.update(decompose(self.steps, self.group_size))
