@@ -1,12 +1,10 @@
 """Where a selector's gain is lost, step by step (`depo bench train --decompose`; bench only).
 
-Instead of the selection-biased rolled-out groups, a random sample of every scanned pool is
-measured (docs/method.md section 7): `PROBES` scanned candidates per selection call (none while
-the selector keeps everything: warm-up, health fallback) get `SAMPLES`
-fresh answers of the current policy (the p-oracle's meter; never trained on, never counted as
-rollouts); the last G form an independent group (`informative`: 0 < K < G), the others measure
-the pass rate p the p-oracle ranks by. Over the last `WINDOW` steps' probes, with s = the share
-of probes the selector kept:
+A random sample of every scanned pool is measured on the current policy (docs/method.md
+section 7): `PROBES` candidates per selection call get `SAMPLES` answers (the p-oracle's meter);
+the last G form an independent group (`informative`: 0 < K < G), the others measure the pass
+rate p the p-oracle ranks by. Over the last `WINDOW` steps' probes, with s = the share of probes
+the selector kept:
 
     eff_random     mean informative over the probes               (keeping at random)
     eff_kept       mean informative over the probes it kept        (what it bought)
