@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from depo.bench.report import Col, markdown_row, markdown_table
+from depo.bench.report import Col, markdown_row, markdown_table, timed
 from depo.config import Config, names_from, parse_command
 from depo.errors import run_command
 from depo.metrics import effective_rate
@@ -87,18 +88,15 @@ def simulate(
     records = []
     for step in range(steps):
         clock["step"] = step
-        t0 = time.perf_counter()
-        idx, stats = stream.next_batch()
-        select_s = time.perf_counter() - t0
+        timings: dict[str, float] = {}
+        idx, stats = timed(timings, "time/select_total_s", stream.next_batch)
         outcomes = []
         for i, explored in zip(idx, stream.last_explored):
             p = prompts[i]
             rewards = (rng.random(group_size) < pass_rate(p, step)).astype(float)
             outcomes.append(GroupOutcome(p.prompt_id, p.text, tuple(rewards), explored=explored))
-        t0 = time.perf_counter()
-        m = sel.observe(outcomes)
-        observe_s = time.perf_counter() - t0
-        rec = {"step": float(step), **stats, **m, "time/select_total_s": select_s, "time/observe_s": observe_s}
+        m = timed(timings, "time/observe_s", partial(sel.observe, outcomes))
+        rec = {"step": float(step), **stats, **m, **timings}
         rec["select/effective_rate"] = effective_rate(outcomes)
         records.append(rec)
     return records
