@@ -25,11 +25,8 @@ def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = No
 
 
 def keep_top_effective_rate(score: np.ndarray, true: np.ndarray, share: float, group_size: int) -> float:
-    """Expected share of informative groups among the `share` of prompts with the highest `score`.
-
-    Prompts tied at the cut are kept fractionally (equally), so a constant score gets the random
-    rate instead of whatever the row order happens to favour.
-    """
+    """Expected share of informative groups among the `share` of prompts with the highest `score`
+    (ties at the cut as in `top_share_mean`: a constant score gets the random rate)."""
     return top_share_mean(score, 1.0 - zero_var_probability(true, group_size), share)
 
 
