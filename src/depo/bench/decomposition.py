@@ -1,12 +1,10 @@
 """Where a selector's gain is lost, step by step (`depo bench train --decompose`; bench only).
 
-Instead of the selection-biased rolled-out groups, a random sample of every scanned pool is
-measured (docs/method.md section 7): `PROBES` scanned candidates per selection call (none while
-the selector keeps everything: warm-up, health fallback) get `SAMPLES`
-fresh answers of the current policy (the p-oracle's meter; never trained on, never counted as
-rollouts); the last G form an independent group (`informative`: 0 < K < G), the others measure
-the pass rate p the p-oracle ranks by. Over the last `WINDOW` steps' probes, with s = the share
-of probes the selector kept:
+A random sample of every scanned pool is measured on the current policy (docs/method.md
+section 7): `PROBES` candidates per selection call get `SAMPLES` answers (the p-oracle's meter);
+the last G form an independent group (`informative`: 0 < K < G), the others measure the pass
+rate p the p-oracle ranks by. Over the last `WINDOW` steps' probes, with s = the share of probes
+the selector kept:
 
     eff_random     mean informative over the probes               (keeping at random)
     eff_kept       mean informative over the probes it kept        (what it bought)
@@ -83,12 +81,12 @@ class PoolProbe:
             return s.zero_var_prob(cands)
         return np.full(len(score), np.nan)
 
-    def _fresh(self, cands: list[Candidate]) -> np.ndarray | None:
-        """Scores recomputed now (after the update); only where that draws no random numbers."""
+    def _fresh(self, cands: list[Candidate]) -> np.ndarray:
+        """Scores recomputed now (after the update); NaN where that would draw random numbers."""
         s = self.selector
         if isinstance(s, DEPO) and not s.bayesian and s.config.mode == "default":
             return -s.zero_var_prob(cands)
-        return None
+        return np.full(len(cands), np.nan)
 
     # -- Selector ---------------------------------------------------------------------------
     def select(self, batch: Sequence[Candidate]) -> Decisions:
@@ -123,8 +121,7 @@ class PoolProbe:
         metrics = dict(self.selector.observe(outcomes))
         if self._calls:
             step = {key: np.concatenate([c[key] for c in self._calls]) for key in self._calls[0]}
-            fresh = self._fresh(self._probed)
-            step["fresh"] = fresh if fresh is not None else np.full(len(self._probed), np.nan)
+            step["fresh"] = self._fresh(self._probed)
             self.steps.append(step)
             self._calls, self._probed = [], []
         metrics.update(decompose(self.steps, self.group_size))

@@ -38,8 +38,7 @@ def measure(
         temperature=temperature, generator=gen, batch_size=batch_size,
     )
     rewards: list[list[float]] = [[] for _ in tasks]
-    for r, text in enumerate(ro.response_text):
-        i = ro.prompt_index[r]
+    for i, text in zip(ro.prompt_index, ro.response_text):
         rewards[i].append(tasks[i].reward(text))
     means = [sum(g) / len(g) for g in rewards]
     n = len(tasks)

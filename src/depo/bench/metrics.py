@@ -24,18 +24,9 @@ def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = No
     return float("nan") if value is None else value
 
 
-def sampled_zero_variance(true: np.ndarray, group_size: int, seed: int) -> np.ndarray:
-    """One sampled group per prompt (k ~ Binomial(G, p), fixed seed): True where k is 0 or G."""
-    k = np.random.default_rng(seed).binomial(group_size, np.clip(true, 0.0, 1.0))
-    return (k == 0) | (k == group_size)
-
-
 def keep_top_effective_rate(score: np.ndarray, true: np.ndarray, share: float, group_size: int) -> float:
-    """Expected share of informative groups among the `share` of prompts with the highest `score`.
-
-    Prompts tied at the cut are kept fractionally (equally), so a constant score gets the random
-    rate instead of whatever the row order happens to favour.
-    """
+    """Expected share of informative groups among the `share` of prompts with the highest `score`
+    (ties at the cut as in `top_share_mean`: a constant score gets the random rate)."""
     return top_share_mean(score, 1.0 - zero_var_probability(true, group_size), share)
 
 
@@ -61,7 +52,9 @@ def prediction_metrics(pred: np.ndarray, true: np.ndarray, *, group_size: int, s
     true = np.asarray(true, dtype=np.float64)
     zv_score = zero_var_probability(pred, group_size) if zero_var is None else np.asarray(zero_var, float)
     zv_true = zero_var_probability(true, group_size)
-    sampled = sampled_zero_variance(true, group_size, seed)
+    # one sampled group per prompt (k ~ Binomial(G, p), fixed seed): zero-variance where k is 0 or G
+    k = np.random.default_rng(seed).binomial(group_size, np.clip(true, 0.0, 1.0))
+    sampled = (k == 0) | (k == group_size)
     # in expectation: each prompt is a zero-variance example with weight P_zv(p) and informative with 1 - P_zv(p)
     labels = np.concatenate([np.ones_like(true), np.zeros_like(true)])
     weights = np.concatenate([zv_true, 1.0 - zv_true])

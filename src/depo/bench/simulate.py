@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from depo.bench.report import Col, markdown_row, markdown_table
+from depo.bench.report import Col, markdown_row, markdown_table, timed
 from depo.config import Config, names_from, parse_command
 from depo.errors import run_command
 from depo.metrics import effective_rate
@@ -64,16 +65,14 @@ def simulate(
     steps: int = 200,
     batch_size: int = 32,
     group_size: int = 8,
-    max_scan_factor: int = 4,
     seed: int = 0,
-    options: dict[str, Any] | None = None,
     estimator: Any = None,
 ) -> list[dict[str, float]]:
     """Run `steps` simulated RL steps with `selector`; one metrics record per step."""
     prompts = make_prompts(n_prompts, seed)
     by_id = {p.prompt_id: p for p in prompts}
     clock = {"step": 0}
-    options = dict(options or {})
+    options: dict[str, Any] = {}
     if selector == "oracle":
         options["pass_rates"] = lambda pid: pass_rate(by_id[pid], clock["step"])
     seed_everything(seed)  # the trunk's dropout draws from torch's global generator
@@ -83,24 +82,21 @@ def simulate(
         sel,
         lambda i: Candidate(prompts[i].prompt_id, prompts[i].text),
         batch_size=batch_size,
-        max_scan=max_scan_factor * batch_size,
+        max_scan=4 * batch_size,
     )
     rng = np.random.default_rng(seed + 1)
     records = []
     for step in range(steps):
         clock["step"] = step
-        t0 = time.perf_counter()
-        idx, stats = stream.next_batch()
-        select_s = time.perf_counter() - t0
+        timings: dict[str, float] = {}
+        idx, stats = timed(timings, "time/select_total_s", stream.next_batch)
         outcomes = []
         for i, explored in zip(idx, stream.last_explored):
             p = prompts[i]
             rewards = (rng.random(group_size) < pass_rate(p, step)).astype(float)
             outcomes.append(GroupOutcome(p.prompt_id, p.text, tuple(rewards), explored=explored))
-        t0 = time.perf_counter()
-        m = sel.observe(outcomes)
-        observe_s = time.perf_counter() - t0
-        rec = {"step": float(step), **stats, **m, "time/select_total_s": select_s, "time/observe_s": observe_s}
+        m = timed(timings, "time/observe_s", partial(sel.observe, outcomes))
+        rec = {"step": float(step), **stats, **m, **timings}
         rec["select/effective_rate"] = effective_rate(outcomes)
         records.append(rec)
     return records
@@ -109,7 +105,6 @@ def simulate(
 def summarize(records: list[dict[str, float]]) -> dict[str, float]:
     """Compare on equal footing: the policy improves with the step, so effective rates are
     given over the same windows for every selector (first tenth, last half of the run)."""
-
     n = len(records)
     head, last_half, tail = records[: max(1, n // 10)], records[n // 2 :], records[-max(1, n // 10) :]
     return {

@@ -9,7 +9,6 @@ exits with 130.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from depo.bench import commands as bench_commands
 from depo.cli import train
@@ -33,6 +32,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(lambda: args.func(args))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -100,7 +100,7 @@ class EvalConfig(Config):
 
 def run_eval(namespace: argparse.Namespace) -> int:
     args = from_arguments(EvalConfig, namespace, what="eval")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(min(2, torch.get_num_threads()))
     hf_logging.disable_progress_bar()
     path = build_tiny_policy(args.preset) if args.model == "tiny" else Path(args.model)
     model, tokenizer = load_policy(path)
