@@ -168,9 +168,8 @@ class TextEncoder(nn.Module):
         def note_return_type(module: nn.Module, args: tuple, output: object) -> None:
             self._layer_returns_tuple = isinstance(output, tuple)
 
-        handles = [self._trainable_layers[0].register_forward_pre_hook(grab, with_kwargs=True)]
-        if self.num_frozen_layers:
-            handles.append(layers[0].register_forward_hook(note_return_type))
+        handles = [self._trainable_layers[0].register_forward_pre_hook(grab, with_kwargs=True),
+                   layers[0].register_forward_hook(note_return_type)]
         try:
             self.model(input_ids=input_ids, attention_mask=attention_mask)
         except _StopForward:
