@@ -332,9 +332,8 @@ class BayesEstimator:
 
     def save(self, path: str | Path) -> Path:
         """A directory holding the state as JSON + safetensors (depo.state_io; no pickle)."""
-        path = Path(path)
         save_state(self.state_dict(), path, "bayes_estimator")
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> BayesEstimator:

@@ -55,10 +55,10 @@ class FeatureCache:
         out = [fresh[k] if k in fresh else self._entries[k] for k in keys]
         for key, value in fresh.items():
             self._entries[key] = value
-            self.bytes += value.numel() * value.element_size()
+            self.bytes += value.nbytes
         while self.max_bytes is not None and self.bytes > self.max_bytes and len(self._entries) > 1:
             _, old = self._entries.popitem(last=False)
-            self.bytes -= old.numel() * old.element_size()
+            self.bytes -= old.nbytes
         return out
 
     def reset_counts(self) -> None:
