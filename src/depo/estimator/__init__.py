@@ -17,8 +17,7 @@ from typing import Any, Literal
 from depo.errors import DepoError
 from depo.estimator.bayes import BayesEstimator, BayesEstimatorConfig
 from depo.estimator.config import EstimatorConfig
-from depo.estimator.online import OnlineEstimator
-from depo.estimator.persistence import CONFIG_FILE
+from depo.estimator.online import CONFIG_FILE, OnlineEstimator
 
 __all__ = ["KINDS", "BayesEstimator", "BayesEstimatorConfig", "EstimatorConfig", "OnlineEstimator",
            "build_estimator", "estimator_config", "is_estimator", "load_estimator"]
