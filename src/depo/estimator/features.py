@@ -134,8 +134,7 @@ class EncoderFeatures:
                 parts = [fn([texts[i] for i in order[s : s + bs]]).float() for s in range(0, len(order), bs)]
         finally:
             self.encoder.train(was_training)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
+        inverse = torch.argsort(torch.tensor(order))  # each text's place in the sorted order
         return torch.cat(parts)[inverse.to(self.device)]
 
     def _encode_full(self, texts: list[str]) -> torch.Tensor:
