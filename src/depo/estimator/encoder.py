@@ -143,13 +143,6 @@ class TextEncoder(nn.Module):
         return self(batch["input_ids"].to(device), batch["attention_mask"].to(device))
 
     # -- top-n training: run the frozen lower layers once per text, then only the top n layers ----
-    @property
-    def num_frozen_layers(self) -> int | None:
-        """Lower layers that never learn when only the top n train (None unless top-n is set, n >= 1)."""
-        if not self._trainable_layers:
-            return None
-        return self.num_layers - len(self._trainable_layers)
-
     def lower_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Hidden states entering the first trainable layer, shape (batch, seq, hidden).
 
@@ -188,10 +181,10 @@ class TextEncoder(nn.Module):
         the cached states are fed to the first trainable layer; the model builds its attention
         mask from `attention_mask` as usual, so padding is handled by the model itself.
         """
-        k = self.num_frozen_layers
-        if k is None:
+        if not self._trainable_layers:
             raise DepoError("forward_from_lower needs train_top_layers >= 1")
         layers = encoder_layers(self.model)
+        k = len(layers) - len(self._trainable_layers)  # the frozen lower layers
         originals = list(layers)[:k]
 
         def feed(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
