@@ -350,10 +350,10 @@ class BayesEstimator:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def fit_tau(mean: np.ndarray, var: np.ndarray, k: np.ndarray, n: np.ndarray, grid: np.ndarray = TAU_GRID) -> float:
-    """argmax over `grid` of sum_i log P(k_i | n_i) with z ~ N(mean_i, var_i + tau^2), k ~ Binomial(n_i, sigmoid(z))."""
-    ll = [logit_normal_log_likelihood(mean, var + tau**2, k, n).sum() for tau in grid]
-    return float(grid[int(np.argmax(ll))])
+def fit_tau(mean: np.ndarray, var: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
+    """argmax over TAU_GRID of sum_i log P(k_i | n_i) with z ~ N(mean_i, var_i + tau^2), k ~ Binomial(n_i, sigmoid(z))."""
+    ll = [logit_normal_log_likelihood(mean, var + tau**2, k, n).sum() for tau in TAU_GRID]
+    return float(TAU_GRID[int(np.argmax(ll))])
 
 
 __all__ = ["BayesEstimator", "BayesEstimatorConfig", "fit_tau", "smoothed_logit"]

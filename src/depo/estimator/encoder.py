@@ -38,14 +38,11 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     Found as the longest ModuleList whose name ends in "layer" or "layers", so any BERT-family
     model works without a per-architecture table.
     """
-    best: nn.ModuleList | None = None
-    for name, module in model.named_modules():
-        is_stack = isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers")
-        if is_stack and (best is None or len(module) > len(best)):
-            best = module
-    if best is None:
+    stacks = [module for name, module in model.named_modules()
+              if isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers")]
+    if not stacks:
         raise DepoError(f"cannot find the transformer layers of encoder {type(model).__name__}")
-    return best
+    return max(stacks, key=len)  # the first of the longest
 
 
 def _mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
