@@ -48,7 +48,7 @@ def test_distill_bce_uses_only_masked_prompts():
     assert distill_bce(d, t, torch.zeros(3, dtype=torch.bool)) is None
 
 
-def test_ranking_pairs_keep_only_clear_orderings():
+def test_pair_mask_keeps_only_clear_orderings():
     y = torch.tensor([1.0, 0.5, 0.52, 0.0])
     i, j = torch.nonzero(pair_mask(y, delta=0.05), as_tuple=True)
     # 0.52 vs 0.5 differ by less than delta: neither (2, 1) nor (1, 2) is a pair
