@@ -17,7 +17,8 @@ from typing import Any, Literal
 from depo.errors import DepoError
 from depo.estimator.bayes import BayesEstimator, BayesEstimatorConfig
 from depo.estimator.config import EstimatorConfig
-from depo.estimator.online import CONFIG_FILE, OnlineEstimator
+from depo.estimator.online import OnlineEstimator
+from depo.estimator.persistence import CONFIG_FILE
 
 __all__ = ["KINDS", "BayesEstimator", "BayesEstimatorConfig", "EstimatorConfig", "OnlineEstimator",
            "build_estimator", "estimator_config", "is_estimator", "load_estimator"]

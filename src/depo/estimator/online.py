@@ -3,16 +3,15 @@
 Per RL step the estimator scores candidate prompts (`predict`), and after the rollout takes one
 AdamW step on that step's groups (`update`) with labels y = mean group reward and t = the
 policy's clipped confidence (docs/method.md sections 2.1-2.3). Weights and optimizer are
-checkpointed with the policy (`state_dict`); `save`/`load` write a self-contained directory;
-`fit` trains offline. The settings marked "ours" in `depo.estimator.config` (more optimizer steps
-per update, a replay buffer, a frozen or partly frozen encoder) are off by default, so the
-defaults are the paper's.
+checkpointed with the policy (`state_dict`); `save`/`load` write a self-contained directory
+(`depo.estimator.persistence`); `fit` trains offline. The settings marked
+"ours" in `depo.estimator.config` (more optimizer steps per update, a replay buffer, a frozen or
+partly frozen encoder) are off by default, so the defaults are the paper's.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -22,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from depo.errors import DepoError, describe_exception
+from depo.errors import DepoError
+from depo.estimator import persistence
 from depo.estimator.config import ARCH_FIELDS, FORMAT, EstimatorConfig, resolve_device
 from depo.estimator.encoder import TextEncoder
 from depo.estimator.features import EncoderFeatures
@@ -34,11 +33,6 @@ from depo.estimator.losses import check_labels, distill_target, estimator_loss
 from depo.estimator.trunk import DualHead
 from depo.metrics import calib_mae, spearman
 from depo.types import GroupOutcome
-
-CONFIG_FILE = "estimator_config.json"
-HEAD_FILE = "head.safetensors"
-TRAIN_STATE_FILE = "train_state.pt"
-ENCODER_DIR = "encoder"
 
 
 class OnlineEstimator:
@@ -296,23 +290,8 @@ class OnlineEstimator:
             self.replay.append(GroupOutcome(**item))
 
     def save(self, path: str | Path) -> Path:
-        """Write the directory `path` (created), which `load` reads without running any pickled code:
-
-            encoder/                 the encoder in Hugging Face format (save_pretrained + tokenizer)
-            head.safetensors         trunk and heads
-            estimator_config.json    {"format": ..., "config": EstimatorConfig fields}
-            train_state.pt           optimizer state, update count, replay (read with weights_only=True)
-        """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.encoder.save(path / ENCODER_DIR)
-        state = self.state_dict()
-        save_file({k: v.contiguous() for k, v in state["head"].items()}, path / HEAD_FILE)
-        config = self.config.to_dict()
-        config["encoder_path"] = ENCODER_DIR
-        (path / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "config": config}, indent=2) + "\n")
-        torch.save({key: state[key] for key in ("optimizer", "steps", "replay")}, path / TRAIN_STATE_FILE)
-        return path
+        """A self-contained directory that `OnlineEstimator.load` reads back (see depo.estimator.persistence)."""
+        return persistence.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None, **overrides: Any) -> OnlineEstimator:
@@ -320,35 +299,4 @@ class OnlineEstimator:
 
         `device` and other non-architecture `overrides` (e.g. lr, replay_size) replace the saved values.
         """
-        path = Path(path)
-        config_file = path / CONFIG_FILE
-        if not config_file.is_file():
-            raise DepoError(f"{path} is not a saved depo estimator (no {CONFIG_FILE})")
-        try:
-            data = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DepoError(f"cannot read {config_file}: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise DepoError(f"{config_file}: unknown format {found!r}, expected {FORMAT}")
-        if not isinstance(data.get("config"), dict):
-            raise DepoError(f"{config_file}: 'config' must be a mapping of EstimatorConfig fields")
-        for name in overrides:
-            if name in ARCH_FIELDS or name == "encoder_path":
-                raise DepoError(f"cannot override {name} when loading a saved estimator")
-        values = {**data["config"], **overrides, "encoder_path": str(path / ENCODER_DIR)}
-        if device is not None:
-            values["device"] = device
-        estimator = cls(EstimatorConfig.build(values, what=f"estimator config {config_file}"))
-        train_state = None
-        try:  # missing, corrupt or mismatched weights: FileNotFoundError, SafetensorError, RuntimeError...
-            estimator.head.load_state_dict(load_file(path / HEAD_FILE, device=str(estimator.device)))
-            if (path / TRAIN_STATE_FILE).is_file():
-                train_state = torch.load(path / TRAIN_STATE_FILE, map_location=estimator.device,
-                                         weights_only=True)
-        except Exception as exc:
-            raise DepoError(f"cannot load the estimator weights in {path}: {describe_exception(exc)}") from exc
-        if train_state is not None:
-            saved = {"format": FORMAT, "config": data["config"], "head": estimator.head.state_dict()}
-            estimator.load_state_dict({**saved, **train_state})
-        return estimator
+        return persistence.load(cls, path, device=device, **overrides)
