@@ -332,9 +332,8 @@ class BayesEstimator:
 
     def save(self, path: str | Path) -> Path:
         """A directory holding the state as JSON + safetensors (depo.state_io; no pickle)."""
-        path = Path(path)
         save_state(self.state_dict(), path, "bayes_estimator")
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> BayesEstimator:
@@ -351,10 +350,10 @@ class BayesEstimator:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def fit_tau(mean: np.ndarray, var: np.ndarray, k: np.ndarray, n: np.ndarray, grid: np.ndarray = TAU_GRID) -> float:
-    """argmax over `grid` of sum_i log P(k_i | n_i) with z ~ N(mean_i, var_i + tau^2), k ~ Binomial(n_i, sigmoid(z))."""
-    ll = [logit_normal_log_likelihood(mean, var + tau**2, k, n).sum() for tau in grid]
-    return float(grid[int(np.argmax(ll))])
+def fit_tau(mean: np.ndarray, var: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
+    """argmax over TAU_GRID of sum_i log P(k_i | n_i) with z ~ N(mean_i, var_i + tau^2), k ~ Binomial(n_i, sigmoid(z))."""
+    ll = [logit_normal_log_likelihood(mean, var + tau**2, k, n).sum() for tau in TAU_GRID]
+    return float(TAU_GRID[int(np.argmax(ll))])
 
 
 __all__ = ["BayesEstimator", "BayesEstimatorConfig", "fit_tau", "smoothed_logit"]

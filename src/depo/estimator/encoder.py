@@ -38,14 +38,11 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     Found as the longest ModuleList whose name ends in "layer" or "layers", so any BERT-family
     model works without a per-architecture table.
     """
-    best: nn.ModuleList | None = None
-    for name, module in model.named_modules():
-        is_stack = isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers")
-        if is_stack and (best is None or len(module) > len(best)):
-            best = module
-    if best is None:
+    stacks = [module for name, module in model.named_modules()
+              if isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers")]
+    if not stacks:
         raise DepoError(f"cannot find the transformer layers of encoder {type(model).__name__}")
-    return best
+    return max(stacks, key=len)  # the first of the longest
 
 
 def _mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -143,13 +140,6 @@ class TextEncoder(nn.Module):
         return self(batch["input_ids"].to(device), batch["attention_mask"].to(device))
 
     # -- top-n training: run the frozen lower layers once per text, then only the top n layers ----
-    @property
-    def num_frozen_layers(self) -> int | None:
-        """Lower layers that never learn when only the top n train (None unless top-n is set, n >= 1)."""
-        if not self._trainable_layers:
-            return None
-        return self.num_layers - len(self._trainable_layers)
-
     def lower_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Hidden states entering the first trainable layer, shape (batch, seq, hidden).
 
@@ -168,9 +158,8 @@ class TextEncoder(nn.Module):
         def note_return_type(module: nn.Module, args: tuple, output: object) -> None:
             self._layer_returns_tuple = isinstance(output, tuple)
 
-        handles = [self._trainable_layers[0].register_forward_pre_hook(grab, with_kwargs=True)]
-        if self.num_frozen_layers:
-            handles.append(layers[0].register_forward_hook(note_return_type))
+        handles = [self._trainable_layers[0].register_forward_pre_hook(grab, with_kwargs=True),
+                   layers[0].register_forward_hook(note_return_type)]
         try:
             self.model(input_ids=input_ids, attention_mask=attention_mask)
         except _StopForward:
@@ -189,10 +178,10 @@ class TextEncoder(nn.Module):
         the cached states are fed to the first trainable layer; the model builds its attention
         mask from `attention_mask` as usual, so padding is handled by the model itself.
         """
-        k = self.num_frozen_layers
-        if k is None:
+        if not self._trainable_layers:
             raise DepoError("forward_from_lower needs train_top_layers >= 1")
         layers = encoder_layers(self.model)
+        k = len(layers) - len(self._trainable_layers)  # the frozen lower layers
         originals = list(layers)[:k]
 
         def feed(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:

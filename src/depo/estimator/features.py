@@ -55,10 +55,10 @@ class FeatureCache:
         out = [fresh[k] if k in fresh else self._entries[k] for k in keys]
         for key, value in fresh.items():
             self._entries[key] = value
-            self.bytes += value.numel() * value.element_size()
+            self.bytes += value.nbytes
         while self.max_bytes is not None and self.bytes > self.max_bytes and len(self._entries) > 1:
             _, old = self._entries.popitem(last=False)
-            self.bytes -= old.numel() * old.element_size()
+            self.bytes -= old.nbytes
         return out
 
     def reset_counts(self) -> None:
@@ -134,8 +134,7 @@ class EncoderFeatures:
                 parts = [fn([texts[i] for i in order[s : s + bs]]).float() for s in range(0, len(order), bs)]
         finally:
             self.encoder.train(was_training)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
+        inverse = torch.argsort(torch.tensor(order))  # each text's place in the sorted order
         return torch.cat(parts)[inverse.to(self.device)]
 
     def _encode_full(self, texts: list[str]) -> torch.Tensor:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-TRUNK_WIDTH = 1024
-FEATURE_WIDTH = 512
 TRUNK_INIT_STD = 0.02
 HEAD_INIT_STD = 0.001
 
@@ -35,15 +33,8 @@ class ResidualBlock(nn.Module):
 class DualHead(nn.Module):
     """Trunk + score head + distill head on top of a pooled encoder vector of width `input_width`."""
 
-    def __init__(
-        self,
-        input_width: int,
-        *,
-        width: int = TRUNK_WIDTH,
-        feature_width: int = FEATURE_WIDTH,
-        num_blocks: int = 2,
-        dropout: float = 0.1,
-    ):
+    def __init__(self, input_width: int, *, width: int = 1024, feature_width: int = 512,
+                 num_blocks: int = 2, dropout: float = 0.1):
         super().__init__()
         self.stem = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width), nn.GELU())
         self.blocks = nn.Sequential(*(ResidualBlock(width, dropout) for _ in range(num_blocks)))

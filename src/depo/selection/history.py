@@ -3,9 +3,7 @@
 Zheng et al., arXiv 2506.02177 (code github.com/Infini-AI-Lab/GRESO); the rule is docs/method.md
 section 5: a prompt whose last z rollouts were zero-variance is rolled out with probability
 max(p^z, p_min), p = p_easy or p_hard by the kind of its last zero-variance group, both adapting
-each step by delta_p towards their target shares of the batch. Defaults from the release's
-training scripts: p_easy = p_hard = 0.5, target share 0.25 split alpha_easy = 0.25 / 3 and
-alpha_hard = 2 * 0.25 / 3, delta_p = 0.01, p_min = 0.01 (so no prompt is dropped for good).
+each step by delta_p towards their target shares of the batch (defaults: `HistoryConfig`).
 Graded rewards: a zero-variance group counts as "easy" when its mean reward is >= 0.5.
 """
 

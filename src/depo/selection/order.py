@@ -15,7 +15,8 @@ class DataOrder:
     """Endless stream of dataset indices 0..n-1, reshuffled (seeded) at every epoch.
 
     `epoch` is the epoch of the index `next()` returned last (0 before the first call); an
-    epoch ends after all n indices were returned once.
+    epoch ends after all n indices were returned once. `position` counts the indices of the
+    current epoch returned so far.
     """
 
     def __init__(self, n: int, seed: int = 0) -> None:
@@ -23,38 +24,29 @@ class DataOrder:
             raise DepoError(f"the training set is empty (n={n}): nothing to draw prompts from")
         self.n = int(n)
         self.seed = int(seed)
-        self._epoch = 0
-        self._pos = 0
+        self.epoch = 0
+        self.position = 0
         self._perm = self._permutation(0)
 
     def _permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.n)
 
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
-    @property
-    def position(self) -> int:
-        """How many indices of the current epoch were returned."""
-        return self._pos
-
     def next(self) -> int:
-        if self._pos >= self.n:
-            self._epoch += 1
-            self._pos = 0
-            self._perm = self._permutation(self._epoch)
-        index = int(self._perm[self._pos])
-        self._pos += 1
+        if self.position >= self.n:
+            self.epoch += 1
+            self.position = 0
+            self._perm = self._permutation(self.epoch)
+        index = int(self._perm[self.position])
+        self.position += 1
         return index
 
     def state_dict(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "epoch": self._epoch, "pos": self._pos}
+        return {"n": self.n, "seed": self.seed, "epoch": self.epoch, "pos": self.position}
 
     def load_state_dict(self, state: dict) -> None:
         if int(state["n"]) != self.n:
             raise DepoError(f"checkpoint was made for a dataset of {state['n']} prompts, this one has {self.n}")
         self.seed = int(state["seed"])
-        self._epoch = int(state["epoch"])
-        self._pos = int(state["pos"])
-        self._perm = self._permutation(self._epoch)
+        self.epoch = int(state["epoch"])
+        self.position = int(state["pos"])
+        self._perm = self._permutation(self.epoch)
