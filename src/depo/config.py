@@ -89,7 +89,8 @@ def describe_error(exc: ValidationError, model: type[BaseModel], what: str = "co
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])
-        valid = sorted(_fields_at(model, err["loc"][:-1]))
+        nested = _model_at(model, err["loc"][:-1])
+        valid = sorted(nested.model_fields) if nested is not None else []
         hint = nearest_hint(key, valid)
         shown = key if key.isprintable() else repr(key)
         where = ".".join(str(p) for p in err["loc"][:-1])
@@ -107,15 +108,15 @@ def nearest_hint(name: str, valid: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
-    """Field names of the (nested) model at `loc`, for the did-you-mean hint."""
-    current: Any = model
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The (nested) model at the field path `loc`, or None where the path leaves the models."""
+    current = model
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
+        field = current.model_fields.get(part)
         if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            return []
+            return None
         current = field.annotation
-    return list(getattr(current, "model_fields", {}))
+    return current
 
 
 # ---------------------------------------------------------------------------------------- files
@@ -272,8 +273,5 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def _field(model: type[BaseModel], dotted: str):
-    current: Any = model
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        current = current.model_fields[part].annotation
-    return current.model_fields[parts[-1]]
+    *path, name = dotted.split(".")
+    return _model_at(model, path).model_fields[name]

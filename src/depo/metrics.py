@@ -81,8 +81,7 @@ def reliability_bins(pred: Sequence[float], true: Sequence[float], bins: int = 1
     """
     pred, true = np.clip(np.asarray(pred, dtype=float), 0.0, 1.0), np.asarray(true, dtype=float)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    means = binned_statistic(pred, pred, "mean", bins=edges).statistic
-    rates = binned_statistic(pred, true, "mean", bins=edges).statistic
+    means, rates = binned_statistic(pred, [pred, true], "mean", bins=edges).statistic
     counts = binned_statistic(pred, pred, "count", bins=edges).statistic.astype(int)
     return means, rates, counts
 

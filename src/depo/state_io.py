@@ -52,8 +52,6 @@ def load_state(directory: str | Path, name: str = "state") -> Any:
         tree = json.loads(json_file.read_text(encoding="utf-8"))
         tensors = load_file(str(tensor_file))
         return _decode(tree, tensors)
-    except DepoError:
-        raise
     except Exception as exc:  # malformed JSON, a corrupt safetensors header, a dangling tensor key...
         raise DepoError(f"cannot read the state in {directory}: {describe_exception(exc)}") from None
 

@@ -95,9 +95,7 @@ def logit_normal_log_likelihood(mean: np.ndarray, var: np.ndarray, k: np.ndarray
 
 def logit_normal_mean(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """E[sigmoid(z)] for z ~ N(mean, var): the predicted pass rate (same grid)."""
-    mean, var = np.asarray(mean, float), np.asarray(var, float)
-    shape = np.broadcast(mean, var).shape
-    m, v = np.broadcast_to(mean, shape).reshape(-1, 1), np.broadcast_to(var, shape).reshape(-1, 1)
-    log_w = -0.5 * (_Z_GRID[None, :] - m) ** 2 / np.maximum(v, 1e-8)
+    mean, var = np.broadcast_arrays(np.asarray(mean, float), np.asarray(var, float))
+    log_w = -0.5 * (_Z_GRID[None, :] - mean.reshape(-1, 1)) ** 2 / np.maximum(var.reshape(-1, 1), 1e-8)
     w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
-    return ((w @ expit(_Z_GRID)) / w.sum(axis=1)).reshape(shape)
+    return ((w @ expit(_Z_GRID)) / w.sum(axis=1)).reshape(mean.shape)

@@ -28,12 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from depo.integrations.trl.feed import SelectionFeed, state_fingerprint  # noqa: E402
 from depo.integrations.trl.sampler import DEPORepeatSampler  # noqa: E402
-from depo.integrations.trl.trainer import (  # noqa: E402
-    INDEX_COLUMN,
-    STATE_FILE,
-    DEPOGRPOTrainer,
-    DEPOMixin,
-)
+from depo.integrations.trl.trainer import INDEX_COLUMN, STATE_FILE, DEPOGRPOTrainer, DEPOMixin  # noqa: E402
 
 __all__ = [
     "INDEX_COLUMN",

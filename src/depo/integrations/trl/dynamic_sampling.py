@@ -1,14 +1,9 @@
 """Dynamic sampling for TRL's `GRPOTrainer`, fed by DEPO's selection (docs/trl.md, "Dynamic sampling").
 
-Inside one `_generate_and_score_completions` call, more generation rounds of selector-chosen
-prompts are run until each process holds only informative groups (reward std > 0), or
-`max_rounds` are spent (then its first zero-variance groups fill the rest). Every process returns
-exactly the rows TRL gave it, so TRL's step accounting is unchanged; every rank decides from the
-rewards TRL gathered across processes, so all run the same rounds and the collectives match.
-
-This module holds the row bookkeeping: which groups of a round are informative on which
-process, and merging the kept rows of several rounds' outputs into one output with a common
-width (prompts left-padded, completions right-padded, as TRL pads them).
+The rounds run in `DEPOMixin._generate_and_score_completions`; this module holds their row
+bookkeeping: which groups of a round are informative on which process, and merging the kept
+rows of several rounds' outputs into one output with a common width (prompts left-padded,
+completions right-padded, as TRL pads them).
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ HISTORY = 1024
 
 
 class SyncedSelector:
-    """Wraps a selector so that every process takes the main process's decisions.
+    """The selector as the selection stream sees it: every process takes the main process's decisions.
 
+    Only `select` and `keeps_all` (the feed observes, saves and loads the selector itself).
     `broadcast(obj)` must return the main process's `obj` on every process (a collective: every
     rank calls it at the same point, which holds because every rank iterates the same sampler).
     """
@@ -66,15 +67,6 @@ class SyncedSelector:
     @property
     def keeps_all(self) -> bool:  # the rank stream scans only a batch while the selector keeps everything
         return bool(getattr(self.inner, "keeps_all", False))
-
-    def observe(self, outcomes: Sequence[GroupOutcome]) -> dict[str, float]:
-        return self.inner.observe(outcomes)
-
-    def state_dict(self) -> dict:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.inner.load_state_dict(state)
 
 
 @dataclass

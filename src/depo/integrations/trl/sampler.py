@@ -38,11 +38,9 @@ class DEPORepeatSampler(Sampler[int]):
         self.batch_size = int(batch_size)
         self.mini_repeat_count = int(mini_repeat_count)
         self.repeat_count = int(repeat_count)
-        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Trainer calls this every epoch; the DEPO data order is a continuous stream, so it only records it."""
-        self.epoch = int(epoch)
+        """Trainer calls this every epoch; the DEPO data order is a continuous stream, so it changes nothing."""
 
     def __iter__(self) -> Iterator[int]:
         for _ in range(self.chunks_per_epoch):

@@ -173,8 +173,9 @@ class DEPOMixin:
         return output, rewards
 
     def _depo_dynamic_sampling(self, inputs, output: dict, rewards: list[float]) -> dict:  # noqa: ANN001
-        """More rounds until every process holds only informative groups (module doc of
-        depo.integrations.trl.dynamic_sampling); the rows TRL gave this process, no more."""
+        """More rounds until every process holds only informative groups (docs/trl.md, "Dynamic
+        sampling"); the rows TRL gave this process, no more. Every rank decides from the rewards
+        TRL gathered across processes, so all run the same rounds and the collectives match."""
         g, procs, rank = self.num_generations, self.accelerator.num_processes, self.accelerator.process_index
         need = len(inputs) // g
         outputs, flags = [output], [informative_groups(rewards, g, procs)]

@@ -8,6 +8,7 @@ on first attribute access.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["DEPOCurriculumSampler", "DepoSettings", "RayDEPOTrainer"]
@@ -21,7 +22,5 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,7 +71,6 @@ class DynamicSampledBatches(EpochBatches):
         self.reward_key = reward_key
         self.rollout: ReplayRollout | None = None
         self.table = inner.table
-        self._yielded = 0
         self.last_stats: dict[str, float] = {}
         self.last_explored: dict[str, bool] = {}
         self._discarded: list[GroupOutcome] = []

@@ -66,7 +66,6 @@ class SelectedBatches(EpochBatches):
         self.table = table
         self.batch_size = int(batch_size)
         self.stream = settings.stream(DataOrder(len(table), seed=seed), selector, table.candidate, self.batch_size)
-        self._yielded = 0  # batches yielded in the current verl epoch
         self.last_stats: dict[str, float] = {}
         self.last_explored: dict[str, bool] = {}
         self.last_indices: list[int] = []

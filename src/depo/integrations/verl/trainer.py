@@ -146,11 +146,10 @@ class RayDEPOTrainer(RayPPOTrainer):
             step = f"global_step_{self.global_steps}"
             self.depo_save(os.path.join(self.config.trainer.default_local_dir, step, STATE_DIR))
 
-    def depo_save(self, folder: str) -> str:
+    def depo_save(self, folder: str) -> None:
         """Write the selector and data-stream state to `folder` (each file atomically)."""
         selector, batches = self.depo_selector.state_dict(), self.train_dataloader.state_dict()
         save_state({"format": FORMAT, "selector": selector, "batches": batches}, folder, STATE_NAME)
-        return os.path.join(folder, f"{STATE_NAME}.json")
 
     def _load_checkpoint(self):
         result = super()._load_checkpoint()
