@@ -237,9 +237,10 @@ def train_full(cfg: EstimatorBenchConfig, train: Rows, log) -> tuple[Any, dict[s
 # ---------------------------------------------------------------------------------------- run
 def train_bayes(cfg: EstimatorBenchConfig, train: Rows):
     """The Bayesian estimator (docs/method.md section 4.10) at its defaults, encoder tokens capped
-    at 256 (its default), fitted in closed form on the training rows."""
+    at 256 (its default), a head per column of `train.y`, fitted in closed form on the training rows."""
     est = build_estimator({"kind": "bayes", "max_length": min(cfg.max_length, 256), "seed": cfg.seed,
-                           "max_observations": max(2048, len(train.y))})
+                           "max_observations": max(2048, len(train.y)),
+                           "num_targets": train.y.shape[1] if train.y.ndim == 2 else 1})
     est.warm_cache(train.texts, progress=not cfg.quick)
     est.fit(train.texts, train.y, samples=cfg.rate_samples)
     return est

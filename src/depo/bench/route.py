@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_frozen
+from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_bayes, train_frozen
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
 from depo.bench.route_curves import CurvePoint, accuracy_at_share, random_curve, routed_accuracy
 from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.data.io import holdout_mask
 from depo.errors import DepoError
-from depo.estimator import build_estimator
 from depo.metrics import spearman
 from depo.routing.router import gain_choice, threshold_choice
 
@@ -44,7 +43,6 @@ TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
 PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (docs/method.md section 2.4)
 TARGET_SHARE = 0.27
 VALIDATION_FRACTION = 0.2
-RATE_SAMPLES = 50  # samples behind each measured pass rate (the shared table's k50 columns)
 TARGET_MAX_LOSS = 4.0  # accuracy points below large-only the bench reports as met
 SHARE_SLACK = 0.01  # the test share may fall this far below TARGET_SHARE (sending fewer queries small loses less)
 PRIMARY_RULE = "bayes_gain"
@@ -123,10 +121,8 @@ def fit_bayes(cfg: RouteBenchConfig, train: Rows, test: Rows, save: bool = False
     """One Bayesian estimator with a head per model (docs/method.md section 4.10): both heads
     share the features and one factorisation, so their errors are correlated and their
     difference, the predicted gain, is less noisy than two separate fits'."""
-    est = build_estimator({"kind": "bayes", "num_targets": 2, "seed": cfg.seed, "max_observations": max(2048, len(train.ids)),
-                           "max_length": 48 if cfg.quick else 256})
-    est.warm_cache(train.texts, progress=not cfg.quick)
-    est.fit(train.texts, train.y, samples=RATE_SAMPLES)
+    est = train_bayes(EstimatorBenchConfig(train=cfg.train, target="", seed=cfg.seed, quick=cfg.quick,
+                                           max_length=48 if cfg.quick else 256), train)
     pred = est.predict(test.texts)
     if save and cfg.save_estimators is not None:  # heads in (small, large) order, for `depo route serve`'s `estimator:`
         est.save(Path(cfg.save_estimators) / "estimator_bayes")
