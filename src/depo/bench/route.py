@@ -108,9 +108,8 @@ def fit_estimators(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> tuple
     preds, info = {}, {}
     for j, which in enumerate(MODELS):
         log(f"estimator for the {which} model ({(cfg.small, cfg.large)[j]}):")
-        est, meta = train_frozen(bench_cfg, train.target(j), test.target(j), log)
+        est, info[which] = train_frozen(bench_cfg, train.target(j), test.target(j), log)
         preds[which] = est.predict(test.texts)
-        info[which] = meta
         if cfg.save_estimators is not None:
             path = est.save(Path(cfg.save_estimators) / f"estimator_{which}")
             log(f"  saved to {path}")
@@ -130,10 +129,6 @@ def fit_bayes(cfg: RouteBenchConfig, train: Rows, test: Rows, save: bool = False
 
 
 # ---------------------------------------------------------------------------------------- evaluation
-def _points(points: Sequence[CurvePoint]) -> list[list[float]]:
-    return [[round(p.share, 4), round(p.accuracy, 5)] for p in points]
-
-
 def sweep_router(rates: np.ndarray, costs: tuple[float, float], rule: str, knobs: Sequence[float], test: Rows) -> list[dict]:
     """Route the test rows with the Router's own rule functions at each knob value (tau or lambda)."""
     out = []
@@ -160,7 +155,7 @@ def evaluate_rules(preds: dict[str, dict[str, np.ndarray]], test: Rows, costs: t
         at = point(TARGET_SHARE)
         rules[name] = {
             "kind": kind,
-            "curve": _points([point(s) for s in DENSE_SHARES]),
+            "curve": [[round(p.share, 4), round(p.accuracy, 5)] for p in map(point, DENSE_SHARES)],
             "acc_at_27": round(at.accuracy, 5),
             "share_at_27": round(at.share, 4),
             "loss_at_27_points": round(100 * (large_only - at.accuracy), 2),

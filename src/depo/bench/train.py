@@ -58,17 +58,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "mopps": {"selector": "mopps", "loss_type": "grpo", "selection": "rank", "oversample": 2.0},
     "p-oracle": {"selector": "p-oracle", "loss_type": "grpo"},
 }
-"""`p-oracle` (depo.bench.p_oracle) measures every candidate's pass rate on the current policy:
-the ceiling of what selection before the rollout can buy; about 16 extra answers per scanned
-candidate, so it is not in the default method list. `depo`, `depo+dapo`, `dapo+depo` and
+"""Each method's TrainConfig values over the base config. `depo`, `depo+dapo`, `dapo+depo` and
 `p-oracle` take the base config's stream (configs/demo.yaml: keep by rank, the best 1 / 2.7 of
 each scanned pool), so the p-oracle is compared at the same survival; the paper's rule, GRESO
 and the uniform rows use the threshold-and-refill stream (uniform keeps everything anyway)."""
 DEFAULT_METHODS = ("grpo", "dapo", "depo-paper", "depo", "depo+dapo", "dapo+depo")
-"""The paper's rows; the peers (history, mopps) and the p-oracle are opt-in."""
+"""The paper's rows; the peers (history, mopps) and the p-oracle (depo.bench.p_oracle: about 16
+extra answers per scanned candidate) are opt-in."""
 DEPO_METHODS = ("depo-paper", "depo", "depo+dapo", "dapo+depo")
-"""`depo+dapo`: DEPO's selection with DAPO's loss parts, no dynamic sampling; `dapo+depo`: DAPO
-whole, its dynamic sampling fed by DEPO-selected candidates (the paper's plug-and-play)."""
+"""The rows that select with a DEPO estimator: they take the warm-up and the base config's estimator settings."""
 TIME_PHASES = ("select", "rollout", "reward", "advantage", "update", "estimator", "total")
 PAPER_ESTIMATOR = {"update_batch_size": 0}
 """`depo-paper`'s fixed window [0.15, 0.85] reads the level of p_hat, which the base config's
