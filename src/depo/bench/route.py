@@ -227,47 +227,33 @@ def threshold_table(preds: dict[str, dict[str, np.ndarray]], test: Rows) -> list
 
 
 def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
-    """Markdown: the paper's threshold table and every rule at equal shares."""
+    """Markdown: the paper's threshold table, every rule at equal shares, the operating points, the target."""
     b = results["baselines"]
-    lines = [
+    shares = [f"{s:.3f}" for s in PAPER_SHARES]
+    at_shares = [{"rule": name, **{s: 100 * r["acc_at_paper_shares"][s] for s in shares}, "acc_at_27": 100 * r["acc_at_27"],
+                  "loss_at_27_points": r["loss_at_27_points"]} for name, r in results["rules"].items()]
+    operating = [{"rule": name, "knob": f"{'tau' if name.endswith('_threshold') else 'lambda'} = {r['knob']:.4g}",
+                  "share": r["share"], "accuracy": 100 * r["accuracy"], "loss_points": r["loss_points"]}
+                 for name, r in results["operating_points"].items()]
+    t = results["target"]
+    return "\n\n".join([
         f"Test rows: {results['n_test']} (train {results['n_train']}). Large only: {100 * b['large_only']:.1f}; "
         f"small only: {100 * b['small_only']:.1f}; accuracy = mean true success rate of the chosen model (%).",
-        "",
         "Paper rule (small iff predicted p_small >= tau):",
-        "",
         markdown_table(
             [{**row, **{f"{p}_acc": 100 * row[f"{p}_acc"] for p in preds}} for row in results["threshold_table"]],
             [Col(f"{p}_{k}", f"{p} {k}", fmt) for p in preds for k, fmt in (("share", ".1%"), ("acc", ".1f"))],
             name_key="tau"),
-    ]
-    shares = [f"{s:.3f}" for s in PAPER_SHARES]
-    at_shares = [{"rule": name, **{s: 100 * r["acc_at_paper_shares"][s] for s in shares}, "acc_at_27": 100 * r["acc_at_27"],
-                  "loss_at_27_points": r["loss_at_27_points"]} for name, r in results["rules"].items()]
-    lines += [
-        "",
         "Every rule at equal shares to the small model (the paper's shares, and the 27% target):",
-        "",
         markdown_table(at_shares, [*(Col(s, f"{100 * float(s):.1f}%", ".1f") for s in shares), Col("acc_at_27", "27%", ".1f"),
                                    Col("loss_at_27_points", "loss at 27% (pts)", ".2f")], name_key="rule"),
-    ]
-    operating = [{"rule": name, "knob": f"{'tau' if name.endswith('_threshold') else 'lambda'} = {r['knob']:.4g}",
-                  "share": r["share"], "accuracy": 100 * r["accuracy"], "loss_points": r["loss_points"]}
-                 for name, r in results["operating_points"].items()]
-    lines += [
-        "",
         f"At the operating point chosen on validation rows for a {100 * TARGET_SHARE:.0f}% share (test rows):",
-        "",
         markdown_table(operating, [Col("knob", "knob"), Col("share", "share to small", ".1%"), Col("accuracy", "accuracy", ".1f"),
                                    Col("loss_points", "loss (pts)", ".2f")], name_key="rule"),
-    ]
-    t = results["target"]
-    lines += [
-        "",
         f"Target ({t['rule']} at its validation-chosen operating point, share {100 * t['test_share']:.1f}% on the test "
         f"rows, loss <= {TARGET_MAX_LOSS} points at a share >= {100 * (TARGET_SHARE - SHARE_SLACK):.0f}%): "
         f"{'MET' if t['met'] else 'MISSED'}, measured loss {t['loss_points']:.2f} points.",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> Path:
