@@ -320,8 +320,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         estimators[cfg.save_variant].save(cfg.save)
         log(f"saved the {cfg.save_variant} estimator to {cfg.save} (load with depo.estimator.load_estimator)")
     wall_s = time.perf_counter() - wall
-    rows = [{"method": name, **metrics} for name, metrics in results.items()]
-    table = markdown_table(rows, COLUMNS)
+    table = markdown_table([{"method": name, **metrics} for name, metrics in results.items()], COLUMNS)
     meta = {
         "command": "depo bench estimator",
         "config": cfg.to_dict(),

@@ -306,13 +306,9 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
             for r in recs:
                 r.setdefault("rollout/total_responses", 0.0)
 
-    def accuracy_vs(x_key: str):
-        def draw(ax):
-            for method, runs in records.items():
-                xs, ys = _mean_curve(runs, x_key, avg)
-                ax.plot(xs, ys, marker="o", ms=3, label=method)
-
-        return draw
+    def accuracy(ax, x_key: str):
+        for method, runs in records.items():
+            ax.plot(*_mean_curve(runs, x_key, avg), marker="o", ms=3, label=method)
 
     def estimator_vs_actual(ax):
         for method in (m for m in DEPO_METHODS if m in records):
@@ -325,15 +321,17 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
         for method in (m for m in DEPO_METHODS if m in records):
             ax.plot(*_mean_curve(records[method], "step", "select/survival_rate"), label=method)
 
-    accuracy = f"held-out Avg@{k}"
+    held_out = f"held-out Avg@{k}"
     specs = [  # file, title, draw, x label, y label
-        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", accuracy_vs("step"), "step", accuracy),
+        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", lambda ax: accuracy(ax, "step"),
+         "step", held_out),
         ("estimator_vs_actual.png", "estimator vs actual (paper Fig. 4)", estimator_vs_actual, "step",
          "mean reward of rolled-out prompts"),
         ("survival_rate.png", "survival rate (paper Fig. 5)", survival, "step",
          "survival rate (kept / scanned)"),
-        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed", accuracy_vs("rollout/total_responses"),
-         "cumulative rollouts (responses)", accuracy),
+        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed",
+         lambda ax: accuracy(ax, "rollout/total_responses"), "cumulative rollouts (responses)",
+         held_out),
     ]
     written = []
     for name, title, draw, xlabel, ylabel in specs:
