@@ -5,7 +5,7 @@ Train offline on measured success rates (e.g. Qwen2.5-1.5B-Instruct on MATH,
 is stable), and compare in one run, on one split:
 - `constant_mean`: the training mean for everyone (no ranking at all);
 - `level_mean`: the training mean of the row's `level` (when that column exists);
-- `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn; README reference ~0.62);
+- `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn);
 - `estimator_frozen`: the DEPO estimator with a frozen encoder (vectors cached) + trained trunk;
 - `estimator_top`: the same with its top encoder layers fine-tuned on cached lower-layer states;
 - `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting);

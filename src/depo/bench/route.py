@@ -84,13 +84,6 @@ MODELS = ("small", "large")
 """The two models, in the order of the pass-rate columns of `Rows.y`."""
 
 
-def load_model_rows(cfg: RouteBenchConfig) -> tuple[Rows, Rows]:
-    """Train and test rows with the small and the large model's pass rates as `y`'s two columns."""
-    if cfg.small == cfg.large:
-        raise DepoError("--small and --large must name different columns")
-    return load_rows(cfg, [cfg.small, cfg.large])
-
-
 # ---------------------------------------------------------------------------------------- predictors
 def fit_tfidf(train: Rows, test: Rows) -> dict[str, np.ndarray]:
     """TF-IDF ridge per model (the README's reference regressor; depo.bench.estimator.tfidf_ridge)."""
@@ -290,7 +283,9 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
         cfg = quick_config(cfg)
     set_threads(cfg.threads, cfg.quick)
     start = time.perf_counter()
-    train, test = load_model_rows(cfg)
+    if cfg.small == cfg.large:
+        raise DepoError("--small and --large must name different columns")
+    train, test = load_rows(cfg, [cfg.small, cfg.large])
     log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")
     timings: dict[str, float] = {}
     preds: dict[str, dict[str, np.ndarray]] = {}

@@ -159,13 +159,11 @@ def estimator_flops_projection(
 ) -> dict[str, Any]:
     """Estimator FLOPs per prompt vs the policy's rollout FLOPs per prompt (forward ~ 2 x params x tokens).
 
-    Encoder: all-MiniLM-L6-v2 (22.7M parameters) reads the prompt once; the trunk and heads add
-    2 x (hidden*width + num_blocks*2*width^2 + width*feature_width + 2*feature_width) FLOPs per
-    prompt (the DualHead's linear layers). Policy: G responses of
-    `response_tokens` tokens each, each generated token costing ~2 x policy_params FLOPs
-    (attention over the context ignored, which only makes the policy side larger). The encoder's
-    22.7M parameters include its 11.7M-parameter embedding table, a lookup rather than a matmul,
-    so the estimator side is an overestimate too: the true ratio is larger still.
+    Encoder: all-MiniLM-L6-v2 (22.7M parameters) reads the prompt once, then the trunk and the
+    DualHead's linear layers; policy: G responses of `response_tokens` tokens, ~2 x policy_params
+    FLOPs per generated token. Both simplifications understate the ratio: the policy side leaves
+    out attention over the context, and the estimator side counts the encoder's 11.7M-parameter
+    embedding table, a lookup, as a matmul.
     """
     trunk = 2 * (hidden * width + num_blocks * 2 * width**2 + width * feature_width + 2 * feature_width)
     estimator = 2 * encoder_params * prompt_tokens + trunk
