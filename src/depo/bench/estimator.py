@@ -234,7 +234,6 @@ def train_full(cfg: EstimatorBenchConfig, train: Rows, log) -> tuple[Any, dict[s
     return est, {"rows": len(part.texts), "epochs": cfg.full_epochs, "max_length": cfg.full_max_length}
 
 
-# ---------------------------------------------------------------------------------------- run
 def train_bayes(cfg: EstimatorBenchConfig, train: Rows):
     """The Bayesian estimator (docs/method.md section 4.10) at its defaults, encoder tokens capped
     at 256 (its default), a head per column of `train.y`, fitted in closed form on the training rows."""
@@ -267,6 +266,7 @@ def predictive_zero_var(est: Any, texts: Sequence[str], group_size: int) -> np.n
     return none + every
 
 
+# ---------------------------------------------------------------------------------------- run
 def quick_config(cfg: EstimatorBenchConfig) -> EstimatorBenchConfig:
     """The <= 1 minute CI mode: few rows, short texts, few epochs; the same code path otherwise."""
     return cfg.model_copy(update={
