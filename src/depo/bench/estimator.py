@@ -5,7 +5,7 @@ Train offline on measured success rates (e.g. Qwen2.5-1.5B-Instruct on MATH,
 is stable), and compare in one run, on one split:
 - `constant_mean`: the training mean for everyone (no ranking at all);
 - `level_mean`: the training mean of the row's `level` (when that column exists);
-- `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn; README reference ~0.62);
+- `tfidf_ridge`: TF-IDF word n-grams + ridge regression (scikit-learn);
 - `estimator_frozen`: the DEPO estimator with a frozen encoder (vectors cached) + trained trunk;
 - `estimator_top`: the same with its top encoder layers fine-tuned on cached lower-layer states;
 - `estimator_full`: the DEPO estimator fully fine-tuned (the paper's setting);
@@ -234,12 +234,12 @@ def train_full(cfg: EstimatorBenchConfig, train: Rows, log) -> tuple[Any, dict[s
     return est, {"rows": len(part.texts), "epochs": cfg.full_epochs, "max_length": cfg.full_max_length}
 
 
-# ---------------------------------------------------------------------------------------- run
 def train_bayes(cfg: EstimatorBenchConfig, train: Rows):
     """The Bayesian estimator (docs/method.md section 4.10) at its defaults, encoder tokens capped
-    at 256 (its default), fitted in closed form on the training rows."""
+    at 256 (its default), a head per column of `train.y`, fitted in closed form on the training rows."""
     est = build_estimator({"kind": "bayes", "max_length": min(cfg.max_length, 256), "seed": cfg.seed,
-                           "max_observations": max(2048, len(train.y))})
+                           "max_observations": max(2048, len(train.y)),
+                           "num_targets": train.y.shape[1] if train.y.ndim == 2 else 1})
     est.warm_cache(train.texts, progress=not cfg.quick)
     est.fit(train.texts, train.y, samples=cfg.rate_samples)
     return est
@@ -266,6 +266,7 @@ def predictive_zero_var(est: Any, texts: Sequence[str], group_size: int) -> np.n
     return none + every
 
 
+# ---------------------------------------------------------------------------------------- run
 def quick_config(cfg: EstimatorBenchConfig) -> EstimatorBenchConfig:
     """The <= 1 minute CI mode: few rows, short texts, few epochs; the same code path otherwise."""
     return cfg.model_copy(update={
@@ -319,8 +320,7 @@ def run_bench(cfg: EstimatorBenchConfig, log=print) -> dict[str, Any]:
         estimators[cfg.save_variant].save(cfg.save)
         log(f"saved the {cfg.save_variant} estimator to {cfg.save} (load with depo.estimator.load_estimator)")
     wall_s = time.perf_counter() - wall
-    rows = [{"method": name, **metrics} for name, metrics in results.items()]
-    table = markdown_table(rows, COLUMNS)
+    table = markdown_table([{"method": name, **metrics} for name, metrics in results.items()], COLUMNS)
     meta = {
         "command": "depo bench estimator",
         "config": cfg.to_dict(),

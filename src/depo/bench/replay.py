@@ -156,8 +156,8 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
     text_name = cfg.text_column or first_present(frame, ("prompt", "problem", "question"))
     if text_name is None:
         raise DepoError(f"{source} has no prompt text column (prompt|problem|question); pass --text-column")
-    ids = prompt_ids(frame, cfg.id_column, source=source)
-    texts = dict(zip(ids, (chat_text(v) for v in column(frame, text_name, source=source))))
+    texts = dict(zip(prompt_ids(frame, cfg.id_column, source=source),
+                     (chat_text(v) for v in column(frame, text_name, source=source))))
     missing = [k for k in raw if k not in texts]
     if missing:
         raise DepoError(f"{len(missing)} trajectory prompt ids are not in {source} (e.g. {missing[:3]})")
@@ -173,17 +173,15 @@ def load_replay_data(cfg: ReplayConfig) -> ReplayData:
         if np.max(np.abs(k - acc * g)) > 1e-6:
             raise DepoError(f"trajectory of prompt {pid!r} is not a multiple of 1/{g}: is --group-size right?")
         outcomes.append(k.astype(int))
-    out_ids, out_texts = list(raw), [texts[pid] for pid in raw]
+    ids = list(raw)
+    chosen = range(len(ids))
     if cfg.max_prompts is not None:
-        chosen = sorted(np.random.default_rng(cfg.seed).permutation(len(out_ids))[: cfg.max_prompts])
-        out_ids, out_texts, outcomes = ([x[i] for i in chosen] for x in (out_ids, out_texts, outcomes))
+        chosen = sorted(np.random.default_rng(cfg.seed).permutation(len(ids))[: cfg.max_prompts])
     if cfg.part is not None:
-        held = holdout_mask(out_ids, 0.5, cfg.seed + 104729)
-        chosen = [i for i, h in enumerate(held) if h == (cfg.part == "eval")]
-        out_ids, out_texts, outcomes = ([x[i] for i in chosen] for x in (out_ids, out_texts, outcomes))
-    if cfg.epochs is not None:
-        outcomes = [o[: cfg.epochs] for o in outcomes]
-    return ReplayData(out_ids, out_texts, outcomes)
+        held = holdout_mask([ids[i] for i in chosen], 0.5, cfg.seed + 104729)
+        chosen = [i for i, h in zip(chosen, held) if h == (cfg.part == "eval")]
+    return ReplayData([ids[i] for i in chosen], [texts[ids[i]] for i in chosen],
+                      [outcomes[i][: cfg.epochs] for i in chosen])
 
 
 # ------------------------------------------------------------------------------------ methods
@@ -317,11 +315,7 @@ def summarize(name: str, rec: MethodLog, g: int, screen: int = 0) -> dict[str, f
     }
 
 
-P_ORACLE_WINDOW = 2
-"""Epochs on each side whose recorded k/G estimate the p-oracle's pass rate (the current one excluded)."""
-
-
-def p_oracle_rates(data: ReplayData, g: int, window: int = P_ORACLE_WINDOW) -> list[np.ndarray]:
+def p_oracle_rates(data: ReplayData, g: int, window: int = 2) -> list[np.ndarray]:
     """Per prompt and epoch, the pass rate a p-oracle knows: *estimated*, since the recorded run
     holds one sample of G answers per epoch: the mean k/G of the `window` epochs on each side,
     the current epoch excluded (the rate drifts slowly; this epoch's outcome stays unseen)."""
@@ -417,14 +411,13 @@ def run_replay(cfg: ReplayConfig, log=print) -> dict[str, Any]:
         else:
             rec = replay_method(make_method(name, cfg, oracle_rates, base_estimator), data, cfg, oracle_rates)
         records[name] = rec
-        results[name] = summarize(name, rec, cfg.group_size, cfg.screen)
+        r = results[name] = summarize(name, rec, cfg.group_size, cfg.screen)
         if name not in ("dynamic-sampling", "speed"):  # speed's survival is after its screens
-            results[name].update(p_oracle_reference(rec, data, p_rates, cfg.group_size))
-        results[name]["wall_s"] = time.perf_counter() - start
+            r.update(p_oracle_reference(rec, data, p_rates, cfg.group_size))
+        r["wall_s"] = time.perf_counter() - start
         if name in LEARNED:
-            results[name]["precision_at_recall80"] = precision_at_recall(rec.score, rec.informative, 0.8)
-        log(f"  {name}: effective rate {results[name]['effective_rate']:.3f}, recall {results[name]['recall']:.3f} "
-            f"({results[name]['wall_s']:.0f} s)")
+            r["precision_at_recall80"] = precision_at_recall(rec.score, rec.informative, 0.8)
+        log(f"  {name}: effective rate {r['effective_rate']:.3f}, recall {r['recall']:.3f} ({r['wall_s']:.0f} s)")
     ds = results.get("dynamic-sampling") or results.get("uniform")
     if ds is not None and ds["informative"]:
         ds_cost = ds["rollouts"] / ds["informative"]

@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_frozen
+from depo.bench.estimator import EstimatorBenchConfig, tfidf_ridge, train_bayes, train_frozen
 from depo.bench.report import Col, markdown_table, new_figure, save_figure, timed, write_results
 from depo.bench.route_curves import CurvePoint, accuracy_at_share, random_curve, routed_accuracy
 from depo.bench.table import Rows, TableBenchConfig, load_rows, set_threads
 from depo.data.io import holdout_mask
 from depo.errors import DepoError
-from depo.estimator import build_estimator
 from depo.metrics import spearman
 from depo.routing.router import gain_choice, threshold_choice
 
@@ -44,7 +43,6 @@ TABLE_TAUS = (0.75, 0.7, 0.5, 0.3)
 PAPER_SHARES = (0.267, 0.348, 0.552, 0.683)  # shares the paper's tau values gave (docs/method.md section 2.4)
 TARGET_SHARE = 0.27
 VALIDATION_FRACTION = 0.2
-RATE_SAMPLES = 50  # samples behind each measured pass rate (the shared table's k50 columns)
 TARGET_MAX_LOSS = 4.0  # accuracy points below large-only the bench reports as met
 SHARE_SLACK = 0.01  # the test share may fall this far below TARGET_SHARE (sending fewer queries small loses less)
 PRIMARY_RULE = "bayes_gain"
@@ -86,13 +84,6 @@ MODELS = ("small", "large")
 """The two models, in the order of the pass-rate columns of `Rows.y`."""
 
 
-def load_model_rows(cfg: RouteBenchConfig) -> tuple[Rows, Rows]:
-    """Train and test rows with the small and the large model's pass rates as `y`'s two columns."""
-    if cfg.small == cfg.large:
-        raise DepoError("--small and --large must name different columns")
-    return load_rows(cfg, [cfg.small, cfg.large])
-
-
 # ---------------------------------------------------------------------------------------- predictors
 def fit_tfidf(train: Rows, test: Rows) -> dict[str, np.ndarray]:
     """TF-IDF ridge per model (the README's reference regressor; depo.bench.estimator.tfidf_ridge)."""
@@ -110,9 +101,8 @@ def fit_estimators(cfg: RouteBenchConfig, train: Rows, test: Rows, log) -> tuple
     preds, info = {}, {}
     for j, which in enumerate(MODELS):
         log(f"estimator for the {which} model ({(cfg.small, cfg.large)[j]}):")
-        est, meta = train_frozen(bench_cfg, train.target(j), test.target(j), log)
+        est, info[which] = train_frozen(bench_cfg, train.target(j), test.target(j), log)
         preds[which] = est.predict(test.texts)
-        info[which] = meta
         if cfg.save_estimators is not None:
             path = est.save(Path(cfg.save_estimators) / f"estimator_{which}")
             log(f"  saved to {path}")
@@ -123,10 +113,8 @@ def fit_bayes(cfg: RouteBenchConfig, train: Rows, test: Rows, save: bool = False
     """One Bayesian estimator with a head per model (docs/method.md section 4.10): both heads
     share the features and one factorisation, so their errors are correlated and their
     difference, the predicted gain, is less noisy than two separate fits'."""
-    est = build_estimator({"kind": "bayes", "num_targets": 2, "seed": cfg.seed, "max_observations": max(2048, len(train.ids)),
-                           "max_length": 48 if cfg.quick else 256})
-    est.warm_cache(train.texts, progress=not cfg.quick)
-    est.fit(train.texts, train.y, samples=RATE_SAMPLES)
+    est = train_bayes(EstimatorBenchConfig(train=cfg.train, target="", seed=cfg.seed, quick=cfg.quick,
+                                           max_length=48 if cfg.quick else 256), train)
     pred = est.predict(test.texts)
     if save and cfg.save_estimators is not None:  # heads in (small, large) order, for `depo route serve`'s `estimator:`
         est.save(Path(cfg.save_estimators) / "estimator_bayes")
@@ -134,10 +122,6 @@ def fit_bayes(cfg: RouteBenchConfig, train: Rows, test: Rows, save: bool = False
 
 
 # ---------------------------------------------------------------------------------------- evaluation
-def _points(points: Sequence[CurvePoint]) -> list[list[float]]:
-    return [[round(p.share, 4), round(p.accuracy, 5)] for p in points]
-
-
 def sweep_router(rates: np.ndarray, costs: tuple[float, float], rule: str, knobs: Sequence[float], test: Rows) -> list[dict]:
     """Route the test rows with the Router's own rule functions at each knob value (tau or lambda)."""
     out = []
@@ -164,7 +148,7 @@ def evaluate_rules(preds: dict[str, dict[str, np.ndarray]], test: Rows, costs: t
         at = point(TARGET_SHARE)
         rules[name] = {
             "kind": kind,
-            "curve": _points([point(s) for s in DENSE_SHARES]),
+            "curve": [[round(p.share, 4), round(p.accuracy, 5)] for p in map(point, DENSE_SHARES)],
             "acc_at_27": round(at.accuracy, 5),
             "share_at_27": round(at.share, 4),
             "loss_at_27_points": round(100 * (large_only - at.accuracy), 2),
@@ -236,47 +220,33 @@ def threshold_table(preds: dict[str, dict[str, np.ndarray]], test: Rows) -> list
 
 
 def render_tables(results: dict[str, Any], preds: Sequence[str]) -> str:
-    """Markdown: the paper's threshold table and every rule at equal shares."""
+    """Markdown: the paper's threshold table, every rule at equal shares, the operating points, the target."""
     b = results["baselines"]
-    lines = [
+    shares = [f"{s:.3f}" for s in PAPER_SHARES]
+    at_shares = [{"rule": name, **{s: 100 * r["acc_at_paper_shares"][s] for s in shares}, "acc_at_27": 100 * r["acc_at_27"],
+                  "loss_at_27_points": r["loss_at_27_points"]} for name, r in results["rules"].items()]
+    operating = [{"rule": name, "knob": f"{'tau' if name.endswith('_threshold') else 'lambda'} = {r['knob']:.4g}",
+                  "share": r["share"], "accuracy": 100 * r["accuracy"], "loss_points": r["loss_points"]}
+                 for name, r in results["operating_points"].items()]
+    t = results["target"]
+    return "\n\n".join([
         f"Test rows: {results['n_test']} (train {results['n_train']}). Large only: {100 * b['large_only']:.1f}; "
         f"small only: {100 * b['small_only']:.1f}; accuracy = mean true success rate of the chosen model (%).",
-        "",
         "Paper rule (small iff predicted p_small >= tau):",
-        "",
         markdown_table(
             [{**row, **{f"{p}_acc": 100 * row[f"{p}_acc"] for p in preds}} for row in results["threshold_table"]],
             [Col(f"{p}_{k}", f"{p} {k}", fmt) for p in preds for k, fmt in (("share", ".1%"), ("acc", ".1f"))],
             name_key="tau"),
-    ]
-    shares = [f"{s:.3f}" for s in PAPER_SHARES]
-    at_shares = [{"rule": name, **{s: 100 * r["acc_at_paper_shares"][s] for s in shares}, "acc_at_27": 100 * r["acc_at_27"],
-                  "loss_at_27_points": r["loss_at_27_points"]} for name, r in results["rules"].items()]
-    lines += [
-        "",
         "Every rule at equal shares to the small model (the paper's shares, and the 27% target):",
-        "",
         markdown_table(at_shares, [*(Col(s, f"{100 * float(s):.1f}%", ".1f") for s in shares), Col("acc_at_27", "27%", ".1f"),
                                    Col("loss_at_27_points", "loss at 27% (pts)", ".2f")], name_key="rule"),
-    ]
-    operating = [{"rule": name, "knob": f"{'tau' if name.endswith('_threshold') else 'lambda'} = {r['knob']:.4g}",
-                  "share": r["share"], "accuracy": 100 * r["accuracy"], "loss_points": r["loss_points"]}
-                 for name, r in results["operating_points"].items()]
-    lines += [
-        "",
         f"At the operating point chosen on validation rows for a {100 * TARGET_SHARE:.0f}% share (test rows):",
-        "",
         markdown_table(operating, [Col("knob", "knob"), Col("share", "share to small", ".1%"), Col("accuracy", "accuracy", ".1f"),
                                    Col("loss_points", "loss (pts)", ".2f")], name_key="rule"),
-    ]
-    t = results["target"]
-    lines += [
-        "",
         f"Target ({t['rule']} at its validation-chosen operating point, share {100 * t['test_share']:.1f}% on the test "
         f"rows, loss <= {TARGET_MAX_LOSS} points at a share >= {100 * (TARGET_SHARE - SHARE_SLACK):.0f}%): "
         f"{'MET' if t['met'] else 'MISSED'}, measured loss {t['loss_points']:.2f} points.",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def plot(results: dict[str, Any], out: Path, figures_dir: str | Path | None) -> Path:
@@ -313,7 +283,9 @@ def run_bench(cfg: RouteBenchConfig, log=print) -> dict[str, Any]:
         cfg = quick_config(cfg)
     set_threads(cfg.threads, cfg.quick)
     start = time.perf_counter()
-    train, test = load_model_rows(cfg)
+    if cfg.small == cfg.large:
+        raise DepoError("--small and --large must name different columns")
+    train, test = load_rows(cfg, [cfg.small, cfg.large])
     log(f"route bench: {len(train.ids)} train rows, {len(test.ids)} test rows; small={cfg.small} large={cfg.large}")
     timings: dict[str, float] = {}
     preds: dict[str, dict[str, np.ndarray]] = {}

@@ -58,17 +58,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "mopps": {"selector": "mopps", "loss_type": "grpo", "selection": "rank", "oversample": 2.0},
     "p-oracle": {"selector": "p-oracle", "loss_type": "grpo"},
 }
-"""`p-oracle` (depo.bench.p_oracle) measures every candidate's pass rate on the current policy:
-the ceiling of what selection before the rollout can buy; about 16 extra answers per scanned
-candidate, so it is not in the default method list. `depo`, `depo+dapo`, `dapo+depo` and
+"""Each method's TrainConfig values over the base config. `depo`, `depo+dapo`, `dapo+depo` and
 `p-oracle` take the base config's stream (configs/demo.yaml: keep by rank, the best 1 / 2.7 of
 each scanned pool), so the p-oracle is compared at the same survival; the paper's rule, GRESO
 and the uniform rows use the threshold-and-refill stream (uniform keeps everything anyway)."""
 DEFAULT_METHODS = ("grpo", "dapo", "depo-paper", "depo", "depo+dapo", "dapo+depo")
-"""The paper's rows; the peers (history, mopps) and the p-oracle are opt-in."""
+"""The paper's rows; the peers (history, mopps) and the p-oracle (depo.bench.p_oracle: about 16
+extra answers per scanned candidate) are opt-in."""
 DEPO_METHODS = ("depo-paper", "depo", "depo+dapo", "dapo+depo")
-"""`depo+dapo`: DEPO's selection with DAPO's loss parts, no dynamic sampling; `dapo+depo`: DAPO
-whole, its dynamic sampling fed by DEPO-selected candidates (the paper's plug-and-play)."""
+"""The rows that select with a DEPO estimator: they take the warm-up and the base config's estimator settings."""
 TIME_PHASES = ("select", "rollout", "reward", "advantage", "update", "estimator", "total")
 PAPER_ESTIMATOR = {"update_batch_size": 0}
 """`depo-paper`'s fixed window [0.15, 0.85] reads the level of p_hat, which the base config's
@@ -161,13 +159,11 @@ def estimator_flops_projection(
 ) -> dict[str, Any]:
     """Estimator FLOPs per prompt vs the policy's rollout FLOPs per prompt (forward ~ 2 x params x tokens).
 
-    Encoder: all-MiniLM-L6-v2 (22.7M parameters) reads the prompt once; the trunk and heads add
-    2 x (hidden*width + num_blocks*2*width^2 + width*feature_width + 2*feature_width) FLOPs per
-    prompt (the DualHead's linear layers). Policy: G responses of
-    `response_tokens` tokens each, each generated token costing ~2 x policy_params FLOPs
-    (attention over the context ignored, which only makes the policy side larger). The encoder's
-    22.7M parameters include its 11.7M-parameter embedding table, a lookup rather than a matmul,
-    so the estimator side is an overestimate too: the true ratio is larger still.
+    Encoder: all-MiniLM-L6-v2 (22.7M parameters) reads the prompt once, then the trunk and the
+    DualHead's linear layers; policy: G responses of `response_tokens` tokens, ~2 x policy_params
+    FLOPs per generated token. Both simplifications understate the ratio: the policy side leaves
+    out attention over the context, and the estimator side counts the encoder's 11.7M-parameter
+    embedding table, a lookup, as a matmul.
     """
     trunk = 2 * (hidden * width + num_blocks * 2 * width**2 + width * feature_width + 2 * feature_width)
     estimator = 2 * encoder_params * prompt_tokens + trunk
@@ -308,13 +304,9 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
             for r in recs:
                 r.setdefault("rollout/total_responses", 0.0)
 
-    def accuracy_vs(x_key: str):
-        def draw(ax):
-            for method, runs in records.items():
-                xs, ys = _mean_curve(runs, x_key, avg)
-                ax.plot(xs, ys, marker="o", ms=3, label=method)
-
-        return draw
+    def accuracy(ax, x_key: str):
+        for method, runs in records.items():
+            ax.plot(*_mean_curve(runs, x_key, avg), marker="o", ms=3, label=method)
 
     def estimator_vs_actual(ax):
         for method in (m for m in DEPO_METHODS if m in records):
@@ -327,15 +319,17 @@ def write_figures(records: dict[str, list[list[dict[str, Any]]]], out: Path, fig
         for method in (m for m in DEPO_METHODS if m in records):
             ax.plot(*_mean_curve(records[method], "step", "select/survival_rate"), label=method)
 
-    accuracy = f"held-out Avg@{k}"
+    held_out = f"held-out Avg@{k}"
     specs = [  # file, title, draw, x label, y label
-        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", accuracy_vs("step"), "step", accuracy),
+        ("accuracy_vs_step.png", "held-out accuracy (paper Fig. 1)", lambda ax: accuracy(ax, "step"),
+         "step", held_out),
         ("estimator_vs_actual.png", "estimator vs actual (paper Fig. 4)", estimator_vs_actual, "step",
          "mean reward of rolled-out prompts"),
         ("survival_rate.png", "survival rate (paper Fig. 5)", survival, "step",
          "survival rate (kept / scanned)"),
-        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed", accuracy_vs("rollout/total_responses"),
-         "cumulative rollouts (responses)", accuracy),
+        ("accuracy_vs_rollouts.png", "accuracy vs rollouts consumed",
+         lambda ax: accuracy(ax, "rollout/total_responses"), "cumulative rollouts (responses)",
+         held_out),
     ]
     written = []
     for name, title, draw, xlabel, ylabel in specs:

@@ -172,8 +172,7 @@ def run_one(kind: str, opts: TRLBenchConfig, model_dir: Path, train: list[Task],
         "heldout_after": after,
     }
     if kind != "grpo":
-        last = steps[-1]
-        summary["scanned_total"] = float(last.get("select/total_scanned", float("nan")))
+        summary["scanned_total"] = float(steps[-1].get("select/total_scanned", float("nan")))
         summary["select_s_total"] = float(sum(h.get("time/select_s", 0.0) for h in steps))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
