@@ -216,11 +216,9 @@ def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str], *, lock
 
 
 def load(model: type[C], path: str | Path | None = None, overrides: Iterable[str] = (), *,
-         defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None,
-         path_keys: Collection[str] = (), what: str = "config") -> C:
-    """`model` from `defaults`, then the YAML file at `path` (with its `extends` and `path_keys`),
-    then overrides."""
-    values = merge(defaults or {}, read_yaml(path, what, path_keys) if path is not None else {})
+         locked: Mapping[str, str] | None = None, path_keys: Collection[str] = (), what: str = "config") -> C:
+    """`model` from the YAML file at `path` (with its `extends` and `path_keys`), then overrides."""
+    values = read_yaml(path, what, path_keys) if path is not None else {}
     return model.build(apply_overrides(values, overrides, locked=locked), what=what)
 
 
@@ -246,11 +244,9 @@ def add_arguments(parser: argparse.ArgumentParser, model: type[Config], flags: S
         parser.add_argument(*options, dest=f"flag:{name}", default=None, help=help_text, **kind)
 
 
-def from_arguments(model: type[C], args: argparse.Namespace, *, default_config: str | Path | None = None,
-                   defaults: Mapping[str, Any] | None = None, locked: Mapping[str, str] | None = None, what: str = "config") -> C:
-    """The config a command was given: its file (or `default_config`), then flags, then `--set`s."""
-    path = args.config or default_config
-    return load(model, path, overrides_from(args), defaults=defaults, locked=locked, what=what)
+def from_arguments(model: type[C], args: argparse.Namespace, *, what: str = "config") -> C:
+    """The config a command was given: its file, then flags, then `--set`s."""
+    return load(model, args.config, overrides_from(args), what=what)
 
 
 def parse_command(model: type[C], argv: Sequence[str] | None, *, prog: str, description: str,
