@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,8 +38,12 @@ def save(estimator: OnlineEstimator, path: str | Path) -> Path:
     config = estimator.config.to_dict()
     config["encoder_path"] = ENCODER_DIR
     (path / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "config": config}, indent=2) + "\n")
-    state = estimator.state_dict()
-    torch.save({key: state[key] for key in ("optimizer", "steps", "replay")}, path / TRAIN_STATE_FILE)
+    train_state = {
+        "optimizer": estimator.optimizer.state_dict(),
+        "steps": estimator.steps,
+        "replay": [asdict(o) for o in estimator.replay],
+    }
+    torch.save(train_state, path / TRAIN_STATE_FILE)
     return path
 
 
